@@ -1,1 +1,87 @@
-fn main() {}
+//! Benchmarks of the ledger core's hot path: a hold placed and captured (the life of
+//! one generation), and the balance view, on accounts with 1, 10 and 100 live buckets.
+//!
+//! Run: `cargo bench -p creditd-ledger --bench hold_capture`. Figures go to
+//! docs/BENCHMARKS.md with the machine they ran on.
+
+#![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+
+use std::hint::black_box;
+
+use creditd_ledger::{
+    Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, Journal, Use,
+};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+
+const BUCKET_COUNTS: [usize; 3] = [1, 10, 100];
+
+/// An account with `buckets` general buckets of a billion credits, each ending on a
+/// different day, so consumption order has work to do and credits never run out.
+fn account_with(catalog: &Catalog, buckets: usize, now: Timestamp) -> Account {
+    let mut account = Account::open(AccountId::parse("bench").unwrap(), TimeZone::UTC, now);
+    let mut journal = Journal::default();
+    let mut moment = account.at(catalog, now, &mut journal);
+    for day in 0..buckets {
+        let hours = (i64::try_from(day).unwrap() + 30) * 24;
+        moment
+            .grant(Grant {
+                kind: CreditKind::General,
+                amount: Amount::new(1_000_000_000).unwrap(),
+                source: GrantSource::Promotion,
+                expiry: Expiry::At(now.checked_add(hours.hours()).unwrap()),
+                campaign: None,
+                note: None,
+            })
+            .unwrap();
+    }
+    account
+}
+
+fn place_and_capture(c: &mut Criterion) {
+    let catalog = Catalog::default();
+    let now: Timestamp = "2026-11-21T00:00:00Z".parse().unwrap();
+    let intended = Use {
+        feature: "agent.image_generation".into(),
+        quantity: Some(4),
+        ..Use::default()
+    };
+    let mut group = c.benchmark_group("place_and_capture");
+    group.throughput(Throughput::Elements(1));
+    for buckets in BUCKET_COUNTS {
+        let mut account = account_with(&catalog, buckets, now);
+        let mut journal = Journal::default();
+        group.bench_with_input(BenchmarkId::from_parameter(buckets), &buckets, |b, _| {
+            b.iter(|| {
+                journal.clear();
+                let mut moment = account.at(&catalog, now, &mut journal);
+                let hold = moment.place_hold(black_box(&intended)).unwrap();
+                black_box(moment.capture(hold.id(), Some(3)).unwrap());
+            });
+        });
+    }
+    group.finish();
+}
+
+fn balance(c: &mut Criterion) {
+    let catalog = Catalog::default();
+    let now: Timestamp = "2026-11-21T00:00:00Z".parse().unwrap();
+    let mut group = c.benchmark_group("balance");
+    group.throughput(Throughput::Elements(1));
+    for buckets in BUCKET_COUNTS {
+        let mut account = account_with(&catalog, buckets, now);
+        let mut journal = Journal::default();
+        group.bench_with_input(BenchmarkId::from_parameter(buckets), &buckets, |b, _| {
+            b.iter(|| {
+                journal.clear();
+                let moment = account.at(&catalog, now, &mut journal);
+                black_box(moment.account().balance());
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, place_and_capture, balance);
+criterion_main!(benches);

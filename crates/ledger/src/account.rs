@@ -18,13 +18,11 @@ use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, ToSpan};
 
 use crate::hold::Settlement;
-use crate::limits::{
-    Amount, MAX_LIVE_BUCKETS, MAX_PENDING_HOLDS, MAX_QUANTITY, check_text,
-};
+use crate::limits::{Amount, MAX_LIVE_BUCKETS, MAX_PENDING_HOLDS, MAX_QUANTITY, check_text};
 use crate::{
-    AccountId, Allocation, Bucket, BucketId, Catalog, CreditKind, Distribution,
-    EntryType, Hold, HoldId, HoldStatus, Journal, LedgerEntry, Membership, MembershipStatus,
-    OrderId, Refusal, Source, Tier, time,
+    AccountId, Allocation, Bucket, BucketId, Catalog, CreditKind, Distribution, EntryType, Hold,
+    HoldId, HoldStatus, Journal, LedgerEntry, Membership, MembershipStatus, OrderId, Refusal,
+    Source, Tier, time,
 };
 
 /// One account's credits, membership and pending holds.
@@ -256,7 +254,10 @@ impl Account {
 
     /// Drops a bucket that is empty and lent to no pending hold: nothing can reach it again.
     fn drop_if_spent(&mut self, id: BucketId) {
-        let spent = self.buckets.iter().position(|b| b.id == id && b.remaining == 0);
+        let spent = self
+            .buckets
+            .iter()
+            .position(|b| b.id == id && b.remaining == 0);
         if let Some(index) = spent
             && !self.is_lent(id)
         {
@@ -320,7 +321,13 @@ impl Moment<'_> {
             .membership
             .start_trial(Arc::clone(&plan.name), self.now, trial_end);
         if plan.trial_credits > 0 {
-            let bucket = self.add_bucket(CreditKind::General, Source::Trial, plan.trial_credits, Some(trial_end), None);
+            let bucket = self.add_bucket(
+                CreditKind::General,
+                Source::Trial,
+                plan.trial_credits,
+                Some(trial_end),
+                None,
+            );
             self.record_grant(bucket, |_| {});
         }
         Ok(())
@@ -378,7 +385,13 @@ impl Moment<'_> {
         };
         if first_today && credits > 0 {
             self.account.check_room_for_bucket()?;
-            let bucket = self.add_bucket(CreditKind::Agent, Source::DailyLogin, credits, Some(expires_at), None);
+            let bucket = self.add_bucket(
+                CreditKind::Agent,
+                Source::DailyLogin,
+                credits,
+                Some(expires_at),
+                None,
+            );
             self.record_grant(bucket, |_| {});
             answer.granted = credits;
             answer.bucket_id = Some(bucket);
@@ -400,7 +413,9 @@ impl Moment<'_> {
             Expiry::Never => None,
             Expiry::At(at) if at <= self.now => return Err(Refusal::ExpiryNotInFuture),
             Expiry::At(at) => Some(at),
-            Expiry::ValidFor(span) => Some(self.add_in_zone(self.now, time::check_positive(span)?)?),
+            Expiry::ValidFor(span) => {
+                Some(self.add_in_zone(self.now, time::check_positive(span)?)?)
+            }
         };
         self.account.check_room_for_bucket()?;
         let source = match grant.source {
@@ -432,7 +447,13 @@ impl Moment<'_> {
             return Err(Refusal::PurchaseAlreadyExpired);
         }
         self.account.check_room_for_bucket()?;
-        let bucket_id = self.add_bucket(CreditKind::General, Source::Purchase, credits, Some(expires_at), None);
+        let bucket_id = self.add_bucket(
+            CreditKind::General,
+            Source::Purchase,
+            credits,
+            Some(expires_at),
+            None,
+        );
         let order_id = purchase.order_id;
         self.record_grant(bucket_id, |entry| entry.order_id = Some(order_id.clone()));
         if !self.account.membership.is_member() {
@@ -469,7 +490,9 @@ impl Moment<'_> {
             });
         }
         let charged = held.price.cost(delivered);
-        Ok(self.settle(id, HoldStatus::Captured, delivered, charged).clone())
+        Ok(self
+            .settle(id, HoldStatus::Captured, delivered, charged)
+            .clone())
     }
 
     /// Returns everything a pending hold reserved.
@@ -485,7 +508,9 @@ impl Moment<'_> {
         let id = self.place(intended)?;
         let quantity = self.pending(id).quantity;
         let amount = self.pending(id).amount;
-        Ok(self.settle(id, HoldStatus::Captured, quantity, amount).clone())
+        Ok(self
+            .settle(id, HoldStatus::Captured, quantity, amount)
+            .clone())
     }
 
     /// An admin's adjustment; returns the entries it wrote.
@@ -531,7 +556,9 @@ impl Moment<'_> {
         }
         let policies = catalog.policies();
         let (min, max) = (policies.hold_ttl_min_seconds, policies.hold_ttl_max_seconds);
-        let ttl_seconds = intended.ttl_seconds.unwrap_or(policies.hold_ttl_default_seconds);
+        let ttl_seconds = intended
+            .ttl_seconds
+            .unwrap_or(policies.hold_ttl_default_seconds);
         if !(min..=max).contains(&ttl_seconds) {
             return Err(Refusal::TtlOutOfRange { min, max });
         }
@@ -618,8 +645,14 @@ impl Moment<'_> {
             left = left.saturating_sub(taken);
         }
         for &(id, taken) in &plan {
-            let bucket = self.account.bucket_mut(id).expect("planned from live buckets");
-            bucket.remaining = bucket.remaining.checked_sub(taken).expect("planned within remaining");
+            let bucket = self
+                .account
+                .bucket_mut(id)
+                .expect("planned from live buckets");
+            bucket.remaining = bucket
+                .remaining
+                .checked_sub(taken)
+                .expect("planned within remaining");
         }
         Ok(plan)
     }
@@ -648,8 +681,12 @@ impl Moment<'_> {
             match self.account.bucket_mut(allocation.bucket_id) {
                 Some(bucket) => {
                     bucket.remaining = bucket.remaining.saturating_add(back);
-                    debug_assert!(bucket.remaining <= bucket.granted, "a return exceeds the grant");
-                    let mut entry = self.entry_for(allocation.bucket_id, EntryType::Refund, signed(back));
+                    debug_assert!(
+                        bucket.remaining <= bucket.granted,
+                        "a return exceeds the grant"
+                    );
+                    let mut entry =
+                        self.entry_for(allocation.bucket_id, EntryType::Refund, signed(back));
                     describe_return(&mut entry, &hold, quantity, status);
                     self.journal.entries.push(entry);
                 }
@@ -659,9 +696,14 @@ impl Moment<'_> {
                 }
             }
         }
-        for (kind, back) in [CreditKind::Agent, CreditKind::General].into_iter().zip(to_grace) {
+        for (kind, back) in [CreditKind::Agent, CreditKind::General]
+            .into_iter()
+            .zip(to_grace)
+        {
             if back > 0 {
-                let expires_at = self.add_in_zone(self.now, self.catalog.policies().refund_grace).ok();
+                let expires_at = self
+                    .add_in_zone(self.now, self.catalog.policies().refund_grace)
+                    .ok();
                 let bucket_id = self.add_bucket(kind, Source::RefundGrace, back, expires_at, None);
                 let mut entry = self.entry_for(bucket_id, EntryType::Refund, signed(back));
                 describe_return(&mut entry, &hold, quantity, status);
@@ -695,7 +737,13 @@ impl Moment<'_> {
             if self.account.membership.lapse_at() == Some(at) {
                 self.lapse();
             }
-            while let Some(id) = self.account.holds.iter().find(|h| h.expires_at == at).map(|h| h.id) {
+            while let Some(id) = self
+                .account
+                .holds
+                .iter()
+                .find(|h| h.expires_at == at)
+                .map(|h| h.id)
+            {
                 self.settle(id, HoldStatus::Expired, 0, 0);
             }
             let mut expiring: Vec<BucketId> = self
@@ -726,7 +774,10 @@ impl Moment<'_> {
         let distribution = membership.next_distribution().map(|(at, _)| at);
         let hold = account.holds.iter().map(|h| h.expires_at).min();
         let bucket = account.buckets.iter().filter_map(|b| b.expires_at).min();
-        [lapse, distribution, hold, bucket].into_iter().flatten().min()
+        [lapse, distribution, hold, bucket]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn lapse(&mut self) {
@@ -743,7 +794,14 @@ impl Moment<'_> {
             .expect("expiring a live bucket");
         let bucket = self.account.buckets.remove(index);
         if bucket.remaining > 0 {
-            let mut entry = LedgerEntry::new(self.now, EntryType::Expire, negative(bucket.remaining), bucket.kind, bucket.source, id);
+            let mut entry = LedgerEntry::new(
+                self.now,
+                EntryType::Expire,
+                negative(bucket.remaining),
+                bucket.kind,
+                bucket.source,
+                id,
+            );
             entry.note = bucket.campaign;
             self.journal.entries.push(entry);
         }
@@ -751,23 +809,43 @@ impl Moment<'_> {
 
     fn distribute(&mut self, index: u32) {
         let membership = &mut self.account.membership;
-        let schedule = membership.schedule_mut().expect("distributing on a schedule");
+        let schedule = membership
+            .schedule_mut()
+            .expect("distributing on a schedule");
         let anchor = schedule.anchor;
         let agent_end = schedule.month_end(index);
         schedule.advance();
-        let plan = membership.plan.as_deref().and_then(|name| self.catalog.plan(name).ok());
+        let plan = membership
+            .plan
+            .as_deref()
+            .and_then(|name| self.catalog.plan(name).ok());
         // A plan removed from the configuration distributes nothing; the schedule runs on.
-        let (general, agent) = plan.map_or((0, 0), |p| (p.monthly_credits, p.monthly_agent_credits));
+        let (general, agent) =
+            plan.map_or((0, 0), |p| (p.monthly_credits, p.monthly_agent_credits));
         if general > 0 {
-            let id = self.add_bucket(CreditKind::General, Source::Subscription, general, None, None);
+            let id = self.add_bucket(
+                CreditKind::General,
+                Source::Subscription,
+                general,
+                None,
+                None,
+            );
             self.record_grant(id, |_| {});
         }
         if agent > 0 {
-            let id = self.add_bucket(CreditKind::Agent, Source::MembershipAgent, agent, agent_end, None);
+            let id = self.add_bucket(
+                CreditKind::Agent,
+                Source::MembershipAgent,
+                agent,
+                agent_end,
+                None,
+            );
             self.record_grant(id, |_| {});
         }
         let at = self.now;
-        self.journal.distributions.push(Distribution { anchor, index, at });
+        self.journal
+            .distributions
+            .push(Distribution { anchor, index, at });
     }
 
     // ----- bookkeeping
@@ -864,3 +942,6 @@ fn signed(credits: u64) -> i64 {
 fn negative(credits: u64) -> i64 {
     signed(credits).saturating_neg()
 }
+
+#[cfg(test)]
+mod tests;

@@ -80,8 +80,12 @@ impl Account {
             let frozen = self.is_frozen(bucket);
             let remaining = bucket.remaining();
             match (bucket.kind(), frozen) {
-                (CreditKind::General, false) => general.available = general.available.saturating_add(remaining),
-                (CreditKind::General, true) => general.frozen = general.frozen.saturating_add(remaining),
+                (CreditKind::General, false) => {
+                    general.available = general.available.saturating_add(remaining)
+                }
+                (CreditKind::General, true) => {
+                    general.frozen = general.frozen.saturating_add(remaining)
+                }
                 (CreditKind::Agent, _) => {
                     debug_assert!(!frozen, "no source of agent credits freezes");
                     agent.available = agent.available.saturating_add(remaining);
@@ -89,9 +93,16 @@ impl Account {
             }
             if let Some(at) = bucket.expires_at() {
                 match &mut next_expiry {
-                    Some(next) if next.at == at => next.amount = next.amount.saturating_add(remaining),
+                    Some(next) if next.at == at => {
+                        next.amount = next.amount.saturating_add(remaining)
+                    }
                     Some(next) if next.at < at => {}
-                    _ => next_expiry = Some(NextExpiry { at, amount: remaining }),
+                    _ => {
+                        next_expiry = Some(NextExpiry {
+                            at,
+                            amount: remaining,
+                        })
+                    }
                 }
             }
             buckets.push(BalanceBucket {

@@ -139,7 +139,15 @@ impl Bucket {
     /// (never-expiring last), then oldest grant, then id. Tools use the same order over
     /// their general buckets only.
     pub fn consumption_order(&self, other: &Bucket) -> Ordering {
-        let key = |b: &Bucket| (b.kind, b.expires_at.is_none(), b.expires_at, b.granted_at, b.id);
+        let key = |b: &Bucket| {
+            (
+                b.kind,
+                b.expires_at.is_none(),
+                b.expires_at,
+                b.granted_at,
+                b.id,
+            )
+        };
         key(self).cmp(&key(other))
     }
 }

@@ -375,12 +375,19 @@ impl FeatureFile {
             return Err(invalid("features", "a feature needs a name"));
         }
         let block = check_range(at("block"), self.block, 1, MAX_QUANTITY)?;
-        let default_quantity =
-            check_range(at("default_quantity"), self.default_quantity, 1, MAX_QUANTITY)?;
+        let default_quantity = check_range(
+            at("default_quantity"),
+            self.default_quantity,
+            1,
+            MAX_QUANTITY,
+        )?;
         if self.prices.general.is_none() && self.prices.premium.is_none() {
             return Err(invalid(at("prices"), "at least one tier needs a price"));
         }
-        for (tier, price) in [("general", self.prices.general), ("premium", self.prices.premium)] {
+        for (tier, price) in [
+            ("general", self.prices.general),
+            ("premium", self.prices.premium),
+        ] {
             if let Some(price) = price {
                 check_range(at(&format!("prices.{tier}")), price, 0, MAX_AMOUNT)?;
             }
@@ -413,7 +420,12 @@ impl PlanFile {
             name: name.into(),
             trial_days: check_range(at("trial_days"), self.trial_days, 0, MAX_TRIAL_DAYS)?,
             trial_credits: check_range(at("trial_credits"), self.trial_credits, 0, MAX_AMOUNT)?,
-            monthly_credits: check_range(at("monthly_credits"), self.monthly_credits, 0, MAX_AMOUNT)?,
+            monthly_credits: check_range(
+                at("monthly_credits"),
+                self.monthly_credits,
+                0,
+                MAX_AMOUNT,
+            )?,
             monthly_agent_credits: check_range(
                 at("monthly_agent_credits"),
                 self.monthly_agent_credits,
@@ -435,9 +447,13 @@ struct PackageFile {
 impl PackageFile {
     fn check(self, name: &str) -> Result<Package, CatalogError> {
         let at = |field: &str| format!("packages.{name}.{field}");
-        let iso_4217 = self.currency.len() == 3 && self.currency.chars().all(|c| c.is_ascii_uppercase());
+        let iso_4217 =
+            self.currency.len() == 3 && self.currency.chars().all(|c| c.is_ascii_uppercase());
         if !iso_4217 {
-            return Err(invalid(at("currency"), "a three-letter ISO 4217 code is needed"));
+            return Err(invalid(
+                at("currency"),
+                "a three-letter ISO 4217 code is needed",
+            ));
         }
         Ok(Package {
             name: name.into(),
@@ -467,7 +483,9 @@ impl PoliciesFile {
             daily_login_credits: self.daily_login_credits.or(base.daily_login_credits),
             purchase_validity: self.purchase_validity.or(base.purchase_validity),
             refund_grace: self.refund_grace.or(base.refund_grace),
-            hold_ttl_default_seconds: self.hold_ttl_default_seconds.or(base.hold_ttl_default_seconds),
+            hold_ttl_default_seconds: self
+                .hold_ttl_default_seconds
+                .or(base.hold_ttl_default_seconds),
             hold_ttl_min_seconds: self.hold_ttl_min_seconds.or(base.hold_ttl_min_seconds),
             hold_ttl_max_seconds: self.hold_ttl_max_seconds.or(base.hold_ttl_max_seconds),
             default_time_zone: self.default_time_zone.or(base.default_time_zone),
@@ -534,10 +552,31 @@ mod tests {
         ("image_color_change", Category::Tool, 1, Some(1), None, 1),
         ("ai_extender", Category::Tool, 1, Some(1), None, 1),
         ("agent.image_editing", Category::Agent, 1, Some(1), None, 1),
-        ("agent.image_generation", Category::Agent, 1, Some(2), Some(3), 1),
+        (
+            "agent.image_generation",
+            Category::Agent,
+            1,
+            Some(2),
+            Some(3),
+            1,
+        ),
         ("agent.video_editing", Category::Agent, 1, Some(4), None, 1),
-        ("agent.video_generation", Category::Agent, 5, Some(20), Some(20), 5),
-        ("agent.brand_creation", Category::Agent, 1, Some(10), Some(15), 1),
+        (
+            "agent.video_generation",
+            Category::Agent,
+            5,
+            Some(20),
+            Some(20),
+            5,
+        ),
+        (
+            "agent.brand_creation",
+            Category::Agent,
+            1,
+            Some(10),
+            Some(15),
+            1,
+        ),
         ("agent.poster", Category::Agent, 1, Some(10), Some(15), 1),
         ("agent.web_page", Category::Agent, 1, Some(10), Some(15), 1),
         ("agent.ppt", Category::Agent, 1, Some(10), Some(15), 1),
@@ -552,7 +591,13 @@ mod tests {
         for (name, category, block, general, premium, default_quantity) in SPEC_PRICES {
             let f = catalog.feature(name).expect("feature");
             assert_eq!(
-                (f.category, f.block, f.general, f.premium, f.default_quantity),
+                (
+                    f.category,
+                    f.block,
+                    f.general,
+                    f.premium,
+                    f.default_quantity
+                ),
                 (category, block, general, premium, default_quantity),
                 "{name}"
             );
@@ -564,7 +609,12 @@ mod tests {
         let catalog = Catalog::default();
         let pro = catalog.plan("pro").expect("pro");
         assert_eq!(
-            (pro.trial_days, pro.trial_credits, pro.monthly_credits, pro.monthly_agent_credits),
+            (
+                pro.trial_days,
+                pro.trial_credits,
+                pro.monthly_credits,
+                pro.monthly_agent_credits
+            ),
             (7, 50, 500, 100)
         );
         let packages: Vec<(&str, u64, u64)> = catalog
@@ -573,14 +623,28 @@ mod tests {
             .collect();
         assert_eq!(
             packages,
-            [("credits_100", 100, 499), ("credits_500", 500, 1999), ("credits_2000", 2000, 6999)]
+            [
+                ("credits_100", 100, 499),
+                ("credits_500", 500, 1999),
+                ("credits_2000", 2000, 6999)
+            ]
         );
         let p = catalog.policies();
         assert_eq!(p.daily_login_credits, 10);
-        assert_eq!(p.purchase_validity.fieldwise(), Span::new().years(2).fieldwise());
-        assert_eq!(p.refund_grace.fieldwise(), Span::new().hours(24).fieldwise());
         assert_eq!(
-            (p.hold_ttl_default_seconds, p.hold_ttl_min_seconds, p.hold_ttl_max_seconds),
+            p.purchase_validity.fieldwise(),
+            Span::new().years(2).fieldwise()
+        );
+        assert_eq!(
+            p.refund_grace.fieldwise(),
+            Span::new().hours(24).fieldwise()
+        );
+        assert_eq!(
+            (
+                p.hold_ttl_default_seconds,
+                p.hold_ttl_min_seconds,
+                p.hold_ttl_max_seconds
+            ),
             (900, 1, 86_400)
         );
     }
@@ -596,7 +660,9 @@ mod tests {
         assert_eq!(video.cost(7), 40, "7 s = 2 blocks of 5 s");
         assert_eq!(video.cost(12), 60);
         assert_eq!(video.cost(0), 0);
-        let background = catalog.feature("ai_background").and_then(|f| f.price(Tier::General));
+        let background = catalog
+            .feature("ai_background")
+            .and_then(|f| f.price(Tier::General));
         assert_eq!(background.map(|p| p.cost(2)), Ok(4));
     }
 
@@ -630,7 +696,10 @@ mod tests {
         .expect("valid");
         assert_eq!(catalog.policies().daily_login_credits, 25);
         assert_eq!(catalog.policies().hold_ttl_default_seconds, 900);
-        assert!(catalog.plan("pro").is_err(), "[plans] replaces the built-in plans");
+        assert!(
+            catalog.plan("pro").is_err(),
+            "[plans] replaces the built-in plans"
+        );
         assert_eq!(catalog.plan("max").map(|p| p.monthly_credits), Ok(2000));
         assert_eq!(catalog.features().count(), 14, "features kept");
     }
@@ -638,12 +707,27 @@ mod tests {
     #[test]
     fn a_config_file_with_bad_values_is_refused_with_the_place() {
         let cases = [
-            ("[features.x]\ncategory='tool'\nunit='u'\nblock=0\ndefault_quantity=1\nprices={general=1}", "features.x.block"),
-            ("[features.x]\ncategory='tool'\nunit='u'\nblock=1\ndefault_quantity=1\nprices={}", "features.x.prices"),
+            (
+                "[features.x]\ncategory='tool'\nunit='u'\nblock=0\ndefault_quantity=1\nprices={general=1}",
+                "features.x.block",
+            ),
+            (
+                "[features.x]\ncategory='tool'\nunit='u'\nblock=1\ndefault_quantity=1\nprices={}",
+                "features.x.prices",
+            ),
             ("[policies]\nrefund_grace='-PT1H'", "policies.refund_grace"),
-            ("[policies]\nhold_ttl_default_seconds=0", "policies.hold_ttl_default_seconds"),
-            ("[policies]\ndefault_time_zone='Nowhere/Land'", "policies.default_time_zone"),
-            ("[packages.p]\ncredits=5\nprice_minor=1\ncurrency='usd'", "packages.p.currency"),
+            (
+                "[policies]\nhold_ttl_default_seconds=0",
+                "policies.hold_ttl_default_seconds",
+            ),
+            (
+                "[policies]\ndefault_time_zone='Nowhere/Land'",
+                "policies.default_time_zone",
+            ),
+            (
+                "[packages.p]\ncredits=5\nprice_minor=1\ncurrency='usd'",
+                "packages.p.currency",
+            ),
         ];
         for (text, place) in cases {
             match Catalog::from_toml(text) {
@@ -651,6 +735,9 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
-        assert!(matches!(Catalog::from_toml("[policies]\nunknown = 1"), Err(CatalogError::Syntax(_))));
+        assert!(matches!(
+            Catalog::from_toml("[policies]\nunknown = 1"),
+            Err(CatalogError::Syntax(_))
+        ));
     }
 }

@@ -22,7 +22,10 @@ impl AccountId {
     /// Checks the id against SPEC §8.
     pub fn parse(text: &str) -> Result<Self, Refusal> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || "._:@-".contains(c);
-        let starts_well = text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let starts_well = text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
         if text.len() <= MAX_ACCOUNT_ID_LEN && starts_well && text.chars().all(allowed) {
             Ok(AccountId(text.into()))
         } else {
@@ -117,7 +120,11 @@ mod tests {
             assert!(AccountId::parse(good).is_ok(), "{good}");
         }
         for bad in ["", "-a", ".a", "a b", "a/b", "ü", &"a".repeat(129)] {
-            assert_eq!(AccountId::parse(bad), Err(Refusal::InvalidAccountId), "{bad}");
+            assert_eq!(
+                AccountId::parse(bad),
+                Err(Refusal::InvalidAccountId),
+                "{bad}"
+            );
         }
     }
 

@@ -23,21 +23,21 @@ mod refusal;
 mod time;
 
 pub use account::{
-    Account, Adjustment, DailyLogin, Expiry, Grant, GrantSource, Moment, Purchase,
-    PurchaseCredits, PurchaseReceipt, Use,
+    Account, Adjustment, DailyLogin, Expiry, Grant, GrantSource, Moment, Purchase, PurchaseCredits,
+    PurchaseReceipt, Use,
 };
 pub use balance::{AgentBalance, Balance, BalanceBucket, GeneralBalance, NextExpiry};
 pub use bucket::{Bucket, CreditKind, Source};
 pub use catalog::{
-    Catalog, CatalogError, Category, DEFAULT_CATALOG_TOML, Feature, MAX_TRIAL_DAYS, Package,
-    Plan, Policies, Price, Tier,
+    Catalog, CatalogError, Category, DEFAULT_CATALOG_TOML, Feature, MAX_TRIAL_DAYS, Package, Plan,
+    Policies, Price, Tier,
 };
 pub use hold::{Allocation, Hold, HoldStatus, Settlement};
 pub use ids::{AccountId, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId};
 pub use ledger::{Distribution, EntryType, Journal, LedgerEntry};
 pub use limits::{
-    Amount, MAX_AMOUNT, MAX_LIVE_BUCKETS, MAX_PAST_MEMBER_PERIODS, MAX_PENDING_HOLDS,
-    MAX_QUANTITY, MAX_TEXT_LEN,
+    Amount, MAX_AMOUNT, MAX_LIVE_BUCKETS, MAX_PAST_MEMBER_PERIODS, MAX_PENDING_HOLDS, MAX_QUANTITY,
+    MAX_TEXT_LEN,
 };
 pub use membership::{MemberPeriod, Membership, MembershipStatus, Schedule};
 pub use refusal::Refusal;

@@ -136,13 +136,20 @@ impl Membership {
 
     /// Whether the account is a member (trial or active).
     pub fn is_member(&self) -> bool {
-        matches!(self.status, MembershipStatus::Trial | MembershipStatus::Active)
+        matches!(
+            self.status,
+            MembershipStatus::Trial | MembershipStatus::Active
+        )
     }
 
     /// Whether the account was a member at `at` (not after the current instant).
     pub fn was_member_at(&self, at: Timestamp) -> bool {
         let current = self.is_member() && self.member_since.is_some_and(|since| since <= at);
-        current || self.past_periods.iter().any(|p| p.start <= at && at < p.end)
+        current
+            || self
+                .past_periods
+                .iter()
+                .any(|p| p.start <= at && at < p.end)
     }
 
     /// When a member lapses if nothing changes.
@@ -171,7 +178,13 @@ impl Membership {
     }
 
     /// Starts a paid membership from none, trial or lapsed, with a schedule anchored now.
-    pub(crate) fn start_paid(&mut self, plan: Arc<str>, now: Timestamp, period_end: Timestamp, zone: TimeZone) {
+    pub(crate) fn start_paid(
+        &mut self,
+        plan: Arc<str>,
+        now: Timestamp,
+        period_end: Timestamp,
+        zone: TimeZone,
+    ) {
         debug_assert_ne!(self.status, MembershipStatus::Active);
         if self.status != MembershipStatus::Trial {
             self.member_since = Some(now);
@@ -185,7 +198,9 @@ impl Membership {
 
     /// Extends an active membership; the schedule continues.
     pub(crate) fn renew(&mut self, plan: Arc<str>, period_end: Timestamp) {
-        debug_assert!(self.status == MembershipStatus::Active && Some(period_end) > self.period_end);
+        debug_assert!(
+            self.status == MembershipStatus::Active && Some(period_end) > self.period_end
+        );
         self.plan = Some(plan);
         self.period_end = Some(period_end);
     }

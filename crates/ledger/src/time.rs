@@ -39,7 +39,11 @@ pub(crate) fn check_positive(span: Span) -> Result<Span, Refusal> {
 
 /// `at + span` in the zone: years, months, weeks and days are calendar units (a month
 /// after Jan 31 is the last day of February), hours and smaller are exact.
-pub(crate) fn add_in_zone(at: Timestamp, span: Span, zone: &TimeZone) -> Result<Timestamp, Refusal> {
+pub(crate) fn add_in_zone(
+    at: Timestamp,
+    span: Span,
+    zone: &TimeZone,
+) -> Result<Timestamp, Refusal> {
     at.to_zoned(zone.clone())
         .checked_add(span)
         .map(|zoned| zoned.timestamp())
@@ -109,7 +113,10 @@ mod tests {
         // 2025-01-31 02:00 in Shanghai is still Jan 30 in UTC: the local month decides.
         let shanghai = parse_time_zone("Asia/Shanghai").expect("zone");
         let anchor = ts("2025-01-30T18:00:00Z");
-        assert_eq!(nth_month(anchor, 1, &shanghai), Some(ts("2025-02-27T18:00:00Z")));
+        assert_eq!(
+            nth_month(anchor, 1, &shanghai),
+            Some(ts("2025-02-27T18:00:00Z"))
+        );
     }
 
     #[test]
@@ -117,7 +124,10 @@ mod tests {
         let shanghai = parse_time_zone("Asia/Shanghai").expect("zone");
         // 23:30 local on Mar 1 → ends at local midnight of Mar 2 = 16:00Z on Mar 1.
         let at = ts("2026-03-01T15:30:00Z");
-        assert_eq!(next_local_midnight(at, &shanghai), Ok(ts("2026-03-01T16:00:00Z")));
+        assert_eq!(
+            next_local_midnight(at, &shanghai),
+            Ok(ts("2026-03-01T16:00:00Z"))
+        );
         // 00:00 local exactly begins a new day that ends 24 h later.
         assert_eq!(
             next_local_midnight(ts("2026-03-01T16:00:00Z"), &shanghai),
@@ -146,7 +156,11 @@ mod tests {
         let before_jump = ts("2026-03-07T17:00:00Z"); // 12:00 EST
         let one_day = add_in_zone(before_jump, parse_duration("P1D").expect("P1D"), &new_york);
         assert_eq!(one_day, Ok(ts("2026-03-08T16:00:00Z"))); // 12:00 EDT, 23 h later
-        let hours = add_in_zone(before_jump, parse_duration("PT24H").expect("PT24H"), &new_york);
+        let hours = add_in_zone(
+            before_jump,
+            parse_duration("PT24H").expect("PT24H"),
+            &new_york,
+        );
         assert_eq!(hours, Ok(ts("2026-03-08T17:00:00Z")));
     }
 
