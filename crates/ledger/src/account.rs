@@ -812,7 +812,7 @@ impl Moment<'_> {
         let schedule = membership
             .schedule_mut()
             .expect("distributing on a schedule");
-        let anchor = schedule.anchor;
+        let (number, anchor) = (schedule.number, schedule.anchor);
         let agent_end = schedule.month_end(index);
         schedule.advance();
         let plan = membership
@@ -843,9 +843,12 @@ impl Moment<'_> {
             self.record_grant(id, |_| {});
         }
         let at = self.now;
-        self.journal
-            .distributions
-            .push(Distribution { anchor, index, at });
+        self.journal.distributions.push(Distribution {
+            schedule: number,
+            anchor,
+            index,
+            at,
+        });
     }
 
     // ----- bookkeeping

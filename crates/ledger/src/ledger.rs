@@ -154,9 +154,12 @@ impl LedgerEntry {
     }
 }
 
-/// One monthly distribution of a membership schedule, for the store's exactly-once key.
+/// One monthly distribution of a membership schedule. (schedule, index) is unique per
+/// account: the store's exactly-once key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Distribution {
+    /// The schedule's number within the account.
+    pub schedule: u32,
     /// The schedule's anchor (its activation instant).
     pub anchor: Timestamp,
     /// n: the distribution happened at anchor + n months.

@@ -49,6 +49,10 @@ impl fmt::Display for MembershipStatus {
 /// zone does not move a running schedule).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
+    /// Which paid membership of the account this is: 1 for the first, counting every
+    /// reactivation. With `next_index` it names each distribution uniquely, even when
+    /// a cancel and a reactivation fall on one instant.
+    pub number: u32,
     /// When the paid membership started (or restarted).
     pub anchor: Timestamp,
     /// The index of the next distribution: every index below it has happened.
@@ -60,8 +64,9 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    fn anchored(anchor: Timestamp, zone: TimeZone) -> Self {
+    fn anchored(number: u32, anchor: Timestamp, zone: TimeZone) -> Self {
         Schedule {
+            number,
             anchor,
             next_index: 0,
             next_at: Some(anchor),
@@ -102,6 +107,8 @@ pub struct Membership {
     pub(crate) period_end: Option<Timestamp>,
     pub(crate) trial_end: Option<Timestamp>,
     pub(crate) schedule: Option<Schedule>,
+    /// Paid memberships started so far (the last schedule's number).
+    pub(crate) schedules_started: u32,
     /// Start of the current unbroken membership (a trial that converts continues it).
     pub(crate) member_since: Option<Timestamp>,
     /// Earlier memberships, oldest first, at most [`MAX_PAST_MEMBER_PERIODS`].
@@ -193,7 +200,8 @@ impl Membership {
         self.plan = Some(plan);
         self.period_start = Some(now);
         self.period_end = Some(period_end);
-        self.schedule = Some(Schedule::anchored(now, zone));
+        self.schedules_started = self.schedules_started.saturating_add(1);
+        self.schedule = Some(Schedule::anchored(self.schedules_started, now, zone));
     }
 
     /// Extends an active membership; the schedule continues.
