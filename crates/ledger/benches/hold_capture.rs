@@ -39,15 +39,16 @@ fn account_with(catalog: &Catalog, buckets: usize, now: Timestamp) -> Account {
     account
 }
 
-fn place_and_capture(c: &mut Criterion) {
+/// Runs `op` once per iteration on an account with each of [`BUCKET_COUNTS`] buckets,
+/// with a journal cleared before each run (as the store would take it each time).
+fn per_bucket_count(
+    c: &mut Criterion,
+    group: &str,
+    op: impl Fn(&mut Account, &Catalog, Timestamp, &mut Journal),
+) {
     let catalog = Catalog::default();
     let now: Timestamp = "2026-11-21T00:00:00Z".parse().unwrap();
-    let intended = Use {
-        feature: "agent.image_generation".into(),
-        quantity: Some(4),
-        ..Use::default()
-    };
-    let mut group = c.benchmark_group("place_and_capture");
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(1));
     for buckets in BUCKET_COUNTS {
         let mut account = account_with(&catalog, buckets, now);
@@ -55,32 +56,31 @@ fn place_and_capture(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(buckets), &buckets, |b, _| {
             b.iter(|| {
                 journal.clear();
-                let mut moment = account.at(&catalog, now, &mut journal);
-                let hold = moment.place_hold(black_box(&intended)).unwrap();
-                black_box(moment.capture(hold.id(), Some(3)).unwrap());
+                op(&mut account, &catalog, now, &mut journal);
             });
         });
     }
     group.finish();
 }
 
+fn place_and_capture(c: &mut Criterion) {
+    let intended = Use {
+        feature: "agent.image_generation".into(),
+        quantity: Some(4),
+        ..Use::default()
+    };
+    per_bucket_count(c, "place_and_capture", |account, catalog, now, journal| {
+        let mut moment = account.at(catalog, now, journal);
+        let hold = moment.place_hold(black_box(&intended)).unwrap();
+        black_box(moment.capture(hold.id(), Some(3)).unwrap());
+    });
+}
+
 fn balance(c: &mut Criterion) {
-    let catalog = Catalog::default();
-    let now: Timestamp = "2026-11-21T00:00:00Z".parse().unwrap();
-    let mut group = c.benchmark_group("balance");
-    group.throughput(Throughput::Elements(1));
-    for buckets in BUCKET_COUNTS {
-        let mut account = account_with(&catalog, buckets, now);
-        let mut journal = Journal::default();
-        group.bench_with_input(BenchmarkId::from_parameter(buckets), &buckets, |b, _| {
-            b.iter(|| {
-                journal.clear();
-                let moment = account.at(&catalog, now, &mut journal);
-                black_box(moment.account().balance());
-            });
-        });
-    }
-    group.finish();
+    per_bucket_count(c, "balance", |account, catalog, now, journal| {
+        let moment = account.at(catalog, now, journal);
+        black_box(moment.account().balance());
+    });
 }
 
 criterion_group!(benches, place_and_capture, balance);

@@ -5,7 +5,6 @@
 //! it can never disagree with them.
 
 use std::cmp::Ordering;
-use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -28,12 +27,6 @@ impl CreditKind {
             CreditKind::Agent => "agent",
             CreditKind::General => "general",
         }
-    }
-}
-
-impl fmt::Display for CreditKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -76,12 +69,6 @@ impl Source {
             Source::Compensation => "compensation",
             Source::RefundGrace => "refund_grace",
         }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

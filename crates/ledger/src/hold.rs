@@ -4,7 +4,6 @@
 //! it, and the buckets it took from in consumption order (its allocations), so that a
 //! capture charges from the front and returns the rest to where it came from.
 
-use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -33,12 +32,6 @@ impl HoldStatus {
             HoldStatus::Released => "released",
             HoldStatus::Expired => "expired",
         }
-    }
-}
-
-impl fmt::Display for HoldStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

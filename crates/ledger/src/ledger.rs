@@ -5,7 +5,6 @@
 //! always general available + general frozen + agent available (SPEC §5). Held credits
 //! have already left through their `debit` entries.
 
-use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -43,12 +42,6 @@ impl EntryType {
             EntryType::Freeze => "freeze",
             EntryType::Unfreeze => "unfreeze",
         }
-    }
-}
-
-impl fmt::Display for EntryType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -10,6 +10,17 @@
 //! nothing and reads no clock, so any history can be replayed, simulated and
 //! property-tested.
 
+/// `Display` for the domain's enums is their name in the API (`as_str`).
+macro_rules! display_as_str {
+    ($($name:ty),* $(,)?) => {
+        $(impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        })*
+    };
+}
+
 mod account;
 mod balance;
 mod bucket;
@@ -42,3 +53,12 @@ pub use limits::{
 pub use membership::{MemberPeriod, Membership, MembershipStatus, Schedule};
 pub use refusal::Refusal;
 pub use time::{parse_duration, parse_time_zone};
+
+display_as_str!(
+    CreditKind,
+    Source,
+    Tier,
+    HoldStatus,
+    EntryType,
+    MembershipStatus
+);

@@ -3,7 +3,6 @@
 //! This module holds the state and its transitions; `account` decides when they happen
 //! and writes the ledger entries they cause (freezing, distributions).
 
-use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -35,12 +34,6 @@ impl MembershipStatus {
             MembershipStatus::Active => "active",
             MembershipStatus::Lapsed => "lapsed",
         }
-    }
-}
-
-impl fmt::Display for MembershipStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -80,6 +80,29 @@ impl World {
         .expect("grant")
     }
 
+    fn expiring(&mut self, kind: CreditKind, amount: u64, expires_at: &str) -> Bucket {
+        self.grant(kind, amount, Expiry::At(t(expires_at)))
+    }
+
+    fn activate(&mut self, period_end: &str) -> Result<(), Refusal> {
+        self.run(|m| m.activate("pro", t(period_end)))
+    }
+
+    fn adjust(
+        &mut self,
+        amount: i64,
+        kind: CreditKind,
+        reason: &str,
+    ) -> Result<Vec<LedgerEntry>, Refusal> {
+        self.run(|m| {
+            m.adjust(Adjustment {
+                amount,
+                kind,
+                reason: reason.into(),
+            })
+        })
+    }
+
     fn general(&mut self, amount: u64) -> Bucket {
         self.grant(CreditKind::General, amount, Expiry::Never)
     }
@@ -288,8 +311,7 @@ fn grants_refuse_an_expiry_in_the_past_and_non_positive_durations() {
 #[test]
 fn purchased_credits_are_valid_two_calendar_years_from_the_payment() {
     let mut w = World::new("UTC", "2024-02-29T09:00:00Z");
-    w.run(|m| m.activate("pro", t("2024-06-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2024-06-01T00:00:00Z").expect("activate");
     let receipt = w.purchase("order-1", 100, None).expect("purchase");
     assert_eq!(receipt.paid_at, t("2024-02-29T09:00:00Z"));
     assert_eq!(
@@ -307,8 +329,7 @@ fn purchased_credits_are_valid_two_calendar_years_from_the_payment() {
 #[test]
 fn a_frozen_bucket_keeps_its_credits_but_cannot_pay() {
     let mut w = World::new("UTC", "2026-01-01T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-03-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-03-01T00:00:00Z").expect("activate");
     w.purchase("o-1", 100, None).expect("purchase");
     w.run(|m| m.cancel()).expect("cancel");
     assert_eq!(w.figures(), (0, 0, 600, 100, 0));
@@ -334,8 +355,7 @@ fn a_frozen_bucket_keeps_its_credits_but_cannot_pay() {
 #[test]
 fn purchased_credits_expiring_while_frozen_stay_gone_after_reactivation() {
     let mut w = World::new("UTC", "2026-01-15T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-02-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-02-01T00:00:00Z").expect("activate");
     let receipt = w.purchase("o-1", 100, None).expect("purchase");
     assert_eq!(receipt.expires_at, t("2028-01-15T00:00:00Z"));
     // Lapses Feb 1; the purchase expires while frozen.
@@ -354,8 +374,7 @@ fn purchased_credits_expiring_while_frozen_stay_gone_after_reactivation() {
         .collect();
     assert_eq!(expired, [(-100, t("2028-01-15T00:00:00Z"))]);
     w.set_clock(t("2028-02-01T00:00:00Z"));
-    w.run(|m| m.activate("pro", t("2028-05-01T00:00:00Z")))
-        .expect("reactivate");
+    w.activate("2028-05-01T00:00:00Z").expect("reactivate");
     let b = w.balance();
     assert_eq!(
         (b.general.available, b.general.frozen),
@@ -410,9 +429,7 @@ fn start_trial_is_refused_unless_the_membership_is_none() {
         Err(Refusal::TrialNotAvailable)
     );
     let mut active = World::new("UTC", "2026-04-01T10:00:00Z");
-    active
-        .run(|m| m.activate("pro", t("2026-05-01T00:00:00Z")))
-        .expect("activate");
+    active.activate("2026-05-01T00:00:00Z").expect("activate");
     assert_eq!(
         active.run(|m| m.start_trial("pro")),
         Err(Refusal::TrialNotAvailable)
@@ -445,8 +462,7 @@ fn a_trial_that_ends_without_activate_lapses_at_its_end() {
 #[test]
 fn activate_distributes_at_once_and_at_anchor_plus_n_months() {
     let mut w = World::new("UTC", "2026-01-10T08:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-12-31T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-12-31T00:00:00Z").expect("activate");
     assert_eq!(w.figures(), (500, 0, 0, 100, 0));
     w.set_clock(t("2026-02-10T07:59:59Z"));
     assert_eq!(w.figures(), (500, 0, 0, 100, 0));
@@ -471,8 +487,7 @@ fn activate_distributes_at_once_and_at_anchor_plus_n_months() {
 #[test]
 fn distributions_anchored_on_the_31st_clamp_to_the_month_end_from_the_anchor() {
     let mut w = World::new("UTC", "2025-01-31T12:00:00Z");
-    w.run(|m| m.activate("pro", t("2025-07-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2025-07-01T00:00:00Z").expect("activate");
     w.set_clock(t("2025-05-01T00:00:00Z"));
     let at: Vec<Timestamp> = w.journal.distributions.iter().map(|d| d.at).collect();
     assert_eq!(
@@ -491,8 +506,7 @@ fn distributions_anchored_on_the_31st_clamp_to_the_month_end_from_the_anchor() {
 #[test]
 fn membership_agent_credits_end_exactly_at_the_next_distribution() {
     let mut w = World::new("UTC", "2025-01-31T12:00:00Z");
-    w.run(|m| m.activate("pro", t("2025-12-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2025-12-01T00:00:00Z").expect("activate");
     let first = w
         .balance()
         .buckets
@@ -526,8 +540,7 @@ fn membership_agent_credits_end_exactly_at_the_next_distribution() {
 #[test]
 fn subscription_credits_carry_over_while_the_membership_lasts() {
     let mut w = World::new("UTC", "2026-01-01T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2027-01-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2027-01-01T00:00:00Z").expect("activate");
     w.set_clock(t("2026-06-15T00:00:00Z"));
     let subscription: Vec<_> = w
         .balance()
@@ -546,14 +559,12 @@ fn subscription_credits_carry_over_while_the_membership_lasts() {
 #[test]
 fn each_distribution_happens_exactly_once_however_often_time_is_caught_up() {
     let mut w = World::new("UTC", "2026-01-01T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-12-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-12-01T00:00:00Z").expect("activate");
     for _ in 0..3 {
         w.set_clock(t("2026-03-01T00:00:00Z"));
     }
     // A retried activate with the same period changes nothing.
-    w.run(|m| m.activate("pro", t("2026-12-01T00:00:00Z")))
-        .expect("same period");
+    w.activate("2026-12-01T00:00:00Z").expect("same period");
     let indexes: Vec<u32> = w.journal.distributions.iter().map(|d| d.index).collect();
     assert_eq!(indexes, [0, 1, 2]);
     assert_eq!(w.grants_of(Source::Subscription).len(), 3);
@@ -562,11 +573,9 @@ fn each_distribution_happens_exactly_once_however_often_time_is_caught_up() {
 #[test]
 fn renewal_while_active_continues_the_schedule() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-02-05T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-02-05T00:00:00Z").expect("activate");
     w.set_clock(t("2026-02-01T00:00:00Z"));
-    w.run(|m| m.activate("pro", t("2026-03-05T00:00:00Z")))
-        .expect("renew");
+    w.activate("2026-03-05T00:00:00Z").expect("renew");
     assert_eq!(
         w.journal.distributions.len(),
         1,
@@ -595,8 +604,7 @@ fn renewal_while_active_continues_the_schedule() {
 #[test]
 fn the_membership_lapses_at_period_end_with_no_distribution_at_that_instant() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-02-05T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-02-05T00:00:00Z").expect("activate");
     w.set_clock(t("2026-02-05T00:00:00Z"));
     assert_eq!(w.account.membership().status(), MembershipStatus::Lapsed);
     assert_eq!(w.journal.distributions.len(), 1);
@@ -619,8 +627,7 @@ fn the_membership_lapses_at_period_end_with_no_distribution_at_that_instant() {
 #[test]
 fn cancel_lapses_now_and_freezes_subscription_and_purchase_credits() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-04-05T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-04-05T00:00:00Z").expect("activate");
     w.purchase("o-1", 100, None).expect("purchase");
     w.set_clock(t("2026-01-05T01:00:00Z"));
     w.run(|m| m.cancel()).expect("cancel");
@@ -666,14 +673,12 @@ fn cancel_during_a_trial_lapses_it_and_trial_credits_keep_their_end() {
 #[test]
 fn reactivation_unfreezes_unexpired_buckets_and_anchors_a_new_schedule() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-04-05T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-04-05T00:00:00Z").expect("activate");
     w.purchase("o-1", 100, None).expect("purchase");
     w.set_clock(t("2026-01-05T01:00:00Z"));
     w.run(|m| m.cancel()).expect("cancel");
     w.set_clock(t("2026-01-20T00:00:00Z"));
-    w.run(|m| m.activate("pro", t("2026-06-01T00:00:00Z")))
-        .expect("reactivate");
+    w.activate("2026-06-01T00:00:00Z").expect("reactivate");
     assert_eq!(w.figures(), (1100, 0, 0, 200, 0));
     let unfrozen: Vec<Option<u64>> = w
         .entries(EntryType::Unfreeze)
@@ -699,8 +704,7 @@ fn trial_credits_keep_the_trials_original_end_after_converting_to_paid() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
     w.run(|m| m.start_trial("pro")).expect("trial");
     w.set_clock(t("2026-01-07T00:00:00Z"));
-    w.run(|m| m.activate("pro", t("2026-03-07T00:00:00Z")))
-        .expect("convert");
+    w.activate("2026-03-07T00:00:00Z").expect("convert");
     let membership = w.account.membership();
     assert_eq!(membership.status(), MembershipStatus::Active);
     assert_eq!(membership.trial_end(), Some(t("2026-01-12T00:00:00Z")));
@@ -726,17 +730,13 @@ fn activate_refuses_a_past_period_end_an_earlier_one_and_an_unknown_plan() {
         w.run(|m| m.activate("gold", t("2026-02-01T00:00:00Z"))),
         Err(Refusal::UnknownPlan("gold".into()))
     );
-    w.run(|m| m.activate("pro", t("2026-03-01T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-03-01T00:00:00Z").expect("activate");
     let before = w.account.clone();
     assert_eq!(
-        w.run(|m| m.activate("pro", t("2026-02-01T00:00:00Z"))),
+        w.activate("2026-02-01T00:00:00Z"),
         Err(Refusal::PeriodEndBeforeCurrent)
     );
-    assert_eq!(
-        w.run(|m| m.activate("pro", t("2026-03-01T00:00:00Z"))),
-        Ok(())
-    );
+    assert_eq!(w.activate("2026-03-01T00:00:00Z"), Ok(()));
     assert_eq!(w.account, before, "an equal period_end changes nothing");
 }
 
@@ -846,8 +846,7 @@ fn purchases_are_for_members_only() {
 #[test]
 fn a_payment_confirmed_late_counts_if_the_account_was_a_member_when_it_paid() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-02-05T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-02-05T00:00:00Z").expect("activate");
     w.set_clock(t("2026-02-10T00:00:00Z"));
     let late = w
         .purchase("o-1", 100, Some(t("2026-02-04T23:00:00Z")))
@@ -879,8 +878,7 @@ fn a_payment_confirmed_late_counts_if_the_account_was_a_member_when_it_paid() {
 #[test]
 fn a_purchase_paid_in_the_future_is_refused() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-02-05T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-02-05T00:00:00Z").expect("activate");
     assert_eq!(
         w.purchase("o-1", 100, Some(t("2026-01-05T00:00:01Z"))),
         Err(Refusal::PaidAtInFuture)
@@ -890,8 +888,7 @@ fn a_purchase_paid_in_the_future_is_refused() {
 #[test]
 fn a_package_purchase_grants_the_packages_credits() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-02-05T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-02-05T00:00:00Z").expect("activate");
     let receipt = w.run(|m| {
         m.purchase(Purchase {
             order_id: OrderId::parse("o-1").expect("id"),
@@ -932,11 +929,7 @@ fn tools_are_paid_with_general_credits_only() {
 #[test]
 fn agent_tasks_use_agent_credits_before_general_ones() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    let general = w.grant(
-        CreditKind::General,
-        20,
-        Expiry::At(t("2026-01-05T01:00:00Z")),
-    );
+    let general = w.expiring(CreditKind::General, 20, "2026-01-05T01:00:00Z");
     let agent = w.grant(CreditKind::Agent, 10, Expiry::Never);
     let charge = w
         .run(|m| {
@@ -954,22 +947,10 @@ fn agent_tasks_use_agent_credits_before_general_ones() {
 #[test]
 fn earliest_expiry_is_consumed_first_and_never_expiring_last() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    let later = w.grant(
-        CreditKind::General,
-        5,
-        Expiry::At(t("2026-01-15T00:00:00Z")),
-    );
+    let later = w.expiring(CreditKind::General, 5, "2026-01-15T00:00:00Z");
     let never = w.general(5);
-    let sooner = w.grant(
-        CreditKind::General,
-        5,
-        Expiry::At(t("2026-01-10T00:00:00Z")),
-    );
-    let latest = w.grant(
-        CreditKind::General,
-        5,
-        Expiry::At(t("2026-01-25T00:00:00Z")),
-    );
+    let sooner = w.expiring(CreditKind::General, 5, "2026-01-10T00:00:00Z");
+    let latest = w.expiring(CreditKind::General, 5, "2026-01-25T00:00:00Z");
     let charge = w.charge("ai_extender", Some(7)).expect("charge");
     assert_eq!(allocations(&charge), [(sooner.id(), 5), (later.id(), 2)]);
     let left: Vec<(BucketId, u64)> = w
@@ -1069,11 +1050,7 @@ fn capture_charges_what_was_delivered_and_returns_the_rest() {
 #[test]
 fn charged_credits_come_from_the_holds_allocations_in_consumption_order() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    let soon = w.grant(
-        CreditKind::General,
-        3,
-        Expiry::At(t("2026-01-06T00:00:00Z")),
-    );
+    let soon = w.expiring(CreditKind::General, 3, "2026-01-06T00:00:00Z");
     let never = w.general(10);
     let hold = w.hold("ai_extender", Some(6)).expect("hold");
     assert_eq!(allocations(&hold), [(soon.id(), 3), (never.id(), 3)]);
@@ -1178,7 +1155,7 @@ fn a_settled_hold_cannot_change_and_an_unknown_one_is_not_found() {
 #[test]
 fn credits_returned_into_an_expired_bucket_go_to_a_refund_grace_bucket_of_the_same_kind() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    let short = w.grant(CreditKind::Agent, 10, Expiry::At(t("2026-01-05T00:10:00Z")));
+    let short = w.expiring(CreditKind::Agent, 10, "2026-01-05T00:10:00Z");
     let hold = w.hold("agent.video_editing", Some(2)).expect("hold");
     w.set_clock(t("2026-01-05T00:12:00Z"));
     assert!(
@@ -1215,11 +1192,7 @@ fn effects_at_one_instant_apply_hold_expiry_before_bucket_expiry() {
     // The hold and its bucket end at the same instant: the credits return to the bucket
     // first (hold expiry), then expire with it (bucket expiry) — SPEC §8's order.
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.grant(
-        CreditKind::General,
-        5,
-        Expiry::At(t("2026-01-05T00:15:00Z")),
-    );
+    w.expiring(CreditKind::General, 5, "2026-01-05T00:15:00Z");
     w.hold("ai_extender", Some(2)).expect("hold");
     w.set_clock(t("2026-01-05T00:15:00Z"));
     let kinds: Vec<(EntryType, i64)> = w
@@ -1244,13 +1217,7 @@ fn effects_at_one_instant_apply_hold_expiry_before_bucket_expiry() {
 fn positive_adjustments_add_a_never_expiring_compensation_bucket() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
     let entries = w
-        .run(|m| {
-            m.adjust(Adjustment {
-                amount: 25,
-                kind: CreditKind::Agent,
-                reason: "support ticket 12".into(),
-            })
-        })
+        .adjust(25, CreditKind::Agent, "support ticket 12")
         .expect("adjust");
     assert_eq!(
         entries
@@ -1267,21 +1234,11 @@ fn positive_adjustments_add_a_never_expiring_compensation_bucket() {
 #[test]
 fn negative_adjustments_take_from_the_kinds_buckets_in_consumption_order() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    let soon = w.grant(
-        CreditKind::General,
-        5,
-        Expiry::At(t("2026-01-09T00:00:00Z")),
-    );
+    let soon = w.expiring(CreditKind::General, 5, "2026-01-09T00:00:00Z");
     let never = w.general(10);
     w.grant(CreditKind::Agent, 50, Expiry::Never);
     let entries = w
-        .run(|m| {
-            m.adjust(Adjustment {
-                amount: -7,
-                kind: CreditKind::General,
-                reason: "duplicate grant".into(),
-            })
-        })
+        .adjust(-7, CreditKind::General, "duplicate grant")
         .expect("adjust");
     assert_eq!(
         entries
@@ -1290,13 +1247,7 @@ fn negative_adjustments_take_from_the_kinds_buckets_in_consumption_order() {
             .collect::<Vec<_>>(),
         [(soon.id(), -5), (never.id(), -2)]
     );
-    let refusal = w.run(|m| {
-        m.adjust(Adjustment {
-            amount: -9,
-            kind: CreditKind::General,
-            reason: "x".into(),
-        })
-    });
+    let refusal = w.adjust(-9, CreditKind::General, "x");
     assert_eq!(
         refusal,
         Err(Refusal::InsufficientCredits {
@@ -1304,13 +1255,7 @@ fn negative_adjustments_take_from_the_kinds_buckets_in_consumption_order() {
             available: 8
         })
     );
-    let no_reason = w.run(|m| {
-        m.adjust(Adjustment {
-            amount: 1,
-            kind: CreditKind::General,
-            reason: " ".into(),
-        })
-    });
+    let no_reason = w.adjust(1, CreditKind::General, " ");
     assert_eq!(no_reason, Err(Refusal::ReasonRequired));
     assert_eq!(w.figures(), (8, 0, 0, 50, 0));
     w.assert_ledger_invariant();
@@ -1321,8 +1266,7 @@ fn negative_adjustments_take_from_the_kinds_buckets_in_consumption_order() {
 #[test]
 fn next_expiry_covers_unexpired_buckets_with_credits_frozen_ones_included() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    w.run(|m| m.activate("pro", t("2026-01-06T00:00:00Z")))
-        .expect("activate");
+    w.activate("2026-01-06T00:00:00Z").expect("activate");
     w.purchase("o-1", 100, None).expect("purchase");
     w.charge("agent.video_editing", Some(25))
         .expect("spend the membership agent credits");
@@ -1336,17 +1280,9 @@ fn next_expiry_covers_unexpired_buckets_with_credits_frozen_ones_included() {
 #[test]
 fn the_balance_lists_non_empty_buckets_in_agent_consumption_order() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
-    let general = w.grant(
-        CreditKind::General,
-        5,
-        Expiry::At(t("2026-01-06T00:00:00Z")),
-    );
+    let general = w.expiring(CreditKind::General, 5, "2026-01-06T00:00:00Z");
     let agent = w.grant(CreditKind::Agent, 5, Expiry::Never);
-    let spent = w.grant(
-        CreditKind::General,
-        1,
-        Expiry::At(t("2026-01-05T12:00:00Z")),
-    );
+    let spent = w.expiring(CreditKind::General, 1, "2026-01-05T12:00:00Z");
     w.charge("ai_extender", Some(1)).expect("charge");
     let b = w.balance();
     let ids: Vec<BucketId> = b.buckets.iter().map(|b| b.bucket.id()).collect();
