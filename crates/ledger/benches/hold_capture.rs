@@ -36,6 +36,7 @@ fn account_with(catalog: &Catalog, buckets: usize, now: Timestamp) -> Account {
             })
             .unwrap();
     }
+    drop(moment);
     account
 }
 

@@ -275,6 +275,66 @@ impl Account {
         }
     }
 
+    /// Checks what must hold between any two commands; the store calls it on every
+    /// account it reads back, and debug builds after every [`Moment`].
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let broken = |what: String| Err(InvariantViolation(format!("account {}: {what}", self.id)));
+        for pair in self.buckets.windows(2) {
+            if pair[0].consumption_order(&pair[1]) != Ordering::Less {
+                return broken(format!(
+                    "buckets {} and {} out of consumption order",
+                    pair[0].id, pair[1].id
+                ));
+            }
+        }
+        for b in &self.buckets {
+            if b.remaining > b.granted || b.id.get() >= self.next_bucket {
+                return broken(format!(
+                    "bucket {} holds {} of {} granted",
+                    b.id, b.remaining, b.granted
+                ));
+            }
+            if b.expires_at.is_some_and(|at| at <= self.as_of) {
+                return broken(format!("bucket {} expired but is live", b.id));
+            }
+            if b.remaining == 0 && !self.is_lent(b.id) {
+                return broken(format!("bucket {} is spent but kept", b.id));
+            }
+        }
+        for pair in self.holds.windows(2) {
+            if pair[0].id >= pair[1].id {
+                return broken(format!(
+                    "holds {} and {} out of order",
+                    pair[0].id, pair[1].id
+                ));
+            }
+        }
+        for h in &self.holds {
+            let allocated = h
+                .allocations
+                .iter()
+                .try_fold(0_u64, |sum, a| sum.checked_add(a.amount));
+            let pending = h.status == HoldStatus::Pending && h.settlement.is_none();
+            if !pending || h.id.get() >= self.next_hold || h.expires_at <= self.as_of {
+                return broken(format!("hold {} is not a live pending hold", h.id));
+            }
+            if allocated != Some(h.amount) || h.price.cost(h.quantity) != h.amount {
+                return broken(format!(
+                    "hold {} reserves {allocated:?} for {}",
+                    h.id, h.amount
+                ));
+            }
+        }
+        if self
+            .membership
+            .lapse_at()
+            .is_some_and(|at| at <= self.as_of)
+        {
+            return broken("a member past the period end".into());
+        }
+        Ok(())
+    }
+
     /// The refusal for a hold id that is not pending.
     fn not_pending(&self, id: HoldId) -> Refusal {
         if (1..self.next_hold).contains(&id.get()) {
@@ -291,6 +351,24 @@ pub struct Moment<'a> {
     catalog: &'a Catalog,
     now: Timestamp,
     journal: &'a mut Journal,
+}
+
+/// A state the rules can never produce: a bug, or a store that returned another state
+/// than it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger invariant broken: {0}")]
+pub struct InvariantViolation(String);
+
+impl Drop for Moment<'_> {
+    /// Debug builds check the account after every moment, whatever its commands did.
+    fn drop(&mut self) {
+        if cfg!(debug_assertions)
+            && !std::thread::panicking()
+            && let Err(violation) = self.account.check_invariants()
+        {
+            panic!("{violation}");
+        }
+    }
 }
 
 impl Moment<'_> {

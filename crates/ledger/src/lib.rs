@@ -34,8 +34,8 @@ mod refusal;
 mod time;
 
 pub use account::{
-    Account, Adjustment, DailyLogin, Expiry, Grant, GrantSource, Moment, Purchase, PurchaseCredits,
-    PurchaseReceipt, Use,
+    Account, Adjustment, DailyLogin, Expiry, Grant, GrantSource, InvariantViolation, Moment,
+    Purchase, PurchaseCredits, PurchaseReceipt, Use,
 };
 pub use balance::{AgentBalance, Balance, BalanceBucket, GeneralBalance, NextExpiry};
 pub use bucket::{Bucket, CreditKind, Source};

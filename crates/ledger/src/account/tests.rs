@@ -1290,3 +1290,19 @@ fn the_balance_lists_non_empty_buckets_in_agent_consumption_order() {
     assert!(!ids.contains(&spent.id()));
     assert_eq!(b.total(), 10);
 }
+
+#[test]
+fn a_state_the_rules_cannot_produce_fails_the_invariant_check() {
+    let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
+    w.general(10);
+    assert_eq!(w.account.check_invariants(), Ok(()));
+    let mut overfull = w.account.clone();
+    overfull.buckets[0].remaining = 11;
+    assert!(overfull.check_invariants().is_err());
+    let mut spent = w.account.clone();
+    spent.buckets[0].remaining = 0;
+    assert!(
+        spent.check_invariants().is_err(),
+        "a spent bucket lent to no hold is dropped"
+    );
+}
