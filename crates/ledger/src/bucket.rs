@@ -21,6 +21,9 @@ pub enum CreditKind {
 }
 
 impl CreditKind {
+    /// Every value, in the order the API lists them.
+    pub const ALL: [CreditKind; 2] = [CreditKind::Agent, CreditKind::General];
+
     /// The kind's name in the API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +55,18 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every value, in the order the API lists them.
+    pub const ALL: [Source; 8] = [
+        Source::DailyLogin,
+        Source::MembershipAgent,
+        Source::Subscription,
+        Source::Trial,
+        Source::Purchase,
+        Source::Promotion,
+        Source::Compensation,
+        Source::RefundGrace,
+    ];
+
     /// Whether buckets of this source freeze while the account is not a member.
     pub fn freezes(self) -> bool {
         matches!(self, Source::Subscription | Source::Purchase)

@@ -5,7 +5,6 @@
 //! `default_catalog.toml`, so the built-in catalog and the file format are one thing.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -61,23 +60,14 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Every value, in the order the API lists them.
+    pub const ALL: [Tier; 2] = [Tier::General, Tier::Premium];
+
     /// The tier's name in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::General => "general",
             Tier::Premium => "premium",
-        }
-    }
-}
-
-impl FromStr for Tier {
-    type Err = ();
-
-    fn from_str(text: &str) -> Result<Self, ()> {
-        match text {
-            "general" => Ok(Tier::General),
-            "premium" => Ok(Tier::Premium),
-            _ => Err(()),
         }
     }
 }

@@ -24,6 +24,14 @@ pub enum HoldStatus {
 }
 
 impl HoldStatus {
+    /// Every value, in the order the API lists them.
+    pub const ALL: [HoldStatus; 4] = [
+        HoldStatus::Pending,
+        HoldStatus::Captured,
+        HoldStatus::Released,
+        HoldStatus::Expired,
+    ];
+
     /// The status's name in the API.
     pub fn as_str(self) -> &'static str {
         match self {

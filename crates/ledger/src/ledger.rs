@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::{BucketId, CreditKind, Hold, HoldId, OrderId, Source};
+use crate::{BucketId, CreditKind, Hold, HoldId, OrderId, Refusal, Source};
 
 /// What happened to a bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,6 +31,17 @@ pub enum EntryType {
 }
 
 impl EntryType {
+    /// Every value, in the order the API lists them.
+    pub const ALL: [EntryType; 7] = [
+        EntryType::Grant,
+        EntryType::Debit,
+        EntryType::Refund,
+        EntryType::Expire,
+        EntryType::Adjust,
+        EntryType::Freeze,
+        EntryType::Unfreeze,
+    ];
+
     /// The type's name in the API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -184,5 +195,120 @@ impl Journal {
     /// Whether nothing was produced.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.settled_holds.is_empty() && self.distributions.is_empty()
+    }
+}
+
+/// Entries per ledger page when the caller names no limit (SPEC §8).
+pub const DEFAULT_LEDGER_PAGE: u32 = 50;
+/// Most entries per ledger page (SPEC §8): keeps one answer small and one query bounded.
+pub const MAX_LEDGER_PAGE: u32 = 500;
+
+/// Which entries of an account's ledger to show: SPEC §8's `limit`, `type`, `since`
+/// (inclusive) and `until` (exclusive). Pages run newest first; the store pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerQuery {
+    limit: u32,
+    entry_type: Option<EntryType>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+}
+
+impl LedgerQuery {
+    /// Checks the page size (1 … [`MAX_LEDGER_PAGE`], default [`DEFAULT_LEDGER_PAGE`]).
+    /// A window with `until` not after `since` is valid and empty.
+    pub fn new(
+        limit: Option<u32>,
+        entry_type: Option<EntryType>,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<LedgerQuery, Refusal> {
+        let limit = limit.unwrap_or(DEFAULT_LEDGER_PAGE);
+        if !(1..=MAX_LEDGER_PAGE).contains(&limit) {
+            return Err(Refusal::PageLimitOutOfRange {
+                max: MAX_LEDGER_PAGE,
+            });
+        }
+        Ok(LedgerQuery {
+            limit,
+            entry_type,
+            since,
+            until,
+        })
+    }
+
+    /// Entries per page.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+    /// Only entries of this type, if set.
+    pub fn entry_type(&self) -> Option<EntryType> {
+        self.entry_type
+    }
+    /// Only entries at or after this instant, if set.
+    pub fn since(&self) -> Option<Timestamp> {
+        self.since
+    }
+    /// Only entries before this instant, if set.
+    pub fn until(&self) -> Option<Timestamp> {
+        self.until
+    }
+
+    /// Whether `entry` is in the query's window and of its type.
+    pub fn matches(&self, entry: &LedgerEntry) -> bool {
+        self.entry_type.is_none_or(|t| t == entry.entry_type)
+            && self.since.is_none_or(|since| entry.at >= since)
+            && self.until.is_none_or(|until| entry.at < until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(at: &str, entry_type: EntryType) -> LedgerEntry {
+        let at = at.parse().expect("time");
+        LedgerEntry::new(
+            at,
+            entry_type,
+            1,
+            CreditKind::General,
+            Source::Promotion,
+            BucketId::new(1),
+        )
+    }
+
+    #[test]
+    fn ledger_pages_default_to_50_and_hold_at_most_500() {
+        assert_eq!(
+            LedgerQuery::new(None, None, None, None).map(|q| q.limit()),
+            Ok(50)
+        );
+        assert!(LedgerQuery::new(Some(500), None, None, None).is_ok());
+        assert!(LedgerQuery::new(Some(501), None, None, None).is_err());
+        assert!(LedgerQuery::new(Some(0), None, None, None).is_err());
+    }
+
+    #[test]
+    fn ledger_since_is_inclusive_and_until_exclusive() {
+        let since = "2026-01-01T00:00:00Z".parse().ok();
+        let until = "2026-01-02T00:00:00Z".parse().ok();
+        let query = LedgerQuery::new(None, Some(EntryType::Grant), since, until).expect("query");
+        assert!(query.matches(&entry("2026-01-01T00:00:00Z", EntryType::Grant)));
+        assert!(!query.matches(&entry("2026-01-02T00:00:00Z", EntryType::Grant)));
+        assert!(!query.matches(&entry("2026-01-01T12:00:00Z", EntryType::Debit)));
+    }
+
+    #[test]
+    fn descriptions_say_what_happened_in_words() {
+        let mut freeze = entry("2026-01-01T00:00:00Z", EntryType::Freeze);
+        freeze.frozen = Some(600);
+        assert_eq!(
+            freeze.description(),
+            "Frozen while the membership is inactive: 600 credits"
+        );
+        let mut debit = entry("2026-01-01T00:00:00Z", EntryType::Debit);
+        (debit.amount, debit.kind) = (-10, CreditKind::Agent);
+        (debit.feature, debit.quantity) = (Some("agent.poster".into()), Some(1));
+        assert_eq!(debit.description(), "agent.poster × 1");
     }
 }

@@ -10,16 +10,33 @@
 //! nothing and reads no clock, so any history can be replayed, simulated and
 //! property-tested.
 
-/// `Display` for the domain's enums is their name in the API (`as_str`).
-macro_rules! display_as_str {
+/// The domain's enums are shown and parsed by their name in the API (`as_str`), one
+/// name per value, listed once in the enum's `ALL`.
+macro_rules! named_values {
     ($($name:ty),* $(,)?) => {
         $(impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownName;
+
+            fn from_str(text: &str) -> Result<Self, UnknownName> {
+                Self::ALL
+                    .into_iter()
+                    .find(|value| value.as_str() == text)
+                    .ok_or_else(|| UnknownName(text.to_owned()))
+            }
         })*
     };
 }
+
+/// A name that is none of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown name {0:?}")]
+pub struct UnknownName(pub String);
 
 mod account;
 mod balance;
@@ -45,7 +62,10 @@ pub use catalog::{
 };
 pub use hold::{Allocation, Hold, HoldStatus, Settlement};
 pub use ids::{AccountId, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId};
-pub use ledger::{Distribution, EntryType, Journal, LedgerEntry};
+pub use ledger::{
+    DEFAULT_LEDGER_PAGE, Distribution, EntryType, Journal, LedgerEntry, LedgerQuery,
+    MAX_LEDGER_PAGE,
+};
 pub use limits::{
     Amount, MAX_AMOUNT, MAX_LIVE_BUCKETS, MAX_PAST_MEMBER_PERIODS, MAX_PENDING_HOLDS, MAX_QUANTITY,
     MAX_TEXT_LEN,
@@ -54,7 +74,7 @@ pub use membership::{MemberPeriod, Membership, MembershipStatus, Schedule};
 pub use refusal::Refusal;
 pub use time::{parse_duration, parse_time_zone};
 
-display_as_str!(
+named_values!(
     CreditKind,
     Source,
     Tier,
@@ -62,3 +82,30 @@ display_as_str!(
     EntryType,
     MembershipStatus
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trips<T: Copy + PartialEq + std::fmt::Debug + std::str::FromStr>(
+        all: &[T],
+        name: fn(T) -> &'static str,
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        for &value in all {
+            assert!(seen.insert(name(value)), "{} names two values", name(value));
+            assert_eq!(name(value).parse::<T>().ok(), Some(value));
+        }
+        assert!("no-such-name".parse::<T>().is_err());
+    }
+
+    #[test]
+    fn every_enum_value_has_one_name_that_parses_back() {
+        round_trips(&CreditKind::ALL, CreditKind::as_str);
+        round_trips(&Source::ALL, Source::as_str);
+        round_trips(&Tier::ALL, Tier::as_str);
+        round_trips(&HoldStatus::ALL, HoldStatus::as_str);
+        round_trips(&EntryType::ALL, EntryType::as_str);
+        round_trips(&MembershipStatus::ALL, MembershipStatus::as_str);
+    }
+}

@@ -26,6 +26,14 @@ pub enum MembershipStatus {
 }
 
 impl MembershipStatus {
+    /// Every value, in the order the API lists them.
+    pub const ALL: [MembershipStatus; 4] = [
+        MembershipStatus::None,
+        MembershipStatus::Trial,
+        MembershipStatus::Active,
+        MembershipStatus::Lapsed,
+    ];
+
     /// The status's name in the API.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -65,6 +65,12 @@ pub enum Refusal {
         /// The largest quantity allowed here.
         max: u32,
     },
+    /// A ledger page size outside 1 … 500.
+    #[error("limit must be between 1 and {max}")]
+    PageLimitOutOfRange {
+        /// The largest page allowed.
+        max: u32,
+    },
     /// A hold TTL outside the policy's bounds.
     #[error("ttl_seconds must be between {min} and {max}")]
     TtlOutOfRange {
