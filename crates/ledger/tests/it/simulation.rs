@@ -342,6 +342,15 @@ impl World {
     }
 }
 
+/// Histories per run: 400 by default (a few seconds in CI); `PROPTEST_CASES=20000` for a
+/// deep run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(400)
+}
+
 fn start() -> impl Strategy<Value = Timestamp> {
     // Around month ends and a year's DST changes.
     (0_i64..=400 * 86_400).prop_map(|offset| {
@@ -351,7 +360,7 @@ fn start() -> impl Strategy<Value = Timestamp> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn random_histories_keep_every_invariant_and_replay_identically(
