@@ -1306,3 +1306,23 @@ fn a_state_the_rules_cannot_produce_fails_the_invariant_check() {
         "a spent bucket lent to no hold is dropped"
     );
 }
+
+#[test]
+fn a_cancel_and_reactivation_at_one_instant_start_a_second_schedule() {
+    let mut w = World::new("UTC", "2026-01-30T22:00:00Z");
+    w.activate("2026-01-31T22:00:00Z").expect("activate");
+    w.run(|m| m.cancel()).expect("cancel");
+    w.activate("2026-01-31T22:00:00Z").expect("reactivate");
+    let keys: Vec<(u32, u32)> = w
+        .journal
+        .distributions
+        .iter()
+        .map(|d| (d.schedule, d.index))
+        .collect();
+    assert_eq!(
+        keys,
+        [(1, 0), (2, 0)],
+        "each schedule distributes once, with its own key"
+    );
+    w.assert_ledger_invariant();
+}

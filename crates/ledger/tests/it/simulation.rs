@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use creditd_ledger::{
-    Account, AccountId, Adjustment, Amount, Catalog, CreditKind, EntryType, Expiry, Grant,
-    GrantSource, HoldId, HoldStatus, Journal, OrderId, Purchase, PurchaseCredits, Refusal, Tier,
-    Use, parse_time_zone,
+    Account, AccountId, Adjustment, Amount, Bucket, BucketId, Catalog, CreditKind, EntryType,
+    Expiry, Grant, GrantSource, HoldId, HoldStatus, Journal, OrderId, Purchase, PurchaseCredits,
+    Refusal, Source, Tier, Use, parse_time_zone,
 };
 use jiff::{Timestamp, ToSpan};
 use proptest::prelude::*;
@@ -33,8 +33,10 @@ const FEATURES: [&str; 5] = [
 /// One command of a random history; every input it needs is in it.
 #[derive(Clone, Debug)]
 enum Step {
+    /// Moves the clock; the peeking replay also catches up `peek_percent` of the way.
     Advance {
         seconds: i64,
+        peek_percent: i64,
     },
     SetTimeZone {
         zone: usize,
@@ -85,13 +87,16 @@ fn kind() -> impl Strategy<Value = CreditKind> {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => prop_oneof![
-            0_i64..=120,
-            121_i64..=3_600,
-            3_601_i64..=3 * 86_400,
-            3 * 86_400..=45 * 86_400_i64,
-        ]
-        .prop_map(|seconds| Step::Advance { seconds }),
+        6 => (
+            prop_oneof![
+                0_i64..=120,
+                121_i64..=3_600,
+                3_601_i64..=3 * 86_400,
+                3 * 86_400..=45 * 86_400_i64,
+            ],
+            0_i64..=100,
+        )
+            .prop_map(|(seconds, peek_percent)| Step::Advance { seconds, peek_percent }),
         1 => (0..ZONES.len()).prop_map(|zone| Step::SetTimeZone { zone }),
         1 => Just(Step::StartTrial),
         2 => (1_i64..=120).prop_map(|days| Step::Activate { days }),
@@ -147,7 +152,7 @@ impl World {
 
     /// Runs one step; returns the refusal, if any.
     fn apply(&mut self, step: &Step) -> Option<Refusal> {
-        if let Step::Advance { seconds } = step {
+        if let Step::Advance { seconds, .. } = step {
             self.now = self.now.checked_add(seconds.seconds()).unwrap();
         }
         let pending: Vec<HoldId> = self
@@ -243,6 +248,21 @@ impl World {
                 .map(drop),
         };
         outcome.err()
+    }
+
+    /// Catches up part of the way to the next step, as a background job might have.
+    fn peek(&mut self, step: &Step) {
+        if let Step::Advance {
+            seconds,
+            peek_percent,
+        } = step
+        {
+            let at = self
+                .now
+                .checked_add((seconds * peek_percent / 100).seconds())
+                .unwrap();
+            self.account.at(&self.catalog, at, &mut self.journal);
+        }
     }
 
     /// Every invariant that must hold between any two steps.
@@ -342,6 +362,85 @@ impl World {
     }
 }
 
+/// SPEC §4's order written out naively: the eligible buckets of `before`, sorted by
+/// (agent first for agent tasks, earliest expiry with never last, oldest grant, id),
+/// filled greedily. `Err(available)` when they hold less than `amount`.
+fn naive_allocation(
+    before: &Account,
+    agent_task: bool,
+    amount: u64,
+) -> Result<Vec<(BucketId, u64)>, u64> {
+    let member = before.membership().is_member();
+    let mut eligible: Vec<&Bucket> = before
+        .buckets()
+        .iter()
+        .filter(|b| b.remaining() > 0)
+        .filter(|b| member || !matches!(b.source(), Source::Subscription | Source::Purchase))
+        .filter(|b| agent_task || b.kind() == CreditKind::General)
+        .collect();
+    eligible.sort_by_key(|b| {
+        let kind_rank = u8::from(!(agent_task && b.kind() == CreditKind::Agent));
+        let expiry = b.expires_at().map_or((1, Timestamp::MAX), |at| (0, at));
+        (kind_rank, expiry, b.granted_at(), b.id())
+    });
+    let available: u64 = eligible.iter().map(|b| b.remaining()).sum();
+    if available < amount {
+        return Err(available);
+    }
+    let mut left = amount;
+    let mut taken = Vec::new();
+    for b in eligible {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(b.remaining());
+        taken.push((b.id(), take));
+        left -= take;
+    }
+    Ok(taken)
+}
+
+/// Checks a hold or charge step against [`naive_allocation`].
+fn check_allocation(
+    before: &Account,
+    world: &World,
+    step: &Step,
+    refusal: Option<&Refusal>,
+) -> Result<(), TestCaseError> {
+    let feature = match step {
+        Step::Hold { feature, .. } | Step::Charge { feature, .. } => FEATURES[*feature],
+        _ => return Ok(()),
+    };
+    let agent_task = feature.starts_with("agent.");
+    let hold = match step {
+        Step::Hold { .. } => world.account.pending_holds().last(),
+        _ => world.journal.settled_holds.last(),
+    };
+    match (refusal, hold) {
+        (None, Some(hold)) => {
+            let expected = naive_allocation(before, agent_task, hold.amount());
+            let actual: Vec<(BucketId, u64)> = hold
+                .allocations()
+                .iter()
+                .map(|a| (a.bucket_id, a.amount))
+                .collect();
+            prop_assert_eq!(Ok(actual), expected, "allocation of {:?}", step);
+        }
+        (
+            Some(Refusal::InsufficientCredits {
+                required,
+                available,
+            }),
+            _,
+        ) => {
+            let expected = naive_allocation(before, agent_task, *required).map(|_| ());
+            prop_assert_eq!(Err(*available), expected, "refusal of {:?}", step);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Histories per run: 400 by default (a few seconds in CI); `PROPTEST_CASES=20000` for a
 /// deep run.
 fn cases() -> u32 {
@@ -372,6 +471,7 @@ proptest! {
             world.account.at(&world.catalog, world.now, &mut world.journal);
             let before = (world.account.clone(), world.journal.clone());
             let refusal = world.apply(step);
+            check_allocation(&before.0, &world, step, refusal.as_ref())?;
             if let Some(refusal) = refusal {
                 prop_assert_eq!(
                     (&world.account, &world.journal),
@@ -387,5 +487,15 @@ proptest! {
         }
         prop_assert_eq!(&replay.account, &world.account, "replay state differs");
         prop_assert_eq!(&replay.journal, &world.journal, "replay journal differs");
+
+        // SPEC §2: every read and write sees the state as of now, whether or not a
+        // background job ran in between: catching up part-way changes nothing.
+        let mut peeking = World::new(start);
+        for step in &steps {
+            peeking.peek(step);
+            peeking.apply(step);
+        }
+        prop_assert_eq!(&peeking.account, &world.account, "state differs with background catch-ups");
+        prop_assert_eq!(&peeking.journal, &world.journal, "journal differs with background catch-ups");
     }
 }
