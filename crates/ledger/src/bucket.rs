@@ -192,19 +192,7 @@ mod tests {
 
     #[test]
     fn only_subscription_and_purchase_credits_freeze() {
-        let freezing: Vec<Source> = [
-            Source::DailyLogin,
-            Source::MembershipAgent,
-            Source::Subscription,
-            Source::Trial,
-            Source::Purchase,
-            Source::Promotion,
-            Source::Compensation,
-            Source::RefundGrace,
-        ]
-        .into_iter()
-        .filter(|s| s.freezes())
-        .collect();
+        let freezing: Vec<Source> = Source::ALL.into_iter().filter(|s| s.freezes()).collect();
         assert_eq!(freezing, [Source::Subscription, Source::Purchase]);
     }
 }

@@ -5,6 +5,42 @@
 //! passes in — and append [`LedgerEntry`]s to a [`Journal`] for the store to persist.
 //! Prices, plans and policies come from the [`Catalog`].
 //!
+//! ```
+//! use creditd_ledger::{
+//!     Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, Journal,
+//!     Refusal, Use,
+//! };
+//! use jiff::{Timestamp, tz::TimeZone};
+//!
+//! let catalog = Catalog::default();
+//! let now: Timestamp = "2026-11-21T09:00:00Z".parse()?;
+//! let mut account = Account::open(AccountId::parse("user-42")?, TimeZone::UTC, now);
+//! let mut journal = Journal::default(); // the store appends what lands here
+//!
+//! let mut moment = account.at(&catalog, now, &mut journal);
+//! moment.grant(Grant {
+//!     kind: CreditKind::General,
+//!     amount: Amount::new(10)?,
+//!     source: GrantSource::Promotion,
+//!     expiry: Expiry::Never,
+//!     campaign: None,
+//!     note: None,
+//! })?;
+//! // A 12-second video costs 3 blocks of 5 s × 20 credits: more than there is.
+//! let video = Use { feature: "agent.video_generation".into(), quantity: Some(12), ..Use::default() };
+//! assert_eq!(
+//!     moment.place_hold(&video),
+//!     Err(Refusal::InsufficientCredits { required: 60, available: 10 })
+//! );
+//! // Two images of AI Background cost 4; deliver one, and 2 come back.
+//! let hold = moment.place_hold(&Use { feature: "ai_background".into(), ..Use::default() })?;
+//! moment.capture(hold.id(), Some(1))?;
+//! assert_eq!(moment.account().balance().total(), 8);
+//! drop(moment); // done: the store saves `account` and `journal` in one transaction
+//! assert_eq!(journal.entries.iter().map(|e| e.amount).sum::<i64>(), 8);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Architecture invariant: this crate knows nothing of storage, HTTP, async runtimes or
 //! the wall clock. It does no I/O (even the time-zone database is bundled), spawns
 //! nothing and reads no clock, so any history can be replayed, simulated and
