@@ -1326,3 +1326,19 @@ fn a_cancel_and_reactivation_at_one_instant_start_a_second_schedule() {
     );
     w.assert_ledger_invariant();
 }
+
+#[test]
+fn a_free_feature_places_a_hold_with_no_allocations() {
+    let free = Catalog::from_toml(
+        "[features.preview]\ncategory='tool'\nunit='image'\nblock=1\ndefault_quantity=1\nprices={general=0}",
+    )
+    .expect("catalog");
+    let mut w = World::with_catalog(free, "UTC", "2026-01-05T00:00:00Z");
+    let hold = w
+        .hold("preview", Some(3))
+        .expect("a free hold needs no credits");
+    assert_eq!((hold.amount(), hold.allocations().len()), (0, 0));
+    let captured = w.run(|m| m.capture(hold.id(), None)).expect("capture");
+    assert_eq!(captured.status(), HoldStatus::Captured);
+    assert!(w.journal.entries.is_empty());
+}
