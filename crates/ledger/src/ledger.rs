@@ -191,11 +191,6 @@ impl Journal {
         self.settled_holds.clear();
         self.distributions.clear();
     }
-
-    /// Whether nothing was produced.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.settled_holds.is_empty() && self.distributions.is_empty()
-    }
 }
 
 /// Entries per ledger page when the caller names no limit (SPEC §8).

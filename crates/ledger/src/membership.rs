@@ -58,7 +58,9 @@ pub struct Schedule {
     pub anchor: Timestamp,
     /// The index of the next distribution: every index below it has happened.
     pub next_index: u32,
-    /// anchor + next_index months; `None` past the supported range of dates.
+    /// anchor + next_index months; `None` past the supported range of dates. Derivable,
+    /// but kept: every command asks when the next effect is due, and calendar arithmetic
+    /// in a zone would cost more than the rest of a hold and capture together.
     pub next_at: Option<Timestamp>,
     /// The zone the months are counted in.
     pub zone: TimeZone,
