@@ -26,9 +26,10 @@ use crate::{
 };
 
 /// One account's credits, membership and pending holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Account {
     id: AccountId,
+    #[serde(with = "jiff::fmt::serde::tz::required")]
     time_zone: TimeZone,
     created_at: Timestamp,
     /// Every time-based effect at or before this instant has been applied.
@@ -333,6 +334,21 @@ impl Account {
             return broken("a member past the period end".into());
         }
         Ok(())
+    }
+
+    /// When the next time-based effect is due (a lapse, a distribution, a hold or bucket
+    /// expiry); `None` if nothing will happen by itself. A background sweeper catches up
+    /// accounts whose instant has come, so the stored ledger follows time.
+    pub fn next_effect_at(&self) -> Option<Timestamp> {
+        let membership = &self.membership;
+        let lapse = membership.lapse_at();
+        let distribution = membership.next_distribution().map(|(at, _)| at);
+        let hold = self.holds.iter().map(|h| h.expires_at).min();
+        let bucket = self.buckets.iter().filter_map(|b| b.expires_at).min();
+        [lapse, distribution, hold, bucket]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The refusal for a hold id that is not pending.
@@ -846,16 +862,7 @@ impl Moment<'_> {
     }
 
     fn next_effect_at(&self) -> Option<Timestamp> {
-        let account = &*self.account;
-        let membership = &account.membership;
-        let lapse = membership.lapse_at();
-        let distribution = membership.next_distribution().map(|(at, _)| at);
-        let hold = account.holds.iter().map(|h| h.expires_at).min();
-        let bucket = account.buckets.iter().filter_map(|b| b.expires_at).min();
-        [lapse, distribution, hold, bucket]
-            .into_iter()
-            .flatten()
-            .min()
+        self.account.next_effect_at()
     }
 
     fn lapse(&mut self) {

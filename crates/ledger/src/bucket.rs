@@ -12,7 +12,10 @@ use jiff::Timestamp;
 use crate::BucketId;
 
 /// The two kinds of credit, worth the same.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum CreditKind {
     /// "Agent Credits": AI Agent tasks only. Ordered first: agent tasks spend them first.
     Agent,
@@ -34,7 +37,8 @@ impl CreditKind {
 }
 
 /// Where a bucket's credits came from (SPEC §1's table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Agent credits of a daily login; end at the next local midnight.
     DailyLogin,
@@ -91,7 +95,7 @@ impl Source {
 ///
 /// Invariant: `remaining <= granted`. Credits leave through holds, expiry and negative
 /// adjustments, and only credits that left it can come back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bucket {
     pub(crate) id: BucketId,
     pub(crate) kind: CreditKind,

@@ -50,7 +50,10 @@ impl Category {
 }
 
 /// The model tier a use runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// General models (the default).
     #[default]
@@ -73,7 +76,7 @@ impl Tier {
 }
 
 /// A price fixed at the moment a hold is placed: `per_block × ceil(quantity / block)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Price {
     /// Credits per started block.
     pub per_block: u64,

@@ -11,7 +11,8 @@ use jiff::Timestamp;
 use crate::{BucketId, CreditKind, HoldId, Price, Source, Tier};
 
 /// Where a hold stands. Only `Pending` can change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HoldStatus {
     /// Credits reserved; waiting for capture, release or expiry.
     Pending,
@@ -44,7 +45,7 @@ impl HoldStatus {
 }
 
 /// Credits a hold took from one bucket.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Allocation {
     /// The bucket they came from.
     pub bucket_id: BucketId,
@@ -60,7 +61,7 @@ pub struct Allocation {
 ///
 /// Invariant: `amount` = sum of allocation amounts = `price.cost(quantity)`; once
 /// settled, `captured_amount + refunded_amount = amount`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hold {
     pub(crate) id: HoldId,
     pub(crate) feature: Arc<str>,
@@ -77,7 +78,7 @@ pub struct Hold {
 }
 
 /// How a hold ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settlement {
     /// When it was captured, released or expired.
     pub at: Timestamp,

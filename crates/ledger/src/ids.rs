@@ -15,7 +15,10 @@ pub const MAX_ACCOUNT_ID_LEN: usize = 128;
 pub const MAX_ORDER_ID_LEN: usize = 128;
 
 /// An account id: 1–128 characters of `[A-Za-z0-9._:@-]`, starting with a letter or digit.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String")]
 pub struct AccountId(Arc<str>);
 
 impl AccountId {
@@ -39,6 +42,14 @@ impl AccountId {
     }
 }
 
+impl TryFrom<String> for AccountId {
+    type Error = Refusal;
+
+    fn try_from(text: String) -> Result<Self, Refusal> {
+        AccountId::parse(&text)
+    }
+}
+
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -47,7 +58,10 @@ impl fmt::Display for AccountId {
 
 /// A purchase's order id: 1–128 printable ASCII characters, no spaces. Unique per
 /// purchase; that uniqueness is the store's (a unique key), not the account's.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String")]
 pub struct OrderId(Arc<str>);
 
 impl OrderId {
@@ -67,6 +81,14 @@ impl OrderId {
     }
 }
 
+impl TryFrom<String> for OrderId {
+    type Error = Refusal;
+
+    fn try_from(text: String) -> Result<Self, Refusal> {
+        OrderId::parse(&text)
+    }
+}
+
 impl fmt::Display for OrderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -76,7 +98,8 @@ impl fmt::Display for OrderId {
 macro_rules! sequence_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
         pub struct $name(u64);
 
         impl $name {

@@ -12,7 +12,10 @@ use crate::limits::MAX_PAST_MEMBER_PERIODS;
 use crate::time;
 
 /// Where an account's membership stands. A member is an account in `Trial` or `Active`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum MembershipStatus {
     /// Never a member.
     #[default]
@@ -48,7 +51,7 @@ impl MembershipStatus {
 /// A paid membership's monthly distributions: distribution n happens at anchor + n
 /// months in the zone the schedule was anchored in (a later change of the account's
 /// zone does not move a running schedule).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     /// Which paid membership of the account this is: 1 for the first, counting every
     /// reactivation. With `next_index` it names each distribution uniquely, even when
@@ -63,6 +66,7 @@ pub struct Schedule {
     /// in a zone would cost more than the rest of a hold and capture together.
     pub next_at: Option<Timestamp>,
     /// The zone the months are counted in.
+    #[serde(with = "jiff::fmt::serde::tz::required")]
     pub zone: TimeZone,
 }
 
@@ -93,7 +97,7 @@ impl Schedule {
 }
 
 /// A closed stretch of membership, remembered to judge late-confirmed payments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberPeriod {
     /// When it began.
     pub start: Timestamp,
@@ -102,7 +106,7 @@ pub struct MemberPeriod {
 }
 
 /// An account's membership.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Membership {
     pub(crate) status: MembershipStatus,
     pub(crate) plan: Option<Arc<str>>,

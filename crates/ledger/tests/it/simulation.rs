@@ -270,6 +270,11 @@ impl World {
         let balance = self.account.balance();
         let entries = &self.journal.entries;
 
+        // The store saves the state as JSON and reads it back: nothing may be lost.
+        let saved = serde_json::to_string(&self.account).unwrap();
+        let restored: Account = serde_json::from_str(&saved).unwrap();
+        prop_assert_eq!(&restored, &self.account, "state changed through JSON");
+
         // SPEC §5: ledger sum = general available + general frozen + agent available.
         let sum: i64 = entries.iter().map(|e| e.amount).sum();
         let expected = balance.general.available + balance.general.frozen + balance.agent.available;
