@@ -1,0 +1,120 @@
+//! creditd's storage: what the ledger core decided, kept durably.
+//!
+//! One interface, [`Store`], with an implementation per database: [`SqliteStore`], the
+//! embedded default, now; PostgreSQL next. The store decides nothing: it saves account
+//! states, ledger entries, settled holds and the records that make requests exactly-once
+//! (idempotency keys, order ids, distributions), and reads them back.
+//!
+//! Writes happen in batches: the server's single writer opens one
+//! [`WriteTransaction`], locks the accounts its batch touches, reads the idempotency and
+//! purchase records it must check, runs the commands through the ledger core and commits
+//! all their [`Changes`] at once. The commit returns only once the batch is on disk.
+//!
+//! Every account state read back is checked with `Account::check_invariants`: a state
+//! the rules could not have produced is reported as [`StoreError::Corrupt`], never used.
+
+mod instant;
+mod records;
+mod sqlite;
+
+use async_trait::async_trait;
+use creditd_ledger::{AccountId, HoldId, LedgerQuery, OrderId};
+use jiff::Timestamp;
+
+pub use records::{
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, Payment, PurchaseRecord,
+    StoredAccount, StoredEntry,
+};
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked. None of these is the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A row the store wrote reads back as something the rules cannot produce.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database URL names no backend this build has.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    UnsupportedUrl(String),
+}
+
+/// The storage interface: reads for the views, and batched write transactions.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Opens a write transaction. Writers are serialized: on one database at most one
+    /// transaction writes a given account at a time.
+    async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError>;
+
+    /// One account as last committed.
+    async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError>;
+
+    /// A page of an account's ledger, newest first, with entries older than `before`
+    /// (a sequence number) when it is given.
+    async fn ledger_page(
+        &self,
+        id: &AccountId,
+        query: &LedgerQuery,
+        before: Option<u64>,
+    ) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// A hold that is no longer pending.
+    async fn settled_hold(
+        &self,
+        id: &AccountId,
+        hold: HoldId,
+    ) -> Result<Option<creditd_ledger::Hold>, StoreError>;
+
+    /// Accounts with a time-based effect due at or before `now`, at most `limit`.
+    async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError>;
+
+    /// One API key by id, revoked or not.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Every API key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// A service-wide setting.
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Forgets idempotency records created before `before`; returns how many.
+    async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Waits for readers and the writer to finish and closes the database.
+    async fn close(&self);
+}
+
+/// One write transaction: lock, read, then commit everything at once.
+#[async_trait]
+pub trait WriteTransaction: Send {
+    /// Reads the accounts of `ids` that exist and keeps them from changing under this
+    /// transaction until it ends.
+    async fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<StoredAccount>, StoreError>;
+
+    /// The idempotency records stored under these keys.
+    async fn idempotency_records(
+        &mut self,
+        keys: &[IdempotencyKey],
+    ) -> Result<Vec<IdempotencyRecord>, StoreError>;
+
+    /// The purchases recorded under these order ids.
+    async fn purchases(&mut self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError>;
+
+    /// Writes every change and commits; returns once the transaction is durable.
+    async fn commit(self: Box<Self>, changes: &Changes) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names (`sqlite://PATH`), creating the database if needed and
+/// running its migrations.
+pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

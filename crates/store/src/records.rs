@@ -1,0 +1,133 @@
+//! The records the store keeps beside the ledger core's own types.
+
+use creditd_ledger::{Account, AccountId, BucketId, Distribution, Hold, LedgerEntry, OrderId};
+use jiff::Timestamp;
+
+/// An account as stored: the core's state and how many ledger entries it has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAccount {
+    /// The ledger core's state.
+    pub account: Account,
+    /// Ledger entries written so far; the next entry is number `entry_seq + 1`.
+    pub entry_seq: u64,
+}
+
+/// A ledger entry with its number within the account (1, 2, … in recording order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Its number within the account.
+    pub seq: u64,
+    /// The entry.
+    pub entry: LedgerEntry,
+}
+
+/// What a payment amounted to, as the platform reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    /// In the currency's minor unit (cents).
+    pub amount_minor: u64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// A recorded purchase. Its order id is unique across the service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchaseRecord {
+    /// The platform's order id.
+    pub order_id: OrderId,
+    /// The account credited.
+    pub account_id: AccountId,
+    /// Credits granted (a package counts as its credits).
+    pub credits: u64,
+    /// The bucket they went into.
+    pub bucket_id: BucketId,
+    /// When it was paid.
+    pub paid_at: Timestamp,
+    /// `paid_at` as the first request gave it, if it did: a retry must agree with it.
+    pub paid_at_requested: Option<Timestamp>,
+    /// When the credits expire.
+    pub expires_at: Timestamp,
+    /// What was paid, if the platform said.
+    pub paid: Option<Payment>,
+    /// When creditd recorded it.
+    pub recorded_at: Timestamp,
+}
+
+/// Where an idempotency key lives: keys are scoped to the API key that sent them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// The sending API key's id.
+    pub owner: String,
+    /// The client's `Idempotency-Key`.
+    pub key: String,
+}
+
+/// The first answer to a request sent with an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Owner and key.
+    pub key: IdempotencyKey,
+    /// A digest of the request (hex): the same key with another request is a conflict.
+    pub fingerprint: String,
+    /// The answer's HTTP status.
+    pub status: u16,
+    /// The answer's body (JSON).
+    pub body: String,
+    /// When it was first answered.
+    pub created_at: Timestamp,
+}
+
+/// An API key. The secret itself is never stored, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Public id, part of the key as given to its holder.
+    pub id: String,
+    /// What the key is for.
+    pub name: String,
+    /// `admin`, `service` or `viewer`.
+    pub role: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked; it works until then.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Everything one write transaction stores. Each list is applied in order.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// New or changed accounts, each with its new entry count.
+    pub accounts: Vec<StoredAccount>,
+    /// New ledger entries, each with its account.
+    pub entries: Vec<(AccountId, StoredEntry)>,
+    /// Holds that were settled.
+    pub settled_holds: Vec<(AccountId, Hold)>,
+    /// Distributions made.
+    pub distributions: Vec<(AccountId, Distribution)>,
+    /// New purchases.
+    pub purchases: Vec<PurchaseRecord>,
+    /// New idempotency records.
+    pub idempotency: Vec<IdempotencyRecord>,
+    /// New API keys.
+    pub new_api_keys: Vec<ApiKeyRecord>,
+    /// API keys revoked, with when.
+    pub revoked_api_keys: Vec<(String, Timestamp)>,
+    /// Settings to set.
+    pub settings: Vec<(String, String)>,
+}
+
+impl Changes {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.entries.is_empty()
+            && self.settled_holds.is_empty()
+            && self.distributions.is_empty()
+            && self.purchases.is_empty()
+            && self.idempotency.is_empty()
+            && self.new_api_keys.is_empty()
+            && self.revoked_api_keys.is_empty()
+            && self.settings.is_empty()
+    }
+}

@@ -1,0 +1,588 @@
+//! The embedded default: SQLite in WAL mode, `synchronous = FULL`, so a commit returns
+//! only after its write-ahead log is fsync'd.
+//!
+//! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
+//! beside it, which WAL allows without blocking. Batches are written with one statement
+//! per table whatever their size: the rows travel as one JSON array that `json_each`
+//! unpacks, so every statement's text is fixed and prepared once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use creditd_ledger::{
+    Account, AccountId, BucketId, CreditKind, EntryType, Hold, HoldId, LedgerEntry, LedgerQuery,
+    OrderId, Source,
+};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::instant::{from_db, to_db};
+use crate::{
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, Payment, PurchaseRecord, Store,
+    StoreError, StoredAccount, StoredEntry, WriteTransaction,
+};
+
+/// Readers beside the writer: enough for two cores' worth of concurrent reads.
+const READ_CONNECTIONS: u32 = 4;
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and runs its
+    /// migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().create_if_missing(true))
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, readers })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
+        // IMMEDIATE takes the write lock now, so another process writing the same file
+        // makes this wait (busy_timeout) instead of failing at the first write.
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteWrite { tx }))
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
+        let row = sqlx::query("SELECT state, entry_seq FROM accounts WHERE id = ?1")
+            .bind(id.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| stored_account(&row)).transpose()
+    }
+
+    async fn ledger_page(
+        &self,
+        id: &AccountId,
+        query: &LedgerQuery,
+        before: Option<u64>,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let before = before
+            .map_or(Ok(i64::MAX), i64::try_from)
+            .map_err(corrupt)?;
+        let rows = sqlx::query(
+            "SELECT seq, at, type, amount, kind, source, bucket_id, hold_id, feature, quantity,
+                    order_id, frozen, note
+             FROM ledger_entries
+             WHERE account_id = ?1 AND seq < ?2
+               AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
+             ORDER BY seq DESC LIMIT ?6",
+        )
+        .bind(id.as_str())
+        .bind(before)
+        .bind(query.entry_type().map(|t| t.as_str()))
+        .bind(query.since().map(to_db))
+        .bind(query.until().map(to_db))
+        .bind(query.limit())
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(stored_entry).collect()
+    }
+
+    async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
+        let row =
+            sqlx::query("SELECT hold FROM settled_holds WHERE account_id = ?1 AND hold_id = ?2")
+                .bind(id.as_str())
+                .bind(i64::try_from(hold.get()).map_err(corrupt)?)
+                .fetch_optional(&self.readers)
+                .await?;
+        row.map(|row| from_json::<Hold>(row.get::<&str, _>(0)))
+            .transpose()
+    }
+
+    async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM accounts WHERE next_effect_at <= ?1 ORDER BY next_effect_at LIMIT ?2",
+        )
+        .bind(to_db(now))
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| AccountId::parse(row.get::<&str, _>(0)).map_err(corrupt))
+            .collect()
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_keys WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| api_key(&row)).transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_keys
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(api_key).collect()
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.readers)
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
+            .bind(to_db(before))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// A write transaction on the single writer connection.
+struct SqliteWrite {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl WriteTransaction for SqliteWrite {
+    async fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<StoredAccount>, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(to_json(&ids)?)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(stored_account).collect()
+    }
+
+    async fn idempotency_records(
+        &mut self,
+        keys: &[IdempotencyKey],
+    ) -> Result<Vec<IdempotencyRecord>, StoreError> {
+        let keys: Vec<[&str; 2]> = keys.iter().map(|k| [&*k.owner, &*k.key]).collect();
+        let rows = sqlx::query(
+            "SELECT owner, key, fingerprint, status, body, created_at FROM idempotency_keys
+             WHERE (owner, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))",
+        )
+        .bind(to_json(&keys)?)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(idempotency_record).collect()
+    }
+
+    async fn purchases(&mut self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError> {
+        let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
+                    expires_at, amount_minor, currency, recorded_at
+             FROM purchases WHERE order_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(to_json(&orders)?)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(purchase_record).collect()
+    }
+
+    async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
+        write_changes(&mut self.tx, changes).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn write_changes(
+    tx: &mut Transaction<'static, Sqlite>,
+    changes: &Changes,
+) -> Result<(), StoreError> {
+    if !changes.accounts.is_empty() {
+        let rows = changes
+            .accounts
+            .iter()
+            .map(AccountRow::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        sqlx::query(
+            "INSERT INTO accounts (id, state, entry_seq, next_effect_at, created_at, updated_at)
+             SELECT value ->> '$.id', value -> '$.state', value ->> '$.seq', value ->> '$.next',
+                    value ->> '$.created', value ->> '$.updated'
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq,
+                 next_effect_at = excluded.next_effect_at, updated_at = excluded.updated_at",
+        )
+        .bind(to_json(&rows)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !changes.entries.is_empty() {
+        let rows: Vec<EntryRow> = changes
+            .entries
+            .iter()
+            .map(|(account, stored)| EntryRow::new(account, stored))
+            .collect();
+        sqlx::query(
+            "INSERT INTO ledger_entries (account_id, seq, at, type, amount, kind, source, bucket_id,
+                                         hold_id, feature, quantity, order_id, frozen, note)
+             SELECT value ->> '$.a', value ->> '$.s', value ->> '$.at', value ->> '$.t',
+                    value ->> '$.amt', value ->> '$.k', value ->> '$.src', value ->> '$.b',
+                    value ->> '$.h', value ->> '$.f', value ->> '$.q', value ->> '$.o',
+                    value ->> '$.fr', value ->> '$.n'
+             FROM json_each(?1)",
+        )
+        .bind(to_json(&rows)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !changes.settled_holds.is_empty() {
+        let rows = changes
+            .settled_holds
+            .iter()
+            .map(|(account, hold)| HoldRow::new(account, hold))
+            .collect::<Result<Vec<_>, _>>()?;
+        sqlx::query(
+            "INSERT INTO settled_holds (account_id, hold_id, status, settled_at, hold)
+             SELECT value ->> '$.a', value ->> '$.h', value ->> '$.st', value ->> '$.at',
+                    value -> '$.hold'
+             FROM json_each(?1)",
+        )
+        .bind(to_json(&rows)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (account, d) in &changes.distributions {
+        sqlx::query(
+            "INSERT INTO distributions (account_id, schedule, idx, at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(account.as_str())
+        .bind(d.schedule)
+        .bind(d.index)
+        .bind(to_db(d.at))
+        .execute(&mut **tx)
+        .await?;
+    }
+    for p in &changes.purchases {
+        sqlx::query(
+            "INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
+                                    paid_at_requested, expires_at, amount_minor, currency, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(p.order_id.as_str())
+        .bind(p.account_id.as_str())
+        .bind(i64::try_from(p.credits).map_err(corrupt)?)
+        .bind(i64::try_from(p.bucket_id.get()).map_err(corrupt)?)
+        .bind(to_db(p.paid_at))
+        .bind(p.paid_at_requested.map(to_db))
+        .bind(to_db(p.expires_at))
+        .bind(p.paid.as_ref().map(|paid| i64::try_from(paid.amount_minor)).transpose().map_err(corrupt)?)
+        .bind(p.paid.as_ref().map(|paid| paid.currency.as_str()))
+        .bind(to_db(p.recorded_at))
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !changes.idempotency.is_empty() {
+        let rows: Vec<IdempotencyRow> = changes
+            .idempotency
+            .iter()
+            .map(IdempotencyRow::new)
+            .collect();
+        sqlx::query(
+            "INSERT INTO idempotency_keys (owner, key, fingerprint, status, body, created_at)
+             SELECT value ->> '$.o', value ->> '$.k', value ->> '$.f', value ->> '$.s',
+                    value ->> '$.b', value ->> '$.at'
+             FROM json_each(?1)",
+        )
+        .bind(to_json(&rows)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for key in &changes.new_api_keys {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(&key.role)
+        .bind(&key.secret_hash[..])
+        .bind(to_db(key.created_at))
+        .bind(key.revoked_at.map(to_db))
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (id, at) in &changes.revoked_api_keys {
+        sqlx::query("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(to_db(*at))
+            .execute(&mut **tx)
+            .await?;
+    }
+    for (name, value) in &changes.settings {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct AccountRow<'a> {
+    id: &'a str,
+    state: Box<RawValue>,
+    seq: u64,
+    next: Option<i64>,
+    created: i64,
+    updated: i64,
+}
+
+impl<'a> AccountRow<'a> {
+    fn new(stored: &'a StoredAccount) -> Result<Self, StoreError> {
+        let account = &stored.account;
+        debug_assert!(
+            account.check_invariants().is_ok(),
+            "storing a broken account"
+        );
+        Ok(AccountRow {
+            id: account.id().as_str(),
+            state: serde_json::value::to_raw_value(account).map_err(corrupt)?,
+            seq: stored.entry_seq,
+            next: account.next_effect_at().map(to_db),
+            created: to_db(account.created_at()),
+            updated: to_db(account.as_of()),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct EntryRow<'a> {
+    a: &'a str,
+    s: u64,
+    at: i64,
+    t: &'static str,
+    amt: i64,
+    k: &'static str,
+    src: &'static str,
+    b: u64,
+    h: Option<u64>,
+    f: Option<&'a str>,
+    q: Option<u32>,
+    o: Option<&'a str>,
+    fr: Option<u64>,
+    n: Option<&'a str>,
+}
+
+impl<'a> EntryRow<'a> {
+    fn new(account: &'a AccountId, stored: &'a StoredEntry) -> Self {
+        let e = &stored.entry;
+        EntryRow {
+            a: account.as_str(),
+            s: stored.seq,
+            at: to_db(e.at),
+            t: e.entry_type.as_str(),
+            amt: e.amount,
+            k: e.kind.as_str(),
+            src: e.source.as_str(),
+            b: e.bucket_id.get(),
+            h: e.hold_id.map(HoldId::get),
+            f: e.feature.as_deref(),
+            q: e.quantity,
+            o: e.order_id.as_ref().map(OrderId::as_str),
+            fr: e.frozen,
+            n: e.note.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HoldRow<'a> {
+    a: &'a str,
+    h: u64,
+    st: &'static str,
+    at: i64,
+    hold: &'a Hold,
+}
+
+impl<'a> HoldRow<'a> {
+    fn new(account: &'a AccountId, hold: &'a Hold) -> Result<Self, StoreError> {
+        let settlement = hold
+            .settlement()
+            .ok_or_else(|| StoreError::Corrupt(format!("hold {} stored unsettled", hold.id())))?;
+        Ok(HoldRow {
+            a: account.as_str(),
+            h: hold.id().get(),
+            st: hold.status().as_str(),
+            at: to_db(settlement.at),
+            hold,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct IdempotencyRow<'a> {
+    o: &'a str,
+    k: &'a str,
+    f: &'a str,
+    s: u16,
+    b: &'a str,
+    at: i64,
+}
+
+impl<'a> IdempotencyRow<'a> {
+    fn new(record: &'a IdempotencyRecord) -> Self {
+        IdempotencyRow {
+            o: &record.key.owner,
+            k: &record.key.key,
+            f: &record.fingerprint,
+            s: record.status,
+            b: &record.body,
+            at: to_db(record.created_at),
+        }
+    }
+}
+
+fn stored_account(row: &SqliteRow) -> Result<StoredAccount, StoreError> {
+    let account: Account = from_json(row.try_get::<&str, _>(0)?)?;
+    account
+        .check_invariants()
+        .map_err(|broken| StoreError::Corrupt(broken.to_string()))?;
+    Ok(StoredAccount {
+        account,
+        entry_seq: u64::try_from(row.try_get::<i64, _>(1)?).map_err(corrupt)?,
+    })
+}
+
+fn stored_entry(row: &SqliteRow) -> Result<StoredEntry, StoreError> {
+    let count = |value: i64| u64::try_from(value).map_err(corrupt);
+    let entry = LedgerEntry {
+        at: from_db(row.try_get(1)?)?,
+        entry_type: parse_name::<EntryType>(row.try_get(2)?)?,
+        amount: row.try_get(3)?,
+        kind: parse_name::<CreditKind>(row.try_get(4)?)?,
+        source: parse_name::<Source>(row.try_get(5)?)?,
+        bucket_id: BucketId::new(count(row.try_get(6)?)?),
+        hold_id: row
+            .try_get::<Option<i64>, _>(7)?
+            .map(|id| count(id).map(HoldId::new))
+            .transpose()?,
+        feature: row.try_get::<Option<&str>, _>(8)?.map(Into::into),
+        quantity: row
+            .try_get::<Option<i64>, _>(9)?
+            .map(|q| u32::try_from(q).map_err(corrupt))
+            .transpose()?,
+        order_id: row
+            .try_get::<Option<&str>, _>(10)?
+            .map(|o| OrderId::parse(o).map_err(corrupt))
+            .transpose()?,
+        frozen: row.try_get::<Option<i64>, _>(11)?.map(count).transpose()?,
+        note: row.try_get::<Option<&str>, _>(12)?.map(Into::into),
+    };
+    Ok(StoredEntry {
+        seq: count(row.try_get(0)?)?,
+        entry,
+    })
+}
+
+fn idempotency_record(row: &SqliteRow) -> Result<IdempotencyRecord, StoreError> {
+    Ok(IdempotencyRecord {
+        key: IdempotencyKey {
+            owner: row.try_get(0)?,
+            key: row.try_get(1)?,
+        },
+        fingerprint: row.try_get(2)?,
+        status: u16::try_from(row.try_get::<i64, _>(3)?).map_err(corrupt)?,
+        body: row.try_get(4)?,
+        created_at: from_db(row.try_get(5)?)?,
+    })
+}
+
+fn purchase_record(row: &SqliteRow) -> Result<PurchaseRecord, StoreError> {
+    let count = |value: i64| u64::try_from(value).map_err(corrupt);
+    let amount_minor: Option<i64> = row.try_get(7)?;
+    let currency: Option<String> = row.try_get(8)?;
+    Ok(PurchaseRecord {
+        order_id: OrderId::parse(row.try_get(0)?).map_err(corrupt)?,
+        account_id: AccountId::parse(row.try_get(1)?).map_err(corrupt)?,
+        credits: count(row.try_get(2)?)?,
+        bucket_id: BucketId::new(count(row.try_get(3)?)?),
+        paid_at: from_db(row.try_get(4)?)?,
+        paid_at_requested: row.try_get::<Option<i64>, _>(5)?.map(from_db).transpose()?,
+        expires_at: from_db(row.try_get(6)?)?,
+        paid: match (amount_minor, currency) {
+            (Some(amount), Some(currency)) => Some(Payment {
+                amount_minor: count(amount)?,
+                currency,
+            }),
+            _ => None,
+        },
+        recorded_at: from_db(row.try_get(9)?)?,
+    })
+}
+
+fn api_key(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
+    let hash: &[u8] = row.try_get(3)?;
+    Ok(ApiKeyRecord {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        role: row.try_get(2)?,
+        secret_hash: hash.try_into().map_err(corrupt)?,
+        created_at: from_db(row.try_get(4)?)?,
+        revoked_at: row.try_get::<Option<i64>, _>(5)?.map(from_db).transpose()?,
+    })
+}
+
+fn parse_name<T: FromStr>(text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(corrupt)
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(corrupt)
+}
+
+fn corrupt(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}

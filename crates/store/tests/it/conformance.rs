@@ -1,0 +1,352 @@
+//! Each test runs on a fresh database and checks one promise of the `Store` interface.
+
+use creditd_ledger::{
+    Account, AccountId, Amount, Catalog, CreditKind, EntryType, Expiry, Grant, GrantSource,
+    HoldStatus, Journal, LedgerQuery, OrderId, Use,
+};
+use creditd_store::{
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store, StoredAccount,
+    StoredEntry,
+};
+use jiff::{Timestamp, ToSpan, tz::TimeZone};
+
+struct Fresh {
+    store: Box<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh() -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    Fresh {
+        store: creditd_store::open(&url).await.unwrap(),
+        _dir: dir,
+    }
+}
+
+fn t(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn id(text: &str) -> AccountId {
+    AccountId::parse(text).unwrap()
+}
+
+/// An account with a 10-credit promotion expiring in an hour and a hold of 4 captured
+/// for half (ledger: grant, debit, refund), and the changes that store it.
+fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
+    let catalog = Catalog::default();
+    let mut account = Account::open(id(name), TimeZone::UTC, now);
+    let mut journal = Journal::default();
+    let mut moment = account.at(&catalog, now, &mut journal);
+    moment
+        .grant(Grant {
+            kind: CreditKind::General,
+            amount: Amount::new(10).unwrap(),
+            source: GrantSource::Promotion,
+            expiry: Expiry::ValidFor(1.hour()),
+            campaign: None,
+            note: Some("welcome".into()),
+        })
+        .unwrap();
+    let hold = moment
+        .place_hold(&Use {
+            feature: "ai_background".into(),
+            ..Use::default()
+        })
+        .unwrap();
+    moment.capture(hold.id(), Some(1)).unwrap();
+    drop(moment);
+    let changes = changes_for(&account, 0, &journal);
+    (account, changes)
+}
+
+fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) -> Changes {
+    let mut changes = Changes::default();
+    let id = account.id().clone();
+    for (n, entry) in journal.entries.iter().enumerate() {
+        let seq = entry_seq + n as u64 + 1;
+        changes.entries.push((
+            id.clone(),
+            StoredEntry {
+                seq,
+                entry: entry.clone(),
+            },
+        ));
+    }
+    for hold in &journal.settled_holds {
+        changes.settled_holds.push((id.clone(), hold.clone()));
+    }
+    for d in &journal.distributions {
+        changes.distributions.push((id.clone(), *d));
+    }
+    changes.accounts.push(StoredAccount {
+        account: account.clone(),
+        entry_seq: entry_seq + journal.entries.len() as u64,
+    });
+    changes
+}
+
+#[tokio::test]
+async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds() {
+    let db = fresh().await;
+    let now = t("2026-11-21T10:00:00Z");
+    let (account, changes) = account_with_history("user-1", now);
+    let tx = db.store.begin().await.unwrap();
+    tx.commit(&changes).await.unwrap();
+
+    let stored = db.store.account(&id("user-1")).await.unwrap().unwrap();
+    assert_eq!(stored.account, account);
+    assert_eq!(stored.entry_seq, 3);
+    let page = db
+        .store
+        .ledger_page(
+            &id("user-1"),
+            &LedgerQuery::new(None, None, None, None).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = page.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [3, 2, 1], "newest first");
+    let expected: Vec<_> = changes
+        .entries
+        .iter()
+        .rev()
+        .map(|(_, e)| e.clone())
+        .collect();
+    assert_eq!(page, expected);
+    let hold = db
+        .store
+        .settled_hold(&id("user-1"), creditd_ledger::HoldId::new(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hold.status(), HoldStatus::Captured);
+    assert!(db.store.account(&id("nobody")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence() {
+    let db = fresh().await;
+    let now = t("2026-11-21T10:00:00Z");
+    let (_, changes) = account_with_history("user-1", now);
+    db.store
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+    let user = id("user-1");
+
+    let debits = LedgerQuery::new(None, Some(EntryType::Debit), None, None).unwrap();
+    let page = db.store.ledger_page(&user, &debits, None).await.unwrap();
+    assert!(page.iter().all(|e| e.entry.entry_type == EntryType::Debit) && !page.is_empty());
+
+    let one = LedgerQuery::new(Some(1), None, None, None).unwrap();
+    let first = db.store.ledger_page(&user, &one, None).await.unwrap();
+    let second = db
+        .store
+        .ledger_page(&user, &one, Some(first[0].seq))
+        .await
+        .unwrap();
+    assert_eq!((first[0].seq, second[0].seq), (3, 2));
+
+    let until_now = LedgerQuery::new(None, None, None, Some(now)).unwrap();
+    assert!(
+        db.store
+            .ledger_page(&user, &until_now, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let since_now = LedgerQuery::new(None, None, Some(now), None).unwrap();
+    assert_eq!(
+        db.store
+            .ledger_page(&user, &since_now, None)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn an_uncommitted_transaction_changes_nothing() {
+    let db = fresh().await;
+    let (_, changes) = account_with_history("user-1", t("2026-11-21T10:00:00Z"));
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(tx.lock_accounts(&[id("user-1")]).await.unwrap().is_empty());
+    drop(tx);
+    assert!(db.store.account(&id("user-1")).await.unwrap().is_none());
+    // The writer is free again, and the changes commit once.
+    db.store
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(
+        tx.lock_accounts(&[id("user-1"), id("user-2")])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_second_ledger_entry_with_the_same_number_is_refused_and_the_batch_rolls_back() {
+    let db = fresh().await;
+    let (_, changes) = account_with_history("user-1", t("2026-11-21T10:00:00Z"));
+    db.store
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+    let mut again = Changes::default();
+    again.entries.push(changes.entries[0].clone());
+    again.settings.push(("x".into(), "1".into()));
+    assert!(
+        db.store
+            .begin()
+            .await
+            .unwrap()
+            .commit(&again)
+            .await
+            .is_err()
+    );
+    assert_eq!(db.store.setting("x").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() {
+    let db = fresh().await;
+    let now = t("2026-11-21T10:00:00Z");
+    let key = IdempotencyKey {
+        owner: "k1".into(),
+        key: "retry-me".into(),
+    };
+    let record = IdempotencyRecord {
+        key: key.clone(),
+        fingerprint: "ab".repeat(32),
+        status: 402,
+        body: r#"{"code":"insufficient_credits"}"#.into(),
+        created_at: now,
+    };
+    let purchase = PurchaseRecord {
+        order_id: OrderId::parse("order-1").unwrap(),
+        account_id: id("user-1"),
+        credits: 100,
+        bucket_id: creditd_ledger::BucketId::new(3),
+        paid_at: now,
+        paid_at_requested: None,
+        expires_at: now + 10.hours(),
+        paid: Some(creditd_store::Payment {
+            amount_minor: 499,
+            currency: "USD".into(),
+        }),
+        recorded_at: now,
+    };
+    let mut changes = Changes::default();
+    changes.idempotency.push(record.clone());
+    changes.purchases.push(purchase.clone());
+    db.store
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+
+    let mut tx = db.store.begin().await.unwrap();
+    let other = IdempotencyKey {
+        owner: "k2".into(),
+        key: "retry-me".into(),
+    };
+    assert_eq!(
+        tx.idempotency_records(&[key, other]).await.unwrap(),
+        [record]
+    );
+    let orders = [
+        OrderId::parse("order-1").unwrap(),
+        OrderId::parse("order-2").unwrap(),
+    ];
+    assert_eq!(tx.purchases(&orders).await.unwrap(), [purchase]);
+    drop(tx);
+
+    assert_eq!(db.store.purge_idempotency(now).await.unwrap(), 0);
+    assert_eq!(
+        db.store.purge_idempotency(now + 1.second()).await.unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_listed_and_revoked_once() {
+    let db = fresh().await;
+    let now = t("2026-11-21T10:00:00Z");
+    let key = ApiKeyRecord {
+        id: "k1".into(),
+        name: "backend".into(),
+        role: "service".into(),
+        secret_hash: [7; 32],
+        created_at: now,
+        revoked_at: None,
+    };
+    let mut changes = Changes::default();
+    changes.new_api_keys.push(key.clone());
+    changes.settings.push(("token_secret".into(), "s".into()));
+    db.store
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+    assert_eq!(db.store.api_keys().await.unwrap(), [key]);
+    assert_eq!(
+        db.store.setting("token_secret").await.unwrap().as_deref(),
+        Some("s")
+    );
+
+    for at in [now + 1.second(), now + 2.seconds()] {
+        let mut revoke = Changes::default();
+        revoke.revoked_api_keys.push(("k1".into(), at));
+        db.store
+            .begin()
+            .await
+            .unwrap()
+            .commit(&revoke)
+            .await
+            .unwrap();
+    }
+    let revoked = db.store.api_key("k1").await.unwrap().unwrap();
+    assert_eq!(
+        revoked.revoked_at,
+        Some(now + 1.second()),
+        "the first revocation stands"
+    );
+}
+
+#[tokio::test]
+async fn accounts_are_due_when_their_next_effect_has_come() {
+    let db = fresh().await;
+    let now = t("2026-11-21T10:00:00Z");
+    let (_, changes) = account_with_history("user-1", now);
+    db.store
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+    assert!(db.store.due_accounts(now, 10).await.unwrap().is_empty());
+    let due = db.store.due_accounts(now + 1.hour(), 10).await.unwrap();
+    assert_eq!(due, [id("user-1")]);
+}

@@ -1,0 +1,4 @@
+//! The store's conformance tests: what any backend must do.
+#![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+
+mod conformance;
