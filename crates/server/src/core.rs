@@ -1,0 +1,92 @@
+//! The service without HTTP: the store, the catalog, the clock, the keys and the
+//! metrics, shared by the HTTP handlers, the writer and the CLI's admin commands.
+
+use std::sync::Arc;
+
+use creditd_ledger::{Account, AccountId, Catalog, Journal};
+use creditd_store::{Changes, Store, StoreError};
+
+use crate::auth::{Authenticator, Role, new_api_key, new_token_secret};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+
+/// Setting that holds the secret account tokens are signed with.
+const TOKEN_SECRET: &str = "token_secret";
+
+/// Everything a request needs besides the writer.
+pub struct Core {
+    /// Where everything is kept.
+    pub store: Arc<dyn Store>,
+    /// Prices, plans and policies.
+    pub catalog: Arc<Catalog>,
+    /// The service's time.
+    pub clock: Arc<Clock>,
+    /// Keys and tokens.
+    pub auth: Authenticator,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// What `Core::open` did on an empty database.
+#[derive(Debug, Default)]
+pub struct FirstStart {
+    /// An admin key made because there was none: shown once, then only its hash is kept.
+    pub admin_key: Option<String>,
+}
+
+impl Core {
+    /// Prepares the service on `store`: loads (or makes, on the first start) the token
+    /// secret, and makes an admin key if the database has no key and the environment
+    /// gives none.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        clock: Clock,
+        env_admin_key: Option<&str>,
+    ) -> Result<(Core, FirstStart), StoreError> {
+        let mut first = Changes::default();
+        let mut first_start = FirstStart::default();
+        let secret = match store.setting(TOKEN_SECRET).await? {
+            Some(secret) => secret,
+            None => {
+                let secret = new_token_secret();
+                first
+                    .settings
+                    .push((TOKEN_SECRET.to_owned(), secret.clone()));
+                secret
+            }
+        };
+        if env_admin_key.is_none() && store.api_keys().await?.is_empty() {
+            let new = new_api_key("initial admin", Role::Admin, clock.now());
+            first.new_api_keys.push(new.record);
+            first_start.admin_key = Some(new.key);
+        }
+        if !first.is_empty() {
+            store.begin().await?.commit(&first).await?;
+        }
+        let core = Core {
+            store,
+            catalog: Arc::new(catalog),
+            clock: Arc::new(clock),
+            auth: Authenticator::new(env_admin_key, &secret),
+            metrics: Metrics::default(),
+        };
+        Ok((core, first_start))
+    }
+
+    /// An account as of now, with every time-based effect applied (in memory: reads do
+    /// not write; the effects are deterministic, so whoever writes next records the
+    /// same). Returns what catching up produced, too.
+    pub async fn account_now(
+        &self,
+        id: &AccountId,
+    ) -> Result<Option<(Account, Journal)>, StoreError> {
+        let Some(stored) = self.store.account(id).await? else {
+            return Ok(None);
+        };
+        let mut account = stored.account;
+        let mut journal = Journal::default();
+        drop(account.at(&self.catalog, self.clock.now(), &mut journal));
+        Ok(Some((account, journal)))
+    }
+}

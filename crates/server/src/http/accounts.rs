@@ -1,0 +1,449 @@
+//! `/v1/accounts/{id}/…`: accounts, membership, credits in, credits out, and the views.
+
+use std::str::FromStr;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use creditd_ledger::{
+    Adjustment, Amount, CreditKind, EntryType, Expiry, Grant, GrantSource, LedgerQuery, MAX_AMOUNT,
+    OrderId, Purchase, PurchaseCredits, Refusal, Tier, Use, parse_duration, parse_time_zone,
+};
+use creditd_store::Payment;
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::extract::{AccountPath, Caller, Posted};
+use super::{AppState, store_failed};
+use crate::answer::{Answer, Problem};
+use crate::auth::{TOKEN_TTL_DEFAULT_SECONDS, TOKEN_TTL_MAX_SECONDS};
+use crate::dto::{
+    AccountDto, AdjustmentDto, AdjustmentRequest, BalanceDto, BucketDto, ChargeRequest,
+    DailyLoginDto, EntryDto, GrantRequest, HoldDto, HoldRequest, LedgerPageDto, MembershipRequest,
+    PurchaseDto, PurchaseRequest, PutAccountRequest, TokenDto, TokenRequest,
+};
+use crate::writer::{MembershipAction, Op};
+
+/// Create an account, or change its time zone.
+#[utoipa::path(put, path = "/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = PutAccountRequest,
+    responses((status = 201, description = "Created", body = AccountDto),
+              (status = 200, description = "Updated", body = AccountDto)))]
+pub async fn put_account(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<PutAccountRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    let zone = posted
+        .body
+        .timezone
+        .as_deref()
+        .map(parse_time_zone)
+        .transpose()?;
+    // PUT is idempotent by itself: no Idempotency-Key bookkeeping.
+    Ok(state.submit(&caller, Op::PutAccount(id, zone), None).await)
+}
+
+/// An account and its membership.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "The platform's account id")),
+    responses((status = 200, description = "The account", body = AccountDto)))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+) -> Result<Answer, Problem> {
+    caller.require_read(&id)?;
+    let (account, _) = state.account_now(&id).await?;
+    Ok(Answer::json(StatusCode::OK, &AccountDto::from(&account)))
+}
+
+/// Start a trial, activate or renew a paid membership, or cancel.
+#[utoipa::path(post, path = "/v1/accounts/{id}/membership", tag = "accounts",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = MembershipRequest,
+    responses((status = 200, description = "The account", body = AccountDto)))]
+pub async fn membership(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<MembershipRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    let request = &posted.body;
+    let plan = || {
+        request.plan.clone().or_else(|| {
+            state
+                .core
+                .catalog
+                .plans()
+                .next()
+                .map(|p| p.name.to_string())
+        })
+    };
+    let action = match request.action.as_str() {
+        "start_trial" => {
+            MembershipAction::StartTrial(plan().ok_or_else(|| Problem::invalid("no plan"))?)
+        }
+        "activate" => {
+            let end = request
+                .period_end
+                .ok_or_else(|| Problem::invalid("activate needs period_end"))?;
+            MembershipAction::Activate(plan().ok_or_else(|| Problem::invalid("no plan"))?, end)
+        }
+        "cancel" => MembershipAction::Cancel,
+        other => {
+            return Err(Problem::invalid(format!(
+                "action {other:?} is none of start_trial, activate, cancel"
+            )));
+        }
+    };
+    Ok(state
+        .apply(&caller, Op::Membership(id, action), &posted)
+        .await)
+}
+
+/// The daily login: agent credits once per local day.
+#[utoipa::path(post, path = "/v1/accounts/{id}/daily-login", tag = "credits in",
+    params(("id" = String, Path, description = "The platform's account id")),
+    responses((status = 200, description = "What was granted", body = DailyLoginDto)))]
+pub async fn daily_login(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    if !posted.body.is_empty() {
+        return Err(Problem::invalid("daily-login takes no fields"));
+    }
+    Ok(state.apply(&caller, Op::DailyLogin(id), &posted).await)
+}
+
+/// Grant promotion or compensation credits.
+#[utoipa::path(post, path = "/v1/accounts/{id}/grants", tag = "credits in",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = GrantRequest,
+    responses((status = 201, description = "The new bucket", body = BucketDto)))]
+pub async fn grant(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<GrantRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    let request = &posted.body;
+    let source = match request.source.as_str() {
+        "promotion" => GrantSource::Promotion,
+        "compensation" => GrantSource::Compensation,
+        other => {
+            return Err(Problem::invalid(format!(
+                "source {other:?} cannot be granted: use promotion or compensation"
+            )));
+        }
+    };
+    let expiry = match (&request.expires_at, &request.valid_for) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::invalid("give expires_at or valid_for, not both"));
+        }
+        (Some(at), None) => Expiry::At(*at),
+        (None, Some(text)) => Expiry::ValidFor(parse_duration(text)?),
+        (None, None) => Expiry::Never,
+    };
+    let grant = Grant {
+        kind: kind(&request.kind)?,
+        amount: amount(request.amount)?,
+        source,
+        expiry,
+        campaign: request.campaign.clone(),
+        note: request.note.clone(),
+    };
+    Ok(state.apply(&caller, Op::Grant(id, grant), &posted).await)
+}
+
+/// Record a purchase (members only); the same order again answers 200 with the first
+/// answer and grants nothing.
+#[utoipa::path(post, path = "/v1/accounts/{id}/purchases", tag = "credits in",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = PurchaseRequest,
+    responses((status = 201, description = "Recorded", body = PurchaseDto),
+              (status = 200, description = "Recorded before", body = PurchaseDto)))]
+pub async fn purchase(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<PurchaseRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    let request = &posted.body;
+    let credits = match (&request.package, request.credits) {
+        (Some(name), None) => PurchaseCredits::Package(name.clone()),
+        (None, Some(credits)) => PurchaseCredits::Credits(amount(credits)?),
+        (Some(_), Some(_)) => return Err(Problem::invalid("give package or credits, not both")),
+        (None, None) => return Err(Problem::invalid("give package or credits")),
+    };
+    let paid = request
+        .paid
+        .as_ref()
+        .map(|paid| {
+            let amount_minor = u64::try_from(paid.amount_minor)
+                .map_err(|_| Problem::invalid("paid.amount_minor must not be negative"))?;
+            let currency_ok =
+                paid.currency.len() == 3 && paid.currency.bytes().all(|b| b.is_ascii_uppercase());
+            if !currency_ok {
+                return Err(Problem::invalid(
+                    "paid.currency must be an ISO 4217 code such as USD",
+                ));
+            }
+            Ok(Payment {
+                amount_minor,
+                currency: paid.currency.clone(),
+            })
+        })
+        .transpose()?;
+    let purchase = Purchase {
+        order_id: OrderId::parse(&request.order_id)?,
+        credits,
+        paid_at: request.paid_at,
+    };
+    Ok(state
+        .apply(&caller, Op::Purchase(id, purchase, paid), &posted)
+        .await)
+}
+
+/// Reserve the cost of a use before the work.
+#[utoipa::path(post, path = "/v1/accounts/{id}/holds", tag = "credits out",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = HoldRequest,
+    responses((status = 201, description = "The pending hold", body = HoldDto)))]
+pub async fn hold(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<HoldRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    let request = &posted.body;
+    let intended = Use {
+        feature: request.feature.clone(),
+        quantity: request.quantity.map(count),
+        tier: request.tier.as_deref().map(tier).transpose()?,
+        ttl_seconds: request.ttl_seconds.map(count),
+        reference: request.reference.clone(),
+    };
+    Ok(state.apply(&caller, Op::Hold(id, intended), &posted).await)
+}
+
+/// Pay for a use in one step: a hold captured at once.
+#[utoipa::path(post, path = "/v1/accounts/{id}/charges", tag = "credits out",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = ChargeRequest,
+    responses((status = 201, description = "The captured hold", body = HoldDto)))]
+pub async fn charge(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<ChargeRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    let request = &posted.body;
+    let intended = Use {
+        feature: request.feature.clone(),
+        quantity: request.quantity.map(count),
+        tier: request.tier.as_deref().map(tier).transpose()?,
+        ttl_seconds: None,
+        reference: request.reference.clone(),
+    };
+    Ok(state
+        .apply(&caller, Op::Charge(id, intended), &posted)
+        .await)
+}
+
+/// An admin's adjustment, with a reason.
+#[utoipa::path(post, path = "/v1/accounts/{id}/adjustments", tag = "credits in",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = AdjustmentRequest,
+    responses((status = 201, description = "Its ledger entry", body = AdjustmentDto)))]
+pub async fn adjust(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<AdjustmentRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_admin()?;
+    let request = &posted.body;
+    if request.amount == 0 || request.amount.unsigned_abs() > MAX_AMOUNT {
+        return Err(Refusal::AmountOutOfRange { max: MAX_AMOUNT }.into());
+    }
+    let adjustment = Adjustment {
+        amount: request.amount,
+        kind: kind(&request.kind)?,
+        reason: request.reason.clone(),
+    };
+    Ok(state
+        .apply(&caller, Op::Adjust(id, adjustment), &posted)
+        .await)
+}
+
+/// A read-only token for this account (for the end user's page).
+#[utoipa::path(post, path = "/v1/accounts/{id}/tokens", tag = "accounts",
+    params(("id" = String, Path, description = "The platform's account id")),
+    request_body = TokenRequest,
+    responses((status = 201, description = "The token", body = TokenDto)))]
+pub async fn token(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    posted: Posted<TokenRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    let ttl = posted.body.ttl_seconds.unwrap_or(TOKEN_TTL_DEFAULT_SECONDS);
+    if !(1..=TOKEN_TTL_MAX_SECONDS).contains(&ttl) {
+        return Err(Problem::invalid(format!(
+            "ttl_seconds must be between 1 and {TOKEN_TTL_MAX_SECONDS}"
+        )));
+    }
+    let op = Op::Token(id, SignedDuration::from_secs(ttl));
+    Ok(state.apply(&caller, op, &posted).await)
+}
+
+/// The balance now.
+#[utoipa::path(get, path = "/v1/accounts/{id}/balance", tag = "views",
+    params(("id" = String, Path, description = "The platform's account id")),
+    responses((status = 200, description = "The balance", body = BalanceDto)))]
+pub async fn balance(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+) -> Result<Answer, Problem> {
+    caller.require_read(&id)?;
+    let (account, _) = state.account_now(&id).await?;
+    Ok(Answer::json(
+        StatusCode::OK,
+        &BalanceDto::new(&id, &account.balance()),
+    ))
+}
+
+/// Which ledger entries to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LedgerParams {
+    /// Entries per page, 1 … 500 (default 50).
+    limit: Option<String>,
+    /// From a previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Only entries of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    entry_type: Option<String>,
+    /// Entries at or after this instant.
+    since: Option<String>,
+    /// Entries before this instant.
+    until: Option<String>,
+}
+
+/// Where every credit went, newest first.
+#[utoipa::path(get, path = "/v1/accounts/{id}/ledger", tag = "views",
+    params(("id" = String, Path, description = "The platform's account id"), LedgerParams),
+    responses((status = 200, description = "A page of entries", body = LedgerPageDto)))]
+pub async fn ledger(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+    params: Result<Query<LedgerParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Answer, Problem> {
+    caller.require_read(&id)?;
+    let Query(params) = params.map_err(|e| Problem::invalid(e.body_text()))?;
+    let limit = params
+        .limit
+        .as_deref()
+        .map(|text| {
+            text.parse::<u32>()
+                .map_err(|_| Refusal::PageLimitOutOfRange {
+                    max: creditd_ledger::MAX_LEDGER_PAGE,
+                })
+        })
+        .transpose()?;
+    let entry_type = params
+        .entry_type
+        .as_deref()
+        .map(|text| {
+            EntryType::from_str(text)
+                .map_err(|_| Problem::invalid(format!("type {text:?} is no ledger entry type")))
+        })
+        .transpose()?;
+    let since = params.since.as_deref().map(instant).transpose()?;
+    let until = params.until.as_deref().map(instant).transpose()?;
+    let query = LedgerQuery::new(limit, entry_type, since, until)?;
+    let before = params.cursor.as_deref().map(cursor_seq).transpose()?;
+
+    // The ledger shows time's effects (expiries, distributions) as entries: record any
+    // that are due before reading.
+    let (_, due) = state.account_now(&id).await?;
+    if !due.entries.is_empty() {
+        let answer = state.submit_internal(Op::CatchUp(id.clone())).await;
+        if answer.status != StatusCode::NO_CONTENT {
+            return Ok(answer);
+        }
+    }
+    let page = state
+        .core
+        .store
+        .ledger_page(&id, &query, before)
+        .await
+        .map_err(store_failed)?;
+    let full = page.len() == usize::try_from(query.limit()).unwrap_or(usize::MAX);
+    let next_cursor = page
+        .last()
+        .filter(|_| full)
+        .map(|last| URL_SAFE_NO_PAD.encode(format!("v1:{}", last.seq)));
+    let dto = LedgerPageDto {
+        entries: page
+            .iter()
+            .map(|stored| EntryDto::new(&id, stored.seq, &stored.entry))
+            .collect(),
+        next_cursor,
+    };
+    Ok(Answer::json(StatusCode::OK, &dto))
+}
+
+fn cursor_seq(text: &str) -> Result<u64, Problem> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("v1:")?.parse().ok())
+        .ok_or_else(|| Problem::invalid("cursor is not one this service gave"))
+}
+
+fn instant(text: &str) -> Result<Timestamp, Problem> {
+    text.parse()
+        .map_err(|_| Problem::invalid(format!("{text:?} is not an RFC 3339 instant")))
+}
+
+fn kind(text: &str) -> Result<CreditKind, Problem> {
+    CreditKind::from_str(text)
+        .map_err(|_| Problem::invalid(format!("kind {text:?} is neither general nor agent")))
+}
+
+fn tier(text: &str) -> Result<Tier, Problem> {
+    Tier::from_str(text)
+        .map_err(|_| Problem::invalid(format!("tier {text:?} is neither general nor premium")))
+}
+
+fn amount(value: i64) -> Result<Amount, Problem> {
+    let credits =
+        u64::try_from(value).map_err(|_| Refusal::AmountOutOfRange { max: MAX_AMOUNT })?;
+    Ok(Amount::new(credits)?)
+}
+
+/// A count from JSON for the core to range-check: negative and huge values become
+/// `u32::MAX`, which every range refuses with its own message.
+fn count(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}

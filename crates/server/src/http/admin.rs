@@ -1,0 +1,162 @@
+//! Service-wide endpoints: the catalog, API keys, the test clock, health, metrics and
+//! the OpenAPI description.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::extract::{Caller, Posted};
+use super::{AppState, store_failed};
+use crate::answer::{Answer, Problem};
+use crate::auth::Role;
+use crate::dto::{
+    ApiKeyDto, ApiKeyListDto, ApiKeyRequest, CatalogDto, ClockDto, ClockRequest, HealthDto,
+};
+use crate::writer::{ClockMove, Op};
+
+/// Longest API key name.
+const MAX_KEY_NAME_LEN: usize = 100;
+
+/// Features, plans, packages and policies in force.
+#[utoipa::path(get, path = "/v1/catalog", tag = "service",
+    responses((status = 200, description = "The catalog", body = CatalogDto)))]
+pub async fn catalog(State(state): State<AppState>, Caller(_): Caller) -> Answer {
+    // Every caller may read it, account tokens included.
+    Answer::json(StatusCode::OK, &CatalogDto::from(&*state.core.catalog))
+}
+
+/// Create an API key; its secret is in this answer only.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "service",
+    request_body = ApiKeyRequest,
+    responses((status = 201, description = "The key, with its secret", body = ApiKeyDto)))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    posted: Posted<ApiKeyRequest>,
+) -> Result<Answer, Problem> {
+    caller.require_admin()?;
+    let request = &posted.body;
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_LEN {
+        return Err(Problem::invalid(format!(
+            "name must be 1 to {MAX_KEY_NAME_LEN} characters"
+        )));
+    }
+    let role = Role::parse(&request.role).ok_or_else(|| {
+        Problem::invalid(format!(
+            "role {:?} is none of admin, service, viewer",
+            request.role
+        ))
+    })?;
+    Ok(state
+        .apply(&caller, Op::CreateKey(name.to_owned(), role), &posted)
+        .await)
+}
+
+/// Every API key, without secrets.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "service",
+    responses((status = 200, description = "The keys", body = ApiKeyListDto)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Answer, Problem> {
+    caller.require_admin()?;
+    let keys = state.core.store.api_keys().await.map_err(store_failed)?;
+    let dto = ApiKeyListDto {
+        keys: keys
+            .into_iter()
+            .map(|k| ApiKeyDto {
+                id: k.id,
+                name: k.name,
+                role: k.role,
+                created_at: k.created_at,
+                revoked_at: k.revoked_at,
+                key: None,
+            })
+            .collect(),
+    };
+    Ok(Answer::json(StatusCode::OK, &dto))
+}
+
+/// Revoke an API key: it stops working at once.
+#[utoipa::path(delete, path = "/v1/api-keys/{key_id}", tag = "service",
+    params(("key_id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked")))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(key_id): Path<String>,
+) -> Result<Answer, Problem> {
+    caller.require_admin()?;
+    let record = state
+        .core
+        .store
+        .api_key(&key_id)
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| Problem::not_found(format!("no API key {key_id:?}")))?;
+    Ok(state.submit(&caller, Op::RevokeKey(record), None).await)
+}
+
+/// The test clock's time (`--test-clock` only).
+#[utoipa::path(get, path = "/v1/test-clock", tag = "service",
+    responses((status = 200, description = "The time", body = ClockDto)))]
+pub async fn get_clock(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Answer, Problem> {
+    caller.require_key()?;
+    if !state.core.clock.is_test() {
+        return Err(Problem::not_found("the service runs on the system clock"));
+    }
+    Ok(Answer::json(
+        StatusCode::OK,
+        &ClockDto {
+            now: state.core.clock.now(),
+        },
+    ))
+}
+
+/// Move the test clock forward (`--test-clock` only; never backwards: 409).
+#[utoipa::path(post, path = "/v1/test-clock", tag = "service",
+    request_body = ClockRequest,
+    responses((status = 200, description = "The new time", body = ClockDto)))]
+pub async fn move_clock(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    posted: Posted<ClockRequest>,
+) -> Result<Answer, Problem> {
+    if !state.core.clock.is_test() {
+        return Err(Problem::not_found("the service runs on the system clock"));
+    }
+    caller.require_admin()?;
+    let movement = match (posted.body.now, posted.body.advance_seconds) {
+        (Some(at), None) => ClockMove::To(at),
+        (None, Some(seconds)) => ClockMove::Advance(seconds),
+        _ => return Err(Problem::invalid("give now or advance_seconds")),
+    };
+    Ok(state.apply(&caller, Op::MoveClock(movement), &posted).await)
+}
+
+/// Health: 200 when the service answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "Healthy", body = HealthDto)))]
+pub async fn healthz() -> Answer {
+    Answer::json(StatusCode::OK, &HealthDto { status: "ok" })
+}
+
+/// Metrics in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<impl axum::response::IntoResponse, Problem> {
+    caller.require_key()?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.core.metrics.render(),
+    ))
+}

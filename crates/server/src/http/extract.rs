@@ -1,0 +1,195 @@
+//! What every handler takes from a request, checked the same way everywhere: the caller,
+//! the path's account or hold, and the JSON body with its idempotency key.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use creditd_ledger::{AccountId, HoldId};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::answer::Problem;
+use crate::auth::{Principal, hex, sha256};
+use crate::dto::parse_hold_ref;
+
+/// Largest request body (SPEC §6): far above any real request, far below what could
+/// tie up memory.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest `Idempotency-Key`: UUIDs and ULIDs fit many times over.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The authenticated caller.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(Problem::unauthorized)?;
+        let (scheme, credential) = header.split_once(' ').ok_or_else(Problem::unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Problem::unauthorized());
+        }
+        let core = &state.core;
+        core.auth
+            .authenticate(&*core.store, credential.trim(), core.clock.now())
+            .await
+            .map(Caller)
+    }
+}
+
+/// The account a path names (`/v1/accounts/{id}/…`).
+pub struct AccountPath(pub AccountId);
+
+impl FromRequestParts<AppState> for AccountPath {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Problem::invalid(e.body_text()))?;
+        AccountId::parse(&text)
+            .map(AccountPath)
+            .map_err(|refusal| refusal.into())
+    }
+}
+
+/// The hold a path names (`/v1/holds/{hold_id}/…`): its account and number.
+pub struct HoldPath(pub AccountId, pub HoldId);
+
+impl FromRequestParts<AppState> for HoldPath {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Problem::invalid(e.body_text()))?;
+        parse_hold_ref(&text)
+            .map(|(account, hold)| HoldPath(account, hold))
+            .ok_or_else(|| Problem::not_found(format!("no hold {text:?}")))
+    }
+}
+
+/// A JSON body, with the request's `Idempotency-Key` and a digest of the request to
+/// recognise its retries.
+///
+/// An empty body counts as `{}`. A body that is not JSON is 400; JSON that does not fit
+/// the request's fields is 422 (SPEC §8); a non-JSON content type is 415.
+pub struct Posted<T> {
+    /// The parsed body.
+    pub body: T,
+    /// The client's idempotency key, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// SHA-256 (hex) of method, path and the body in canonical form (key order and
+    /// spacing do not matter).
+    pub fingerprint: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, _state: &AppState) -> Result<Self, Problem> {
+        let (parts, body) = request.into_parts();
+        let idempotency_key = idempotency_key(&parts.headers)?;
+        let bytes = read_body(body).await?;
+        let value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            check_json_content_type(&parts.headers)?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Problem::unparsable(format!("the body is not JSON: {e}")))?
+        };
+        let canonical = value.to_string();
+        let body = serde_json::from_value(value).map_err(|e| Problem::invalid(e.to_string()))?;
+        let request_line = format!("{} {}\n", parts.method, parts.uri.path());
+        let fingerprint = hex(&sha256(
+            &[request_line.as_bytes(), canonical.as_bytes()].concat(),
+        ));
+        Ok(Posted {
+            body,
+            idempotency_key,
+            fingerprint,
+        })
+    }
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, Problem> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|error| {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Problem::payload_too_large(MAX_BODY_BYTES)
+            } else {
+                Problem::unparsable(format!("the body could not be read: {error}"))
+            }
+        })
+}
+
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media == "application/json"
+        || (media.starts_with("application/") && media.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "send the body as application/json",
+        ))
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| {
+            !key.is_empty()
+                && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                && key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        })
+        .ok_or_else(|| {
+            Problem::invalid(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Answers 413 before reading a body whose declared length is over the limit.
+pub async fn refuse_large_bodies(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Problem::payload_too_large(MAX_BODY_BYTES).into_response();
+    }
+    next.run(request).await
+}

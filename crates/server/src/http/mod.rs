@@ -1,0 +1,185 @@
+//! The HTTP API of SPEC §6, one module per resource. Handlers are thin: they check the
+//! caller, turn the request into a domain command, hand it to the writer (changes) or
+//! the store (reads), and return the answer. Every route is registered together with its
+//! OpenAPI description, so `/openapi.json` cannot drift from the router.
+
+mod accounts;
+mod admin;
+mod extract;
+mod holds;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use creditd_ledger::{Account, AccountId, Journal};
+use creditd_store::{IdempotencyKey, StoreError};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use extract::{MAX_BODY_BYTES, Posted};
+
+use crate::answer::{Answer, Problem};
+use crate::auth::Principal;
+use crate::core::Core;
+use crate::metrics::RouteLabels;
+use crate::writer::{Command, Idempotency, Op, Writer};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service.
+    pub core: Arc<Core>,
+    /// The single writer.
+    pub writer: Writer,
+}
+
+impl AppState {
+    /// Sends `op` to the writer with the request's idempotency key, if any.
+    async fn apply<T>(&self, caller: &Principal, op: Op, posted: &Posted<T>) -> Answer {
+        let idempotency = posted.idempotency_key.as_ref().map(|key| Idempotency {
+            key: IdempotencyKey {
+                owner: caller.owner(),
+                key: key.clone(),
+            },
+            fingerprint: posted.fingerprint.clone(),
+        });
+        self.submit(caller, op, idempotency).await
+    }
+
+    async fn submit(
+        &self,
+        _caller: &Principal,
+        op: Op,
+        idempotency: Option<Idempotency>,
+    ) -> Answer {
+        self.writer.submit(Command { op, idempotency }).await
+    }
+
+    /// A change the service makes for itself (catching up before a ledger read).
+    async fn submit_internal(&self, op: Op) -> Answer {
+        self.writer
+            .submit(Command {
+                op,
+                idempotency: None,
+            })
+            .await
+    }
+
+    /// The account as of now, and the time-based effects not yet recorded; 404 if it
+    /// does not exist.
+    async fn account_now(&self, id: &AccountId) -> Result<(Account, Journal), Problem> {
+        self.core
+            .account_now(id)
+            .await
+            .map_err(store_failed)?
+            .ok_or_else(|| Problem::not_found(format!("account {id} does not exist")))
+    }
+}
+
+/// The problem for a failed store read.
+fn store_failed(error: StoreError) -> Problem {
+    match error {
+        StoreError::Corrupt(_) => Problem::internal(&error),
+        _ => Problem::unavailable(&error),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "creditd", description = "The credits service of an AI creative platform (SPEC §6)."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(crate::answer::Problem)),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The router of the whole API on `state`.
+pub fn router(state: AppState) -> axum::Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(accounts::put_account, accounts::get_account))
+        .routes(routes!(accounts::membership))
+        .routes(routes!(accounts::daily_login))
+        .routes(routes!(accounts::grant))
+        .routes(routes!(accounts::purchase))
+        .routes(routes!(accounts::hold))
+        .routes(routes!(accounts::charge))
+        .routes(routes!(accounts::adjust))
+        .routes(routes!(accounts::token))
+        .routes(routes!(accounts::balance))
+        .routes(routes!(accounts::ledger))
+        .routes(routes!(holds::get_hold))
+        .routes(routes!(holds::capture))
+        .routes(routes!(holds::release))
+        .routes(routes!(admin::catalog))
+        .routes(routes!(admin::create_key, admin::list_keys))
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(admin::get_clock, admin::move_clock))
+        .routes(routes!(admin::healthz))
+        .routes(routes!(admin::metrics))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            get(move |extract::Caller(caller): extract::Caller| {
+                let openapi = Arc::clone(&openapi);
+                async move {
+                    caller.require_key()?;
+                    Ok::<_, Problem>(Json(openapi))
+                }
+            }),
+        )
+        .fallback(|| async { Problem::not_found("no such resource") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this resource does not answer that method",
+            )
+        })
+        .layer(middleware::from_fn(extract::refuse_large_bodies))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+/// Counts every request by route template, method and status, with its latency.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await.into_response();
+    state.core.metrics.request(
+        RouteLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        },
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

@@ -1,0 +1,139 @@
+//! Counters for `/metrics`, in the Prometheus text format: requests and latency by route
+//! and status, credits by what happened to them, and the writer's batches.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use creditd_ledger::EntryType;
+use creditd_store::Changes;
+
+/// Labels of an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route's template (`/v1/accounts/{id}/holds`), never the raw path.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// The answer's status code.
+    pub status: u16,
+}
+
+/// Labels of a credit counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// The service's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RouteLabels, Counter>,
+    latency: LatencyFamily,
+    granted: Family<KindLabels, Counter>,
+    debited: Family<KindLabels, Counter>,
+    refunded: Family<KindLabels, Counter>,
+    expired: Family<KindLabels, Counter>,
+    batch_size: Histogram,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … about 3 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("creditd");
+        let requests = Family::<RouteLabels, Counter>::default();
+        let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        let [granted, debited, refunded, expired] =
+            std::array::from_fn(|_| Family::<KindLabels, Counter>::default());
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route and status",
+            latency.clone(),
+        );
+        registry.register(
+            "credits_granted",
+            "Credits granted, by kind",
+            granted.clone(),
+        );
+        registry.register(
+            "credits_debited",
+            "Credits debited by holds and charges, by kind",
+            debited.clone(),
+        );
+        registry.register(
+            "credits_refunded",
+            "Credits returned by holds, by kind",
+            refunded.clone(),
+        );
+        registry.register(
+            "credits_expired",
+            "Credits that expired unused, by kind",
+            expired.clone(),
+        );
+        registry.register(
+            "commit_batch_size",
+            "Commands per group commit",
+            batch_size.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            granted,
+            debited,
+            refunded,
+            expired,
+            batch_size,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn request(&self, labels: RouteLabels, seconds: f64) {
+        self.latency.get_or_create(&labels).observe(seconds);
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts what a committed batch of `commands` did to credits.
+    pub fn committed(&self, commands: usize, changes: &Changes) {
+        self.batch_size.observe(commands as f64);
+        for (_, stored) in &changes.entries {
+            let entry = &stored.entry;
+            let family = match entry.entry_type {
+                EntryType::Grant => &self.granted,
+                EntryType::Debit => &self.debited,
+                EntryType::Refund => &self.refunded,
+                EntryType::Expire => &self.expired,
+                EntryType::Adjust | EntryType::Freeze | EntryType::Unfreeze => continue,
+            };
+            family
+                .get_or_create(&KindLabels {
+                    kind: entry.kind.as_str(),
+                })
+                .inc_by(entry.amount.unsigned_abs());
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
