@@ -11,9 +11,10 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// How a hold is named over HTTP: `h{n}_{account}`. The account's own number and the
-/// account id together; account ids cannot contain `_`, so the split is unambiguous.
-/// `GET /v1/holds/{hold_id}` finds the account without a global index.
+/// How a hold is named over HTTP: `h{n}_{account}`, the account's own number and the
+/// account id together, split at the first `_` (`h{n}` has none). `GET
+/// /v1/holds/{hold_id}` finds the account without a global index, so holds need no
+/// table across accounts.
 pub fn hold_ref(account: &AccountId, hold: HoldId) -> String {
     format!("{hold}_{account}")
 }
@@ -776,9 +777,9 @@ mod tests {
 
     #[test]
     fn hold_references_carry_the_account_and_read_back() {
-        let account = AccountId::parse("user.1:x@y-z").unwrap();
+        let account = AccountId::parse("user_1.a:x@y-z").unwrap();
         let text = hold_ref(&account, HoldId::new(12));
-        assert_eq!(text, "h12_user.1:x@y-z");
+        assert_eq!(text, "h12_user_1.a:x@y-z");
         assert_eq!(parse_hold_ref(&text), Some((account, HoldId::new(12))));
         for bad in [
             "h0_a", "h01_a", "h+1_a", "x1_a", "h1", "h1_", "h1_-a", "h_a",

@@ -2,11 +2,15 @@
 //! only after its write-ahead log is fsync'd.
 //!
 //! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
-//! beside it, which WAL allows without blocking. Batches are written with one statement
-//! per table whatever their size: the rows travel as one JSON array that `json_each`
-//! unpacks, so every statement's text is fixed and prepared once.
+//! beside it, which WAL allows without blocking. sqlx runs each SQLite connection on its
+//! own thread, so every statement is a round trip between threads; a batch therefore
+//! takes at most three: `BEGIN IMMEDIATE` with the account reads, the idempotency and
+//! purchase reads, and every write with `COMMIT`. The rows of a batch travel as JSON
+//! arrays that `json_each` unpacks, so each statement's text is fixed and prepared once,
+//! whatever the batch's size.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,10 +22,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::instant::{from_db, to_db};
 use crate::{
@@ -33,12 +38,24 @@ use crate::{
 const READ_CONNECTIONS: u32 = 4;
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Page cache per connection, in KiB (SQLite takes a negative number as KiB): the index
+/// pages of a few million accounts stay in memory.
+const CACHE_KIB: &str = "-65536";
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: Arc<Mutex<WriterConnection>>,
     readers: SqlitePool,
+}
+
+/// The one connection that writes.
+#[derive(Debug)]
+struct WriterConnection {
+    connection: SqliteConnection,
+    /// A transaction was begun and not committed (its batch failed): roll it back
+    /// before the next.
+    in_transaction: bool,
 }
 
 impl SqliteStore {
@@ -48,27 +65,41 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone().create_if_missing(true))
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", CACHE_KIB);
+        let mut connection = options.clone().create_if_missing(true).connect().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut connection)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, readers })
+        let writer = WriterConnection {
+            connection,
+            in_transaction: false,
+        };
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+        })
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
-        // IMMEDIATE takes the write lock now, so another process writing the same file
-        // makes this wait (busy_timeout) instead of failing at the first write.
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteWrite { tx }))
+        let mut writer = Arc::clone(&self.writer).lock_owned().await;
+        if writer.in_transaction {
+            // The last batch failed before its COMMIT. SQLite may have rolled it back
+            // already; then this fails, with nothing left to undo.
+            let _ = sqlx::query("ROLLBACK")
+                .execute(&mut writer.connection)
+                .await;
+            writer.in_transaction = false;
+        }
+        Ok(Box::new(SqliteWrite { writer }))
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
@@ -160,34 +191,125 @@ impl Store for SqliteStore {
     }
 
     async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut writer = self.writer.lock().await;
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
             .bind(to_db(before))
-            .execute(&self.writer)
+            .execute(&mut writer.connection)
             .await?;
         Ok(done.rows_affected())
     }
 
     async fn close(&self) {
         self.readers.close().await;
-        self.writer.close().await;
+        let mut writer = self.writer.lock().await;
+        // Folds the WAL into the database file; should it fail, nothing is lost.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut writer.connection)
+            .await;
     }
 }
 
-/// A write transaction on the single writer connection.
+/// A write transaction on the writer connection. `BEGIN IMMEDIATE` goes with its first
+/// statement (IMMEDIATE takes the write lock at once, so another process writing the
+/// same file makes it wait for `busy_timeout` instead of failing at its first write).
 struct SqliteWrite {
-    tx: Transaction<'static, Sqlite>,
+    writer: OwnedMutexGuard<WriterConnection>,
 }
+
+/// A statement, and the same preceded by `BEGIN IMMEDIATE` for a transaction's first.
+struct Statement {
+    alone: &'static str,
+    first: &'static str,
+}
+
+macro_rules! statement {
+    ($sql:expr) => {
+        Statement {
+            alone: $sql,
+            first: concat!("BEGIN IMMEDIATE;\n", $sql),
+        }
+    };
+}
+
+impl SqliteWrite {
+    fn text(&mut self, statement: &Statement) -> &'static str {
+        if self.writer.in_transaction {
+            statement.alone
+        } else {
+            self.writer.in_transaction = true;
+            statement.first
+        }
+    }
+}
+
+const LOCK_ACCOUNTS: Statement = statement!(
+    "SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?1))"
+);
+
+const IDEMPOTENCY_RECORDS: Statement = statement!(
+    "SELECT owner, key, fingerprint, status, body, created_at FROM idempotency_keys
+     WHERE (owner, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))"
+);
+
+const PURCHASES: Statement = statement!(
+    "SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
+            expires_at, amount_minor, currency, recorded_at
+     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?1))"
+);
+
+/// Every write of a batch, then COMMIT, in one round trip. Each parameter is a JSON
+/// array of rows, possibly empty.
+const WRITE_ALL: Statement = statement!(
+    "INSERT INTO accounts (id, state, entry_seq, next_effect_at, created_at, updated_at)
+     SELECT value ->> '$.id', value -> '$.state', value ->> '$.seq', value ->> '$.next',
+            value ->> '$.created', value ->> '$.updated'
+     FROM json_each(?) WHERE true
+     ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq,
+         next_effect_at = excluded.next_effect_at, updated_at = excluded.updated_at;
+     INSERT INTO ledger_entries (account_id, seq, at, type, amount, kind, source, bucket_id,
+                                 hold_id, feature, quantity, order_id, frozen, note)
+     SELECT value ->> '$.a', value ->> '$.s', value ->> '$.at', value ->> '$.t',
+            value ->> '$.amt', value ->> '$.k', value ->> '$.src', value ->> '$.b',
+            value ->> '$.h', value ->> '$.f', value ->> '$.q', value ->> '$.o',
+            value ->> '$.fr', value ->> '$.n'
+     FROM json_each(?);
+     INSERT INTO settled_holds (account_id, hold_id, status, settled_at, hold)
+     SELECT value ->> '$.a', value ->> '$.h', value ->> '$.st', value ->> '$.at',
+            value -> '$.hold'
+     FROM json_each(?);
+     INSERT INTO distributions (account_id, schedule, idx, at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?);
+     INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
+                            paid_at_requested, expires_at, amount_minor, currency, recorded_at)
+     SELECT value ->> '$.o', value ->> '$.a', value ->> '$.c', value ->> '$.b',
+            value ->> '$.p', value ->> '$.pr', value ->> '$.e', value ->> '$.am',
+            value ->> '$.cu', value ->> '$.r'
+     FROM json_each(?);
+     INSERT INTO idempotency_keys (owner, key, fingerprint, status, body, created_at)
+     SELECT value ->> '$.o', value ->> '$.k', value ->> '$.f', value ->> '$.s',
+            value ->> '$.b', value ->> '$.at'
+     FROM json_each(?);
+     INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, NULL
+     FROM json_each(?);
+     UPDATE api_keys SET revoked_at = r.value ->> 1
+     FROM json_each(?) AS r
+     WHERE api_keys.id = r.value ->> 0 AND api_keys.revoked_at IS NULL;
+     INSERT INTO settings (name, value)
+     SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+     COMMIT;"
+);
 
 #[async_trait]
 impl WriteTransaction for SqliteWrite {
     async fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<StoredAccount>, StoreError> {
         let ids: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
-        let rows = sqlx::query(
-            "SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(to_json(&ids)?)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let sql = self.text(&LOCK_ACCOUNTS);
+        let rows = sqlx::query(sql)
+            .bind(to_json(&ids)?)
+            .fetch_all(&mut self.writer.connection)
+            .await?;
         rows.iter().map(stored_account).collect()
     }
 
@@ -196,171 +318,120 @@ impl WriteTransaction for SqliteWrite {
         keys: &[IdempotencyKey],
     ) -> Result<Vec<IdempotencyRecord>, StoreError> {
         let keys: Vec<[&str; 2]> = keys.iter().map(|k| [&*k.owner, &*k.key]).collect();
-        let rows = sqlx::query(
-            "SELECT owner, key, fingerprint, status, body, created_at FROM idempotency_keys
-             WHERE (owner, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))",
-        )
-        .bind(to_json(&keys)?)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let sql = self.text(&IDEMPOTENCY_RECORDS);
+        let rows = sqlx::query(sql)
+            .bind(to_json(&keys)?)
+            .fetch_all(&mut self.writer.connection)
+            .await?;
         rows.iter().map(idempotency_record).collect()
     }
 
     async fn purchases(&mut self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError> {
         let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
-        let rows = sqlx::query(
-            "SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
-                    expires_at, amount_minor, currency, recorded_at
-             FROM purchases WHERE order_id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(to_json(&orders)?)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let sql = self.text(&PURCHASES);
+        let rows = sqlx::query(sql)
+            .bind(to_json(&orders)?)
+            .fetch_all(&mut self.writer.connection)
+            .await?;
         rows.iter().map(purchase_record).collect()
     }
 
     async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
-        write_changes(&mut self.tx, changes).await?;
-        self.tx.commit().await?;
-        Ok(())
-    }
-}
-
-async fn write_changes(
-    tx: &mut Transaction<'static, Sqlite>,
-    changes: &Changes,
-) -> Result<(), StoreError> {
-    if !changes.accounts.is_empty() {
-        let rows = changes
+        let accounts = changes
             .accounts
             .iter()
             .map(AccountRow::new)
             .collect::<Result<Vec<_>, _>>()?;
-        sqlx::query(
-            "INSERT INTO accounts (id, state, entry_seq, next_effect_at, created_at, updated_at)
-             SELECT value ->> '$.id', value -> '$.state', value ->> '$.seq', value ->> '$.next',
-                    value ->> '$.created', value ->> '$.updated'
-             FROM json_each(?1) WHERE true
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq,
-                 next_effect_at = excluded.next_effect_at, updated_at = excluded.updated_at",
-        )
-        .bind(to_json(&rows)?)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !changes.entries.is_empty() {
-        let rows: Vec<EntryRow> = changes
+        let entries: Vec<EntryRow> = changes
             .entries
             .iter()
             .map(|(account, stored)| EntryRow::new(account, stored))
             .collect();
-        sqlx::query(
-            "INSERT INTO ledger_entries (account_id, seq, at, type, amount, kind, source, bucket_id,
-                                         hold_id, feature, quantity, order_id, frozen, note)
-             SELECT value ->> '$.a', value ->> '$.s', value ->> '$.at', value ->> '$.t',
-                    value ->> '$.amt', value ->> '$.k', value ->> '$.src', value ->> '$.b',
-                    value ->> '$.h', value ->> '$.f', value ->> '$.q', value ->> '$.o',
-                    value ->> '$.fr', value ->> '$.n'
-             FROM json_each(?1)",
-        )
-        .bind(to_json(&rows)?)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !changes.settled_holds.is_empty() {
-        let rows = changes
+        let holds = changes
             .settled_holds
             .iter()
             .map(|(account, hold)| HoldRow::new(account, hold))
             .collect::<Result<Vec<_>, _>>()?;
-        sqlx::query(
-            "INSERT INTO settled_holds (account_id, hold_id, status, settled_at, hold)
-             SELECT value ->> '$.a', value ->> '$.h', value ->> '$.st', value ->> '$.at',
-                    value -> '$.hold'
-             FROM json_each(?1)",
-        )
-        .bind(to_json(&rows)?)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for (account, d) in &changes.distributions {
-        sqlx::query(
-            "INSERT INTO distributions (account_id, schedule, idx, at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(account.as_str())
-        .bind(d.schedule)
-        .bind(d.index)
-        .bind(to_db(d.at))
-        .execute(&mut **tx)
-        .await?;
-    }
-    for p in &changes.purchases {
-        sqlx::query(
-            "INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
-                                    paid_at_requested, expires_at, amount_minor, currency, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .bind(p.order_id.as_str())
-        .bind(p.account_id.as_str())
-        .bind(i64::try_from(p.credits).map_err(corrupt)?)
-        .bind(i64::try_from(p.bucket_id.get()).map_err(corrupt)?)
-        .bind(to_db(p.paid_at))
-        .bind(p.paid_at_requested.map(to_db))
-        .bind(to_db(p.expires_at))
-        .bind(p.paid.as_ref().map(|paid| i64::try_from(paid.amount_minor)).transpose().map_err(corrupt)?)
-        .bind(p.paid.as_ref().map(|paid| paid.currency.as_str()))
-        .bind(to_db(p.recorded_at))
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !changes.idempotency.is_empty() {
-        let rows: Vec<IdempotencyRow> = changes
+        let distributions: Vec<(&str, u32, u32, i64)> = changes
+            .distributions
+            .iter()
+            .map(|(account, d)| (account.as_str(), d.schedule, d.index, to_db(d.at)))
+            .collect();
+        let purchases: Vec<PurchaseRow> = changes.purchases.iter().map(PurchaseRow::new).collect();
+        let idempotency: Vec<IdempotencyRow> = changes
             .idempotency
             .iter()
             .map(IdempotencyRow::new)
             .collect();
-        sqlx::query(
-            "INSERT INTO idempotency_keys (owner, key, fingerprint, status, body, created_at)
-             SELECT value ->> '$.o', value ->> '$.k', value ->> '$.f', value ->> '$.s',
-                    value ->> '$.b', value ->> '$.at'
-             FROM json_each(?1)",
-        )
-        .bind(to_json(&rows)?)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for key in &changes.new_api_keys {
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&key.id)
-        .bind(&key.name)
-        .bind(&key.role)
-        .bind(&key.secret_hash[..])
-        .bind(to_db(key.created_at))
-        .bind(key.revoked_at.map(to_db))
-        .execute(&mut **tx)
-        .await?;
-    }
-    for (id, at) in &changes.revoked_api_keys {
-        sqlx::query("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(to_db(*at))
-            .execute(&mut **tx)
+        let new_keys: Vec<(&str, &str, &str, String, i64)> = changes
+            .new_api_keys
+            .iter()
+            .map(|k| {
+                (
+                    &*k.id,
+                    &*k.name,
+                    &*k.role,
+                    hex(&k.secret_hash),
+                    to_db(k.created_at),
+                )
+            })
+            .collect();
+        let revoked: Vec<(&str, i64)> = changes
+            .revoked_api_keys
+            .iter()
+            .map(|(id, at)| (id.as_str(), to_db(*at)))
+            .collect();
+        let sql = self.text(&WRITE_ALL);
+        sqlx::query(sql)
+            .bind(to_json(&accounts)?)
+            .bind(to_json(&entries)?)
+            .bind(to_json(&holds)?)
+            .bind(to_json(&distributions)?)
+            .bind(to_json(&purchases)?)
+            .bind(to_json(&idempotency)?)
+            .bind(to_json(&new_keys)?)
+            .bind(to_json(&revoked)?)
+            .bind(to_json(&changes.settings)?)
+            .execute(&mut self.writer.connection)
             .await?;
+        self.writer.in_transaction = false;
+        Ok(())
     }
-    for (name, value) in &changes.settings {
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        )
-        .bind(name)
-        .bind(value)
-        .execute(&mut **tx)
-        .await?;
+}
+
+#[derive(Serialize)]
+struct PurchaseRow<'a> {
+    o: &'a str,
+    a: &'a str,
+    c: u64,
+    b: u64,
+    p: i64,
+    pr: Option<i64>,
+    e: i64,
+    am: Option<u64>,
+    cu: Option<&'a str>,
+    r: i64,
+}
+
+impl<'a> PurchaseRow<'a> {
+    fn new(p: &'a PurchaseRecord) -> Self {
+        PurchaseRow {
+            o: p.order_id.as_str(),
+            a: p.account_id.as_str(),
+            c: p.credits,
+            b: p.bucket_id.get(),
+            p: to_db(p.paid_at),
+            pr: p.paid_at_requested.map(to_db),
+            e: to_db(p.expires_at),
+            am: p.paid.as_ref().map(|paid| paid.amount_minor),
+            cu: p.paid.as_ref().map(|paid| paid.currency.as_str()),
+            r: to_db(p.recorded_at),
+        }
     }
-    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Serialize)]
