@@ -1,0 +1,117 @@
+//! Requests the SPEC does not allow: each gets its problem and changes nothing.
+
+use serde_json::json;
+
+use crate::{ADMIN, app};
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_400_and_json_breaking_a_rule_is_422() {
+    let app = app().await;
+    let reply = app
+        .call_with(
+            "POST",
+            "/v1/accounts/a1/grants",
+            ADMIN,
+            None,
+            &[("content-type", "application/json")],
+        )
+        .await;
+    // An empty body is `{}`: a grant without fields breaks a rule.
+    reply.problem(422, "invalid_request");
+    let unparsable = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/accounts/a1/grants")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{\"kind\":"))
+        .unwrap();
+    app.send(unparsable).await.problem(400, "invalid_request");
+    for body in [
+        json!({"kind": "general", "amount": "7", "source": "promotion"}),
+        json!({"kind": "general", "amount": 7, "source": "promotion", "colour": "red"}),
+        json!({"kind": "general", "amount": 0, "source": "promotion"}),
+        json!({"kind": "general", "amount": 1_000_000_001_u64, "source": "promotion"}),
+        json!({"kind": "silver", "amount": 7, "source": "promotion"}),
+        json!({"kind": "general", "amount": 7, "source": "trial"}),
+        json!({"kind": "general", "amount": 7, "source": "promotion", "valid_for": "PT0S"}),
+        json!({"kind": "general", "amount": 7, "source": "promotion", "valid_for": "P1D",
+               "expires_at": "2099-01-01T00:00:00Z"}),
+        json!({"kind": "general", "amount": 7, "source": "promotion",
+               "expires_at": "2000-01-01T00:00:00Z"}),
+    ] {
+        app.post("/v1/accounts/a1/grants", body)
+            .await
+            .problem(422, "invalid_request");
+    }
+    app.get("/v1/accounts/a1").await.problem(404, "not_found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_of_another_content_type_is_415() {
+    let app = app().await;
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/accounts/a1/grants")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "text/plain")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    app.send(request).await.problem(415, "invalid_request");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let app = app().await;
+    let note = "x".repeat(70_000);
+    let body = json!({"kind": "general", "amount": 1, "source": "promotion", "note": note});
+    app.post("/v1/accounts/a1/grants", body)
+        .await
+        .problem(413, "payload_too_large");
+    app.get("/v1/accounts/a1").await.problem(404, "not_found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn account_ids_outside_the_alphabet_are_422() {
+    let app = app().await;
+    for id in ["-lead", "has%20space", "a%2Fb", &"a".repeat(129)] {
+        app.put(&format!("/v1/accounts/{id}"), json!({}))
+            .await
+            .problem(422, "invalid_request");
+    }
+    app.put("/v1/accounts/user_1.a:b@c-d", json!({}))
+        .await
+        .expect(201);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_unknown_methods_405_as_problems() {
+    let app = app().await;
+    app.get("/v1/nothing").await.problem(404, "not_found");
+    app.call("DELETE", "/v1/accounts/a1", ADMIN, None)
+        .await
+        .problem(405, "method_not_allowed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ledger_parameters_are_checked() {
+    let app = app().await;
+    app.grant("a1", 5).await;
+    for query in [
+        "limit=0",
+        "limit=501",
+        "limit=ten",
+        "type=gift",
+        "since=yesterday",
+        "cursor=not-a-cursor",
+    ] {
+        app.get(&format!("/v1/accounts/a1/ledger?{query}"))
+            .await
+            .problem(422, "invalid_request");
+    }
+    app.stop().await;
+}

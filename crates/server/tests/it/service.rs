@@ -1,0 +1,118 @@
+//! Service-wide endpoints: health, metrics, OpenAPI, the catalog and the test clock.
+
+use creditd_server::clock::Clock;
+use serde_json::json;
+
+use crate::{ADMIN, app, app_with};
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_and_credits_by_fate() {
+    let app = app().await;
+    app.grant("a1", 10).await;
+    app.post("/v1/accounts/a1/charges", json!({"feature": "ai_model"}))
+        .await
+        .expect(201);
+    let text = app.get("/metrics").await;
+    assert_eq!(text.status.as_u16(), 200);
+    let text = text.body.as_str().unwrap().to_owned();
+    for line in [
+        r#"creditd_http_requests_total{route="/v1/accounts/{id}/grants",method="POST",status="201"} 1"#,
+        r#"creditd_credits_granted_total{kind="general"} 10"#,
+        r#"creditd_credits_debited_total{kind="general"} 4"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    assert!(text.contains("creditd_http_request_duration_seconds_bucket"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_of_the_router() {
+    let app = app().await;
+    let doc = app.get("/openapi.json").await.expect(200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v1/accounts/{id}", "put"),
+        ("/v1/accounts/{id}", "get"),
+        ("/v1/accounts/{id}/membership", "post"),
+        ("/v1/accounts/{id}/daily-login", "post"),
+        ("/v1/accounts/{id}/grants", "post"),
+        ("/v1/accounts/{id}/purchases", "post"),
+        ("/v1/accounts/{id}/holds", "post"),
+        ("/v1/holds/{hold_id}", "get"),
+        ("/v1/holds/{hold_id}/capture", "post"),
+        ("/v1/holds/{hold_id}/release", "post"),
+        ("/v1/accounts/{id}/charges", "post"),
+        ("/v1/accounts/{id}/adjustments", "post"),
+        ("/v1/accounts/{id}/balance", "get"),
+        ("/v1/accounts/{id}/ledger", "get"),
+        ("/v1/catalog", "get"),
+        ("/v1/accounts/{id}/tokens", "post"),
+        ("/v1/api-keys", "post"),
+        ("/v1/api-keys", "get"),
+        ("/v1/api-keys/{key_id}", "delete"),
+        ("/v1/test-clock", "get"),
+        ("/v1/test-clock", "post"),
+        ("/healthz", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_catalog_shows_features_plans_packages_and_policies() {
+    let app = app().await;
+    let catalog = app.get("/v1/catalog").await.expect(200);
+    assert_eq!(
+        catalog["features"]["agent.poster"]["prices"],
+        json!({"general": 10, "premium": 15})
+    );
+    assert_eq!(catalog["plans"]["pro"]["monthly_credits"], 500);
+    assert_eq!(catalog["packages"]["credits_500"]["price_minor"], 1999);
+    assert_eq!(catalog["policies"]["hold_ttl_default_seconds"], 900);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_test_clock_moves_forward_only() {
+    let app = app().await;
+    let now = app.now().await;
+    let later = now + jiff::SignedDuration::from_hours(1);
+    let body = app
+        .post("/v1/test-clock", json!({"now": later.to_string()}))
+        .await
+        .expect(200);
+    assert_eq!(body["now"], later.to_string());
+    app.post("/v1/test-clock", json!({"now": now.to_string()}))
+        .await
+        .problem(409, "clock_backwards");
+    app.post("/v1/test-clock", json!({"advance_seconds": -1}))
+        .await
+        .problem(409, "clock_backwards");
+    app.post("/v1/test-clock", json!({}))
+        .await
+        .problem(422, "invalid_request");
+    assert_eq!(app.now().await, later);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_test_clock_its_paths_are_404() {
+    let app = app_with(Clock::System).await;
+    app.get("/v1/test-clock").await.problem(404, "not_found");
+    app.call(
+        "POST",
+        "/v1/test-clock",
+        ADMIN,
+        Some(json!({"advance_seconds": 5})),
+    )
+    .await
+    .problem(404, "not_found");
+    app.stop().await;
+}
