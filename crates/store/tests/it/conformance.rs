@@ -350,3 +350,95 @@ async fn accounts_are_due_when_their_next_effect_has_come() {
     let due = db.store.due_accounts(now + 1.hour(), 10).await.unwrap();
     assert_eq!(due, [id("user-1")]);
 }
+
+#[tokio::test]
+async fn one_commit_writes_every_kind_of_change() {
+    let db = fresh().await;
+    let now = t("2026-11-21T10:00:00Z");
+    let catalog = Catalog::default();
+    let mut account = Account::open(id("member"), TimeZone::UTC, now);
+    let mut journal = Journal::default();
+    let mut moment = account.at(&catalog, now, &mut journal);
+    moment.activate("pro", now + 960.hours()).unwrap();
+    drop(moment);
+    let mut changes = changes_for(&account, 0, &journal);
+    assert_eq!(changes.distributions.len(), 1);
+    let (_, more) = account_with_history("other", now);
+    changes.accounts.extend(more.accounts);
+    changes.entries.extend(more.entries);
+    changes.settled_holds.extend(more.settled_holds);
+    changes.idempotency.push(IdempotencyRecord {
+        key: IdempotencyKey {
+            owner: "k1".into(),
+            key: "x".into(),
+        },
+        fingerprint: "f".into(),
+        status: 201,
+        body: "{}".into(),
+        created_at: now,
+    });
+    changes.new_api_keys.push(ApiKeyRecord {
+        id: "k1".into(),
+        name: "n".into(),
+        role: "viewer".into(),
+        secret_hash: [1; 32],
+        created_at: now,
+        revoked_at: None,
+    });
+    changes.settings.push(("s".into(), "v".into()));
+    db.store
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(
+        tx.lock_accounts(&[id("member"), id("other")])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let key = IdempotencyKey {
+        owner: "k1".into(),
+        key: "x".into(),
+    };
+    assert_eq!(tx.idempotency_records(&[key]).await.unwrap().len(), 1);
+    drop(tx);
+    let all = LedgerQuery::new(None, None, None, None).unwrap();
+    for name in ["member", "other"] {
+        assert!(
+            !db.store
+                .ledger_page(&id(name), &all, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert!(
+        db.store
+            .settled_hold(&id("other"), creditd_ledger::HoldId::new(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(db.store.api_key("k1").await.unwrap().is_some());
+    assert_eq!(db.store.setting("s").await.unwrap().as_deref(), Some("v"));
+    // The distribution's key refuses a second one of the same month.
+    let again = Changes {
+        distributions: changes.distributions.clone(),
+        ..Changes::default()
+    };
+    assert!(
+        db.store
+            .begin()
+            .await
+            .unwrap()
+            .commit(&again)
+            .await
+            .is_err()
+    );
+}
