@@ -12,7 +12,8 @@ use jiff::Timestamp;
 use crate::{BucketId, CreditKind, Hold, HoldId, OrderId, Refusal, Source};
 
 /// What happened to a bucket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EntryType {
     /// Credits arrived (+).
     Grant,
@@ -57,7 +58,7 @@ impl EntryType {
 }
 
 /// One change to one bucket.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerEntry {
     /// When it took effect: for time-based effects their own instant, not when noticed.
     pub at: Timestamp,

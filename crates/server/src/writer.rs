@@ -311,6 +311,7 @@ impl Batch<'_> {
             };
             let record = IdempotencyRecord {
                 key: idem.key.clone(),
+                account: command.op.account().cloned(),
                 fingerprint: idem.fingerprint.clone(),
                 status: answer.status.as_u16(),
                 body,

@@ -5,7 +5,8 @@
 //! Opens ACCOUNTS accounts (default 10,000) with one large grant each, then commits 8,000
 //! charges in batches of BATCH (default 40), each on a different random account, with
 //! an idempotency record per charge — what the server writes for the load generator's
-//! charges. Prints the time per batch of each phase and the charges per second.
+//! charges. Prints the time per batch of each phase, the charges per second, and the
+//! bytes written to the database files per charge.
 #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
@@ -74,6 +75,7 @@ async fn main() {
     }
     store.begin().await.unwrap().commit(&setup).await.unwrap();
 
+    let written_before = bytes_written();
     let (mut reading, mut running, mut committing) = (0.0, 0.0, 0.0);
     let started = Instant::now();
     for round in 0..CHARGES / batch {
@@ -119,6 +121,7 @@ async fn main() {
             );
             changes.idempotency.push(IdempotencyRecord {
                 key,
+                account: Some(id.clone()),
                 fingerprint: "0".repeat(64),
                 status: 201,
                 body: body.repeat(8),
@@ -134,6 +137,9 @@ async fn main() {
         tx.commit(&changes).await.unwrap();
         committing += t.elapsed().as_secs_f64();
     }
+    let written = bytes_written()
+        .zip(written_before)
+        .map(|(after, before)| after - before);
     let rounds = (CHARGES / batch) as f64;
     let ms = |seconds: f64| seconds / rounds * 1_000.0;
     println!(
@@ -143,4 +149,17 @@ async fn main() {
         ms(committing),
         (CHARGES / batch * batch) as f64 / started.elapsed().as_secs_f64()
     );
+    if let Some(bytes) = written {
+        println!(
+            "  written to files: {} bytes per charge (WAL and checkpoints)",
+            bytes / CHARGES as u64
+        );
+    }
+}
+
+/// Bytes this process has written so far (Linux: `wchar` of /proc/self/io).
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let line = io.lines().find(|line| line.starts_with("wchar:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -22,7 +22,7 @@ use creditd_ledger::{AccountId, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
 pub use records::{
-    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, Payment, PurchaseRecord,
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment, PurchaseRecord,
     StoredAccount, StoredEntry,
 };
 pub use sqlite::SqliteStore;
@@ -54,14 +54,14 @@ pub trait Store: Send + Sync + 'static {
     /// One account as last committed.
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError>;
 
-    /// A page of an account's ledger, newest first, with entries older than `before`
-    /// (a sequence number) when it is given.
+    /// A page of an account's ledger, newest first; when `before` is given, the entries
+    /// kept before that position (the `position` of the last row of the previous page).
     async fn ledger_page(
         &self,
         id: &AccountId,
         query: &LedgerQuery,
         before: Option<u64>,
-    ) -> Result<Vec<StoredEntry>, StoreError>;
+    ) -> Result<Vec<LedgerRow>, StoreError>;
 
     /// A hold that is no longer pending.
     async fn settled_hold(
@@ -96,7 +96,7 @@ pub trait WriteTransaction: Send {
     /// transaction until it ends.
     async fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<StoredAccount>, StoreError>;
 
-    /// The idempotency records stored under these keys.
+    /// The idempotency records stored under these keys, whatever their account.
     async fn idempotency_records(
         &mut self,
         keys: &[IdempotencyKey],

@@ -21,6 +21,18 @@ pub struct StoredEntry {
     pub entry: LedgerEntry,
 }
 
+/// A ledger entry as read back for a page: its number, and where the store keeps it
+/// (to continue the page after it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// Its number within the account (`e{seq}`).
+    pub seq: u64,
+    /// The store's position of the entry: a later page starts before it.
+    pub position: u64,
+    /// The entry.
+    pub entry: LedgerEntry,
+}
+
 /// What a payment amounted to, as the platform reported it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payment {
@@ -67,6 +79,8 @@ pub struct IdempotencyKey {
 pub struct IdempotencyRecord {
     /// Owner and key.
     pub key: IdempotencyKey,
+    /// The account the request was about, if any: the record is kept with its rows.
+    pub account: Option<AccountId>,
     /// A digest of the request (hex): the same key with another request is a conflict.
     pub fingerprint: String,
     /// The answer's HTTP status.

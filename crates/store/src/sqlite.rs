@@ -1,6 +1,10 @@
 //! The embedded default: SQLite in WAL mode, `synchronous = FULL`, so a commit returns
 //! only after its write-ahead log is fsync'd.
 //!
+//! The layout (see `migrations/sqlite/0001_initial.sql`) is shaped by what a commit
+//! costs: the pages it changes. A request updates its account's state row in place and
+//! appends its history at the end of one table, where a batch shares a few pages.
+//!
 //! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
 //! beside it, which WAL allows without blocking. sqlx runs each SQLite connection on its
 //! own thread, so every statement is a round trip between threads; a batch therefore
@@ -9,14 +13,14 @@
 //! arrays that `json_each` unpacks, so each statement's text is fixed and prepared once,
 //! whatever the batch's size.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use creditd_ledger::{
-    Account, AccountId, BucketId, CreditKind, EntryType, Hold, HoldId, LedgerEntry, LedgerQuery,
-    OrderId, Source,
+    Account, AccountId, BucketId, Hold, HoldId, LedgerEntry, LedgerQuery, OrderId,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -30,8 +34,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::instant::{from_db, to_db};
 use crate::{
-    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, Payment, PurchaseRecord, Store,
-    StoreError, StoredAccount, StoredEntry, WriteTransaction,
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment, PurchaseRecord,
+    Store, StoreError, StoredAccount, WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -41,6 +45,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Page cache per connection, in KiB (SQLite takes a negative number as KiB): the index
 /// pages of a few million accounts stay in memory.
 const CACHE_KIB: &str = "-65536";
+/// The account id under which records of requests about no account are kept.
+const NO_ACCOUNT: &str = "";
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
@@ -99,7 +105,10 @@ impl Store for SqliteStore {
                 .await;
             writer.in_transaction = false;
         }
-        Ok(Box::new(SqliteWrite { writer }))
+        Ok(Box::new(SqliteWrite {
+            writer,
+            loaded: HashMap::new(),
+        }))
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
@@ -115,17 +124,15 @@ impl Store for SqliteStore {
         id: &AccountId,
         query: &LedgerQuery,
         before: Option<u64>,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
+    ) -> Result<Vec<LedgerRow>, StoreError> {
         let before = before
             .map_or(Ok(i64::MAX), i64::try_from)
             .map_err(corrupt)?;
         let rows = sqlx::query(
-            "SELECT seq, at, type, amount, kind, source, bucket_id, hold_id, feature, quantity,
-                    order_id, frozen, note
-             FROM ledger_entries
-             WHERE account_id = ?1 AND seq < ?2
-               AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
-             ORDER BY seq DESC LIMIT ?6",
+            "SELECT number, number, data FROM history
+             WHERE account_id = ?1 AND kind = 'entry' AND number < ?2
+               AND (?3 IS NULL OR label = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
+             ORDER BY number DESC LIMIT ?6",
         )
         .bind(id.as_str())
         .bind(before)
@@ -135,23 +142,33 @@ impl Store for SqliteStore {
         .bind(query.limit())
         .fetch_all(&self.readers)
         .await?;
-        rows.iter().map(stored_entry).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(LedgerRow {
+                    seq: count(row.try_get(0)?)?,
+                    position: count(row.try_get(1)?)?,
+                    entry: from_json::<LedgerEntry>(row.try_get(2)?)?,
+                })
+            })
+            .collect()
     }
 
     async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
-        let row =
-            sqlx::query("SELECT hold FROM settled_holds WHERE account_id = ?1 AND hold_id = ?2")
-                .bind(id.as_str())
-                .bind(i64::try_from(hold.get()).map_err(corrupt)?)
-                .fetch_optional(&self.readers)
-                .await?;
-        row.map(|row| from_json::<Hold>(row.get::<&str, _>(0)))
+        let row = sqlx::query(
+            "SELECT data FROM history WHERE account_id = ?1 AND kind = 'hold' AND number = ?2",
+        )
+        .bind(id.as_str())
+        .bind(i64::try_from(hold.get()).map_err(corrupt)?)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| from_json::<Hold>(row.try_get(0)?))
             .transpose()
     }
 
     async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id FROM accounts WHERE next_effect_at <= ?1 ORDER BY next_effect_at LIMIT ?2",
+            "SELECT account_id FROM account_due WHERE next_effect_at <= ?1
+             ORDER BY next_effect_at LIMIT ?2",
         )
         .bind(to_db(now))
         .bind(limit)
@@ -192,7 +209,7 @@ impl Store for SqliteStore {
 
     async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut writer = self.writer.lock().await;
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE at < ?1")
             .bind(to_db(before))
             .execute(&mut writer.connection)
             .await?;
@@ -214,6 +231,8 @@ impl Store for SqliteStore {
 /// same file makes it wait for `busy_timeout` instead of failing at its first write).
 struct SqliteWrite {
     writer: OwnedMutexGuard<WriterConnection>,
+    /// The accounts read, with when their next effect was due (as `account_due` has it).
+    loaded: HashMap<AccountId, Option<i64>>,
 }
 
 /// A statement, and the same preceded by `BEGIN IMMEDIATE` for a transaction's first.
@@ -247,8 +266,8 @@ const LOCK_ACCOUNTS: Statement = statement!(
 );
 
 const IDEMPOTENCY_RECORDS: Statement = statement!(
-    "SELECT owner, key, fingerprint, status, body, created_at FROM idempotency_keys
-     WHERE (owner, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))"
+    "SELECT account_id, label, digest, status, body, at FROM idempotency_keys
+     WHERE label IN (SELECT value FROM json_each(?1))"
 );
 
 const PURCHASES: Statement = statement!(
@@ -258,25 +277,22 @@ const PURCHASES: Statement = statement!(
 );
 
 /// Every write of a batch, then COMMIT, in one round trip. Each parameter is a JSON
-/// array of rows, possibly empty.
+/// array of rows, possibly empty. The parameters are anonymous (`?`): in a text of
+/// several statements, sqlx binds them in order across the statements.
 const WRITE_ALL: Statement = statement!(
-    "INSERT INTO accounts (id, state, entry_seq, next_effect_at, created_at, updated_at)
-     SELECT value ->> '$.id', value -> '$.state', value ->> '$.seq', value ->> '$.next',
-            value ->> '$.created', value ->> '$.updated'
-     FROM json_each(?) WHERE true
-     ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq,
-         next_effect_at = excluded.next_effect_at, updated_at = excluded.updated_at;
-     INSERT INTO ledger_entries (account_id, seq, at, type, amount, kind, source, bucket_id,
-                                 hold_id, feature, quantity, order_id, frozen, note)
-     SELECT value ->> '$.a', value ->> '$.s', value ->> '$.at', value ->> '$.t',
-            value ->> '$.amt', value ->> '$.k', value ->> '$.src', value ->> '$.b',
-            value ->> '$.h', value ->> '$.f', value ->> '$.q', value ->> '$.o',
-            value ->> '$.fr', value ->> '$.n'
+    "INSERT INTO accounts (id, entry_seq, state)
+     SELECT value ->> 0, value ->> 1, value -> 2 FROM json_each(?) WHERE true
+     ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq;
+     INSERT INTO history (account_id, kind, number, at, label, data)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 5
      FROM json_each(?);
-     INSERT INTO settled_holds (account_id, hold_id, status, settled_at, hold)
-     SELECT value ->> '$.a', value ->> '$.h', value ->> '$.st', value ->> '$.at',
-            value -> '$.hold'
+     INSERT INTO idempotency_keys (account_id, status, at, label, digest, body)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5
      FROM json_each(?);
+     DELETE FROM account_due
+     WHERE (next_effect_at, account_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?));
+     INSERT INTO account_due (next_effect_at, account_id)
+     SELECT value ->> 0, value ->> 1 FROM json_each(?);
      INSERT INTO distributions (account_id, schedule, idx, at)
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?);
      INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
@@ -284,10 +300,6 @@ const WRITE_ALL: Statement = statement!(
      SELECT value ->> '$.o', value ->> '$.a', value ->> '$.c', value ->> '$.b',
             value ->> '$.p', value ->> '$.pr', value ->> '$.e', value ->> '$.am',
             value ->> '$.cu', value ->> '$.r'
-     FROM json_each(?);
-     INSERT INTO idempotency_keys (owner, key, fingerprint, status, body, created_at)
-     SELECT value ->> '$.o', value ->> '$.k', value ->> '$.f', value ->> '$.s',
-            value ->> '$.b', value ->> '$.at'
      FROM json_each(?);
      INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
      SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, NULL
@@ -310,17 +322,24 @@ impl WriteTransaction for SqliteWrite {
             .bind(to_json(&ids)?)
             .fetch_all(&mut self.writer.connection)
             .await?;
-        rows.iter().map(stored_account).collect()
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let stored = stored_account(row)?;
+            let due = stored.account.next_effect_at().map(to_db);
+            self.loaded.insert(stored.account.id().clone(), due);
+            accounts.push(stored);
+        }
+        Ok(accounts)
     }
 
     async fn idempotency_records(
         &mut self,
         keys: &[IdempotencyKey],
     ) -> Result<Vec<IdempotencyRecord>, StoreError> {
-        let keys: Vec<[&str; 2]> = keys.iter().map(|k| [&*k.owner, &*k.key]).collect();
+        let labels: Vec<String> = keys.iter().map(key_label).collect();
         let sql = self.text(&IDEMPOTENCY_RECORDS);
         let rows = sqlx::query(sql)
-            .bind(to_json(&keys)?)
+            .bind(to_json(&labels)?)
             .fetch_all(&mut self.writer.connection)
             .await?;
         rows.iter().map(idempotency_record).collect()
@@ -337,32 +356,84 @@ impl WriteTransaction for SqliteWrite {
     }
 
     async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
-        let accounts = changes
+        let written: HashSet<&str> = changes
             .accounts
             .iter()
-            .map(AccountRow::new)
-            .collect::<Result<Vec<_>, _>>()?;
-        let entries: Vec<EntryRow> = changes
-            .entries
-            .iter()
-            .map(|(account, stored)| EntryRow::new(account, stored))
+            .map(|stored| stored.account.id().as_str())
             .collect();
-        let holds = changes
-            .settled_holds
+        let mut history: Vec<HistoryRow> = Vec::with_capacity(
+            changes
+                .entries
+                .len()
+                .saturating_add(changes.settled_holds.len()),
+        );
+        for (account, stored) in &changes.entries {
+            let e = &stored.entry;
+            history.push(HistoryRow(
+                account.as_str(),
+                "entry",
+                stored.seq,
+                to_db(e.at),
+                e.entry_type.as_str(),
+                serde_json::value::to_raw_value(e).map_err(corrupt)?,
+            ));
+        }
+        for (account, hold) in &changes.settled_holds {
+            let settled = hold
+                .settlement()
+                .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
+            history.push(HistoryRow(
+                account.as_str(),
+                "hold",
+                hold.id().get(),
+                to_db(settled.at),
+                hold.status().as_str(),
+                serde_json::value::to_raw_value(hold).map_err(corrupt)?,
+            ));
+        }
+        let keys: Vec<KeyRow> = changes
+            .idempotency
             .iter()
-            .map(|(account, hold)| HoldRow::new(account, hold))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|record| {
+                KeyRow(
+                    record_account(record, &written),
+                    record.status,
+                    to_db(record.created_at),
+                    key_label(&record.key),
+                    &record.fingerprint,
+                    &record.body,
+                )
+            })
+            .collect();
+        let mut states: Vec<StateRow> = Vec::with_capacity(changes.accounts.len());
+        let mut due_gone: Vec<(i64, &str)> = Vec::new();
+        let mut due_new: Vec<(i64, &str)> = Vec::new();
+        for stored in &changes.accounts {
+            let account = &stored.account;
+            debug_assert!(
+                account.check_invariants().is_ok(),
+                "storing a broken account"
+            );
+            let id = account.id().as_str();
+            states.push(StateRow(
+                id,
+                stored.entry_seq,
+                serde_json::value::to_raw_value(account).map_err(corrupt)?,
+            ));
+            let before = self.loaded.get(account.id()).copied().flatten();
+            let after = account.next_effect_at().map(to_db);
+            if before != after {
+                due_gone.extend(before.map(|at| (at, id)));
+                due_new.extend(after.map(|at| (at, id)));
+            }
+        }
+
         let distributions: Vec<(&str, u32, u32, i64)> = changes
             .distributions
             .iter()
             .map(|(account, d)| (account.as_str(), d.schedule, d.index, to_db(d.at)))
             .collect();
         let purchases: Vec<PurchaseRow> = changes.purchases.iter().map(PurchaseRow::new).collect();
-        let idempotency: Vec<IdempotencyRow> = changes
-            .idempotency
-            .iter()
-            .map(IdempotencyRow::new)
-            .collect();
         let new_keys: Vec<(&str, &str, &str, String, i64)> = changes
             .new_api_keys
             .iter()
@@ -383,12 +454,13 @@ impl WriteTransaction for SqliteWrite {
             .collect();
         let sql = self.text(&WRITE_ALL);
         sqlx::query(sql)
-            .bind(to_json(&accounts)?)
-            .bind(to_json(&entries)?)
-            .bind(to_json(&holds)?)
+            .bind(to_json(&states)?)
+            .bind(to_json(&history)?)
+            .bind(to_json(&keys)?)
+            .bind(to_json(&due_gone)?)
+            .bind(to_json(&due_new)?)
             .bind(to_json(&distributions)?)
             .bind(to_json(&purchases)?)
-            .bind(to_json(&idempotency)?)
             .bind(to_json(&new_keys)?)
             .bind(to_json(&revoked)?)
             .bind(to_json(&changes.settings)?)
@@ -398,6 +470,18 @@ impl WriteTransaction for SqliteWrite {
         Ok(())
     }
 }
+
+/// An account's row: id, ledger entries so far, the core's state.
+#[derive(Serialize)]
+struct StateRow<'a>(&'a str, u64, Box<RawValue>);
+
+/// A ledger entry or settled hold: account, kind, number, at, label, the core's JSON.
+#[derive(Serialize)]
+struct HistoryRow<'a>(&'a str, &'static str, u64, i64, &'static str, Box<RawValue>);
+
+/// An idempotency record: account, status, at, label, digest, body.
+#[derive(Serialize)]
+struct KeyRow<'a>(&'a str, u16, i64, String, &'a str, &'a str);
 
 #[derive(Serialize)]
 struct PurchaseRow<'a> {
@@ -430,125 +514,31 @@ impl<'a> PurchaseRow<'a> {
     }
 }
 
+/// The account a record is kept under: its own if the batch writes that account, else
+/// NO_ACCOUNT (a request that left no account: refused on a new id, or about none).
+fn record_account<'a>(record: &'a IdempotencyRecord, written: &HashSet<&str>) -> &'a str {
+    record
+        .account
+        .as_ref()
+        .map(AccountId::as_str)
+        .filter(|id| written.contains(id))
+        .unwrap_or(NO_ACCOUNT)
+}
+
+/// How an idempotency key is kept: owner, a line feed, the key (neither holds a LF).
+fn key_label(key: &IdempotencyKey) -> String {
+    format!("{}\n{}", key.owner, key.key)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Serialize)]
-struct AccountRow<'a> {
-    id: &'a str,
-    state: Box<RawValue>,
-    seq: u64,
-    next: Option<i64>,
-    created: i64,
-    updated: i64,
+fn count(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(corrupt)
 }
 
-impl<'a> AccountRow<'a> {
-    fn new(stored: &'a StoredAccount) -> Result<Self, StoreError> {
-        let account = &stored.account;
-        debug_assert!(
-            account.check_invariants().is_ok(),
-            "storing a broken account"
-        );
-        Ok(AccountRow {
-            id: account.id().as_str(),
-            state: serde_json::value::to_raw_value(account).map_err(corrupt)?,
-            seq: stored.entry_seq,
-            next: account.next_effect_at().map(to_db),
-            created: to_db(account.created_at()),
-            updated: to_db(account.as_of()),
-        })
-    }
-}
-
-#[derive(Serialize)]
-struct EntryRow<'a> {
-    a: &'a str,
-    s: u64,
-    at: i64,
-    t: &'static str,
-    amt: i64,
-    k: &'static str,
-    src: &'static str,
-    b: u64,
-    h: Option<u64>,
-    f: Option<&'a str>,
-    q: Option<u32>,
-    o: Option<&'a str>,
-    fr: Option<u64>,
-    n: Option<&'a str>,
-}
-
-impl<'a> EntryRow<'a> {
-    fn new(account: &'a AccountId, stored: &'a StoredEntry) -> Self {
-        let e = &stored.entry;
-        EntryRow {
-            a: account.as_str(),
-            s: stored.seq,
-            at: to_db(e.at),
-            t: e.entry_type.as_str(),
-            amt: e.amount,
-            k: e.kind.as_str(),
-            src: e.source.as_str(),
-            b: e.bucket_id.get(),
-            h: e.hold_id.map(HoldId::get),
-            f: e.feature.as_deref(),
-            q: e.quantity,
-            o: e.order_id.as_ref().map(OrderId::as_str),
-            fr: e.frozen,
-            n: e.note.as_deref(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct HoldRow<'a> {
-    a: &'a str,
-    h: u64,
-    st: &'static str,
-    at: i64,
-    hold: &'a Hold,
-}
-
-impl<'a> HoldRow<'a> {
-    fn new(account: &'a AccountId, hold: &'a Hold) -> Result<Self, StoreError> {
-        let settlement = hold
-            .settlement()
-            .ok_or_else(|| StoreError::Corrupt(format!("hold {} stored unsettled", hold.id())))?;
-        Ok(HoldRow {
-            a: account.as_str(),
-            h: hold.id().get(),
-            st: hold.status().as_str(),
-            at: to_db(settlement.at),
-            hold,
-        })
-    }
-}
-
-#[derive(Serialize)]
-struct IdempotencyRow<'a> {
-    o: &'a str,
-    k: &'a str,
-    f: &'a str,
-    s: u16,
-    b: &'a str,
-    at: i64,
-}
-
-impl<'a> IdempotencyRow<'a> {
-    fn new(record: &'a IdempotencyRecord) -> Self {
-        IdempotencyRow {
-            o: &record.key.owner,
-            k: &record.key.key,
-            f: &record.fingerprint,
-            s: record.status,
-            b: &record.body,
-            at: to_db(record.created_at),
-        }
-    }
-}
-
+/// An account row read back, checked.
 fn stored_account(row: &SqliteRow) -> Result<StoredAccount, StoreError> {
     let account: Account = from_json(row.try_get::<&str, _>(0)?)?;
     account
@@ -556,47 +546,24 @@ fn stored_account(row: &SqliteRow) -> Result<StoredAccount, StoreError> {
         .map_err(|broken| StoreError::Corrupt(broken.to_string()))?;
     Ok(StoredAccount {
         account,
-        entry_seq: u64::try_from(row.try_get::<i64, _>(1)?).map_err(corrupt)?,
-    })
-}
-
-fn stored_entry(row: &SqliteRow) -> Result<StoredEntry, StoreError> {
-    let count = |value: i64| u64::try_from(value).map_err(corrupt);
-    let entry = LedgerEntry {
-        at: from_db(row.try_get(1)?)?,
-        entry_type: parse_name::<EntryType>(row.try_get(2)?)?,
-        amount: row.try_get(3)?,
-        kind: parse_name::<CreditKind>(row.try_get(4)?)?,
-        source: parse_name::<Source>(row.try_get(5)?)?,
-        bucket_id: BucketId::new(count(row.try_get(6)?)?),
-        hold_id: row
-            .try_get::<Option<i64>, _>(7)?
-            .map(|id| count(id).map(HoldId::new))
-            .transpose()?,
-        feature: row.try_get::<Option<&str>, _>(8)?.map(Into::into),
-        quantity: row
-            .try_get::<Option<i64>, _>(9)?
-            .map(|q| u32::try_from(q).map_err(corrupt))
-            .transpose()?,
-        order_id: row
-            .try_get::<Option<&str>, _>(10)?
-            .map(|o| OrderId::parse(o).map_err(corrupt))
-            .transpose()?,
-        frozen: row.try_get::<Option<i64>, _>(11)?.map(count).transpose()?,
-        note: row.try_get::<Option<&str>, _>(12)?.map(Into::into),
-    };
-    Ok(StoredEntry {
-        seq: count(row.try_get(0)?)?,
-        entry,
+        entry_seq: count(row.try_get(1)?)?,
     })
 }
 
 fn idempotency_record(row: &SqliteRow) -> Result<IdempotencyRecord, StoreError> {
+    let account: &str = row.try_get(0)?;
+    let label: &str = row.try_get(1)?;
+    let (owner, key) = label
+        .split_once('\n')
+        .ok_or_else(|| corrupt(format!("idempotency label {label:?}")))?;
     Ok(IdempotencyRecord {
         key: IdempotencyKey {
-            owner: row.try_get(0)?,
-            key: row.try_get(1)?,
+            owner: owner.to_owned(),
+            key: key.to_owned(),
         },
+        account: (account != NO_ACCOUNT)
+            .then(|| AccountId::parse(account).map_err(corrupt))
+            .transpose()?,
         fingerprint: row.try_get(2)?,
         status: u16::try_from(row.try_get::<i64, _>(3)?).map_err(corrupt)?,
         body: row.try_get(4)?,
@@ -637,13 +604,6 @@ fn api_key(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
         created_at: from_db(row.try_get(4)?)?,
         revoked_at: row.try_get::<Option<i64>, _>(5)?.map(from_db).transpose()?,
     })
-}
-
-fn parse_name<T: FromStr>(text: &str) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(corrupt)
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {

@@ -401,7 +401,7 @@ pub async fn ledger(
     let next_cursor = page
         .last()
         .filter(|_| full)
-        .map(|last| URL_SAFE_NO_PAD.encode(format!("v1:{}", last.seq)));
+        .map(|last| URL_SAFE_NO_PAD.encode(format!("v1:{}", last.position)));
     let dto = LedgerPageDto {
         entries: page
             .iter()

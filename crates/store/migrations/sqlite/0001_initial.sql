@@ -1,46 +1,55 @@
--- creditd's first schema. Every account-scoped table is keyed by account id first, so
--- one account's rows sit together and the schema can later be distributed by account.
--- Instants are integers: microseconds since the Unix epoch, UTC.
+-- creditd's schema on SQLite. Instants are integers: microseconds since the Unix epoch,
+-- UTC.
+--
+-- On a WAL database a commit costs the pages it changes: each is copied into the log,
+-- checksummed and fsync'd. So a request changes as few pages as it can: its account's
+-- state row in place, and rows appended at the end of the history and idempotency
+-- tables (every account's, in the order they were written), where a whole batch shares
+-- a few pages. Only the indexes that find an account's entries and holds, and an
+-- idempotency key, take a page each at random.
 
 -- One row per account: the ledger core's state as JSON, which the store saves and reads
--- back but never interprets (only `next_effect_at`, which it indexes for the sweeper).
+-- back but never interprets.
 CREATE TABLE accounts (
-    id             TEXT    NOT NULL PRIMARY KEY,
-    state          TEXT    NOT NULL,
-    entry_seq      INTEGER NOT NULL,   -- ledger entries written so far
-    next_effect_at INTEGER,            -- when a time-based effect is next due; NULL: none
-    created_at     INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX accounts_by_next_effect ON accounts (next_effect_at) WHERE next_effect_at IS NOT NULL;
-
--- The append-only ledger: every credit that arrived or left, in the order it happened.
-CREATE TABLE ledger_entries (
-    account_id TEXT    NOT NULL,
-    seq        INTEGER NOT NULL,       -- 1, 2, … within the account, in recording order
-    at         INTEGER NOT NULL,
-    type       TEXT    NOT NULL,
-    amount     INTEGER NOT NULL,
-    kind       TEXT    NOT NULL,
-    source     TEXT    NOT NULL,
-    bucket_id  INTEGER NOT NULL,
-    hold_id    INTEGER,
-    feature    TEXT,
-    quantity   INTEGER,
-    order_id   TEXT,
-    frozen     INTEGER,
-    note       TEXT,
-    PRIMARY KEY (account_id, seq)
+    id        TEXT    NOT NULL PRIMARY KEY,
+    state     TEXT    NOT NULL,
+    entry_seq INTEGER NOT NULL    -- ledger entries so far; the next is e{entry_seq + 1}
 ) WITHOUT ROWID;
 
--- Holds that left the pending state (pending ones live in the account's state).
-CREATE TABLE settled_holds (
+-- The ledger entries and settled holds of every account, appended in writing order.
+CREATE TABLE history (
+    id         INTEGER PRIMARY KEY, -- writing order across the service
     account_id TEXT    NOT NULL,
-    hold_id    INTEGER NOT NULL,
-    status     TEXT    NOT NULL,
-    settled_at INTEGER NOT NULL,
-    hold       TEXT    NOT NULL,       -- the ledger core's Hold as JSON
-    PRIMARY KEY (account_id, hold_id)
+    kind       TEXT    NOT NULL,    -- 'entry' or 'hold'
+    number     INTEGER NOT NULL,    -- entry: its number (e{n}); hold: its id (h{n})
+    at         INTEGER NOT NULL,    -- entry: when; hold: when settled
+    label      TEXT    NOT NULL,    -- entry: its type; hold: its status
+    data       TEXT    NOT NULL     -- the ledger core's LedgerEntry or Hold as JSON
+);
+-- An account's entries and holds by number: pages of its ledger, a hold by id; and a
+-- second entry or hold with the same number is refused.
+CREATE UNIQUE INDEX history_numbers ON history (account_id, kind, number);
+
+-- Answers to requests sent with an Idempotency-Key, appended in the order answered.
+CREATE TABLE idempotency_keys (
+    id         INTEGER PRIMARY KEY,
+    label      TEXT    NOT NULL,    -- the sending API key's id, LF, the client's key
+    account_id TEXT    NOT NULL,    -- the account the request was about; '' for none
+    digest     TEXT    NOT NULL,    -- SHA-256 (hex) of method, path and body
+    status     INTEGER NOT NULL,
+    body       TEXT    NOT NULL,    -- JSON, as answered
+    at         INTEGER NOT NULL     -- when answered
+);
+-- Keys are unique across the service and found without their account.
+CREATE UNIQUE INDEX idempotency_keys_by_label ON idempotency_keys (label);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (at);
+
+-- When each account's next time-based effect is due, for the sweeper. Written only when
+-- it changes (a charge usually leaves it as it was).
+CREATE TABLE account_due (
+    next_effect_at INTEGER NOT NULL,
+    account_id     TEXT    NOT NULL,
+    PRIMARY KEY (next_effect_at, account_id)
 ) WITHOUT ROWID;
 
 -- Monthly distributions made: the key refuses a second one of the same month.
@@ -65,18 +74,6 @@ CREATE TABLE purchases (
     currency          TEXT,
     recorded_at       INTEGER NOT NULL
 ) WITHOUT ROWID;
-
--- Answers to requests sent with an Idempotency-Key, replayed for the same key.
-CREATE TABLE idempotency_keys (
-    owner       TEXT    NOT NULL,      -- the API key that sent it: keys are scoped to it
-    key         TEXT    NOT NULL,
-    fingerprint TEXT    NOT NULL,      -- hex SHA-256 of method, path and body
-    status      INTEGER NOT NULL,
-    body        TEXT    NOT NULL,      -- JSON, as answered
-    created_at  INTEGER NOT NULL,
-    PRIMARY KEY (owner, key)
-) WITHOUT ROWID;
-CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
 
 -- API keys: the secret is stored only as its SHA-256.
 CREATE TABLE api_keys (

@@ -113,9 +113,10 @@ async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds(
         .entries
         .iter()
         .rev()
-        .map(|(_, e)| e.clone())
+        .map(|(_, e)| e.entry.clone())
         .collect();
-    assert_eq!(page, expected);
+    let read: Vec<_> = page.into_iter().map(|row| row.entry).collect();
+    assert_eq!(read, expected);
     let hold = db
         .store
         .settled_hold(&id("user-1"), creditd_ledger::HoldId::new(1))
@@ -148,7 +149,7 @@ async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence()
     let first = db.store.ledger_page(&user, &one, None).await.unwrap();
     let second = db
         .store
-        .ledger_page(&user, &one, Some(first[0].seq))
+        .ledger_page(&user, &one, Some(first[0].position))
         .await
         .unwrap();
     assert_eq!((first[0].seq, second[0].seq), (3, 2));
@@ -234,6 +235,7 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() 
     };
     let record = IdempotencyRecord {
         key: key.clone(),
+        account: None,
         fingerprint: "ab".repeat(32),
         status: 402,
         body: r#"{"code":"insufficient_credits"}"#.into(),
@@ -372,6 +374,7 @@ async fn one_commit_writes_every_kind_of_change() {
             owner: "k1".into(),
             key: "x".into(),
         },
+        account: Some(id("member")),
         fingerprint: "f".into(),
         status: 201,
         body: "{}".into(),
