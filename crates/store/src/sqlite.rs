@@ -24,12 +24,11 @@ use creditd_ledger::{
 };
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::instant::{from_db, to_db};
@@ -42,9 +41,11 @@ use crate::{
 const READ_CONNECTIONS: u32 = 4;
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Page cache per connection, in KiB (SQLite takes a negative number as KiB): the index
-/// pages of a few million accounts stay in memory.
-const CACHE_KIB: &str = "-65536";
+/// The writer's page cache, in KiB (SQLite takes a negative number as KiB): the index
+/// pages of a few million accounts stay in memory. Readers keep SQLite's small default:
+/// in WAL mode a reader drops its whole cache whenever the database changed, and
+/// dropping a large one costs more than it saves.
+const WRITER_CACHE_KIB: &str = "-65536";
 /// The account id under which records of requests about no account are kept.
 const NO_ACCOUNT: &str = "";
 
@@ -71,9 +72,13 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .pragma("cache_size", CACHE_KIB);
-        let mut connection = options.clone().create_if_missing(true).connect().await?;
+            .busy_timeout(BUSY_TIMEOUT);
+        let mut connection = options
+            .clone()
+            .create_if_missing(true)
+            .pragma("cache_size", WRITER_CACHE_KIB)
+            .connect()
+            .await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut connection)
             .await?;
@@ -276,42 +281,8 @@ const PURCHASES: Statement = statement!(
      FROM purchases WHERE order_id IN (SELECT value FROM json_each(?1))"
 );
 
-/// Every write of a batch, then COMMIT, in one round trip. Each parameter is a JSON
-/// array of rows, possibly empty. The parameters are anonymous (`?`): in a text of
-/// several statements, sqlx binds them in order across the statements.
-const WRITE_ALL: Statement = statement!(
-    "INSERT INTO accounts (id, entry_seq, state)
-     SELECT value ->> 0, value ->> 1, value -> 2 FROM json_each(?) WHERE true
-     ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq;
-     INSERT INTO history (account_id, kind, number, at, label, data)
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 5
-     FROM json_each(?);
-     INSERT INTO idempotency_keys (account_id, status, at, label, digest, body)
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5
-     FROM json_each(?);
-     DELETE FROM account_due
-     WHERE (next_effect_at, account_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?));
-     INSERT INTO account_due (next_effect_at, account_id)
-     SELECT value ->> 0, value ->> 1 FROM json_each(?);
-     INSERT INTO distributions (account_id, schedule, idx, at)
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?);
-     INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
-                            paid_at_requested, expires_at, amount_minor, currency, recorded_at)
-     SELECT value ->> '$.o', value ->> '$.a', value ->> '$.c', value ->> '$.b',
-            value ->> '$.p', value ->> '$.pr', value ->> '$.e', value ->> '$.am',
-            value ->> '$.cu', value ->> '$.r'
-     FROM json_each(?);
-     INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
-     SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, NULL
-     FROM json_each(?);
-     UPDATE api_keys SET revoked_at = r.value ->> 1
-     FROM json_each(?) AS r
-     WHERE api_keys.id = r.value ->> 0 AND api_keys.revoked_at IS NULL;
-     INSERT INTO settings (name, value)
-     SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
-     ON CONFLICT (name) DO UPDATE SET value = excluded.value;
-     COMMIT;"
-);
+/// Rows per INSERT statement: far below SQLite's limit on bound parameters.
+const ROWS_PER_INSERT: usize = 1_000;
 
 #[async_trait]
 impl WriteTransaction for SqliteWrite {
@@ -361,7 +332,7 @@ impl WriteTransaction for SqliteWrite {
             .iter()
             .map(|stored| stored.account.id().as_str())
             .collect();
-        let mut history: Vec<HistoryRow> = Vec::with_capacity(
+        let mut history: Vec<HistoryRow<'_>> = Vec::with_capacity(
             changes
                 .entries
                 .len()
@@ -369,43 +340,41 @@ impl WriteTransaction for SqliteWrite {
         );
         for (account, stored) in &changes.entries {
             let e = &stored.entry;
-            history.push(HistoryRow(
-                account.as_str(),
-                "entry",
-                stored.seq,
-                to_db(e.at),
-                e.entry_type.as_str(),
-                serde_json::value::to_raw_value(e).map_err(corrupt)?,
-            ));
+            history.push(HistoryRow {
+                account: account.as_str(),
+                kind: "entry",
+                number: i64::try_from(stored.seq).map_err(corrupt)?,
+                at: to_db(e.at),
+                label: e.entry_type.as_str(),
+                data: serde_json::to_string(e).map_err(corrupt)?,
+            });
         }
         for (account, hold) in &changes.settled_holds {
             let settled = hold
                 .settlement()
                 .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
-            history.push(HistoryRow(
-                account.as_str(),
-                "hold",
-                hold.id().get(),
-                to_db(settled.at),
-                hold.status().as_str(),
-                serde_json::value::to_raw_value(hold).map_err(corrupt)?,
-            ));
+            history.push(HistoryRow {
+                account: account.as_str(),
+                kind: "hold",
+                number: i64::try_from(hold.id().get()).map_err(corrupt)?,
+                at: to_db(settled.at),
+                label: hold.status().as_str(),
+                data: serde_json::to_string(hold).map_err(corrupt)?,
+            });
         }
-        let keys: Vec<KeyRow> = changes
+        let keys: Vec<KeyRow<'_>> = changes
             .idempotency
             .iter()
-            .map(|record| {
-                KeyRow(
-                    record_account(record, &written),
-                    record.status,
-                    to_db(record.created_at),
-                    key_label(&record.key),
-                    &record.fingerprint,
-                    &record.body,
-                )
+            .map(|record| KeyRow {
+                account: record_account(record, &written),
+                status: i64::from(record.status),
+                at: to_db(record.created_at),
+                label: key_label(&record.key),
+                digest: &record.fingerprint,
+                body: &record.body,
             })
             .collect();
-        let mut states: Vec<StateRow> = Vec::with_capacity(changes.accounts.len());
+        let mut states: Vec<StateRow<'_>> = Vec::with_capacity(changes.accounts.len());
         let mut due_gone: Vec<(i64, &str)> = Vec::new();
         let mut due_new: Vec<(i64, &str)> = Vec::new();
         for stored in &changes.accounts {
@@ -415,11 +384,11 @@ impl WriteTransaction for SqliteWrite {
                 "storing a broken account"
             );
             let id = account.id().as_str();
-            states.push(StateRow(
+            states.push(StateRow {
                 id,
-                stored.entry_seq,
-                serde_json::value::to_raw_value(account).map_err(corrupt)?,
-            ));
+                entry_seq: i64::try_from(stored.entry_seq).map_err(corrupt)?,
+                state: serde_json::to_string(account).map_err(corrupt)?,
+            });
             let before = self.loaded.get(account.id()).copied().flatten();
             let after = account.next_effect_at().map(to_db);
             if before != after {
@@ -452,18 +421,71 @@ impl WriteTransaction for SqliteWrite {
             .iter()
             .map(|(id, at)| (id.as_str(), to_db(*at)))
             .collect();
-        let sql = self.text(&WRITE_ALL);
-        sqlx::query(sql)
-            .bind(to_json(&states)?)
-            .bind(to_json(&history)?)
-            .bind(to_json(&keys)?)
-            .bind(to_json(&due_gone)?)
-            .bind(to_json(&due_new)?)
-            .bind(to_json(&distributions)?)
-            .bind(to_json(&purchases)?)
-            .bind(to_json(&new_keys)?)
-            .bind(to_json(&revoked)?)
-            .bind(to_json(&changes.settings)?)
+        // One text, one round trip: the batch's rows as bound values (no JSON for SQLite
+        // to parse), the rare changes only when there are any, then COMMIT. Its
+        // parameters are anonymous and bound in order across its statements; its
+        // shape follows the batch, so it is prepared each time, not cached.
+        let begin = if self.writer.in_transaction {
+            ""
+        } else {
+            "BEGIN IMMEDIATE;\n"
+        };
+        self.writer.in_transaction = true;
+        let mut sql = QueryBuilder::<Sqlite>::new(begin);
+        for chunk in states.chunks(ROWS_PER_INSERT) {
+            sql.push("INSERT INTO accounts (id, entry_seq, state) ");
+            sql.push_values(chunk, |mut row, s| {
+                row.push_bind(s.id)
+                    .push_bind(s.entry_seq)
+                    .push_bind(s.state.as_str());
+            });
+            sql.push(
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq;\n",
+            );
+        }
+        for chunk in history.chunks(ROWS_PER_INSERT) {
+            sql.push("INSERT INTO history (account_id, kind, number, at, label, data) ");
+            sql.push_values(chunk, |mut row, h| {
+                row.push_bind(h.account)
+                    .push_bind(h.kind)
+                    .push_bind(h.number)
+                    .push_bind(h.at)
+                    .push_bind(h.label)
+                    .push_bind(h.data.as_str());
+            });
+            sql.push(";\n");
+        }
+        for chunk in keys.chunks(ROWS_PER_INSERT) {
+            sql.push("INSERT INTO idempotency_keys (account_id, status, at, label, digest, body) ");
+            sql.push_values(chunk, |mut row, k| {
+                row.push_bind(k.account)
+                    .push_bind(k.status)
+                    .push_bind(k.at)
+                    .push_bind(k.label.as_str())
+                    .push_bind(k.digest)
+                    .push_bind(k.body);
+            });
+            sql.push(";\n");
+        }
+        let rare = [
+            (!due_gone.is_empty(), DELETE_DUE, to_json(&due_gone)?),
+            (!due_new.is_empty(), INSERT_DUE, to_json(&due_new)?),
+            (!distributions.is_empty(), INSERT_DISTRIBUTIONS, to_json(&distributions)?),
+            (!purchases.is_empty(), INSERT_PURCHASES, to_json(&purchases)?),
+            (!new_keys.is_empty(), INSERT_API_KEYS, to_json(&new_keys)?),
+            (!revoked.is_empty(), REVOKE_API_KEYS, to_json(&revoked)?),
+            (!changes.settings.is_empty(), UPSERT_SETTINGS, to_json(&changes.settings)?),
+        ];
+        for (wanted, statement, rows) in rare {
+            if wanted {
+                // Each of these statements takes its rows as one JSON array at `?`.
+                let (head, tail) = statement.split_once('?').unwrap_or((statement, ""));
+                sql.push(head).push_bind(rows).push(tail).push(";\n");
+            }
+        }
+        sql.push("COMMIT;");
+        sql.build()
+            .persistent(false)
             .execute(&mut self.writer.connection)
             .await?;
         self.writer.in_transaction = false;
@@ -471,17 +493,57 @@ impl WriteTransaction for SqliteWrite {
     }
 }
 
-/// An account's row: id, ledger entries so far, the core's state.
-#[derive(Serialize)]
-struct StateRow<'a>(&'a str, u64, Box<RawValue>);
+/// An account's row.
+struct StateRow<'a> {
+    id: &'a str,
+    entry_seq: i64,
+    /// The core's state as JSON.
+    state: String,
+}
 
-/// A ledger entry or settled hold: account, kind, number, at, label, the core's JSON.
-#[derive(Serialize)]
-struct HistoryRow<'a>(&'a str, &'static str, u64, i64, &'static str, Box<RawValue>);
+/// A ledger entry or settled hold.
+struct HistoryRow<'a> {
+    account: &'a str,
+    kind: &'static str,
+    number: i64,
+    at: i64,
+    label: &'static str,
+    /// The core's entry or hold as JSON.
+    data: String,
+}
 
-/// An idempotency record: account, status, at, label, digest, body.
-#[derive(Serialize)]
-struct KeyRow<'a>(&'a str, u16, i64, String, &'a str, &'a str);
+/// An idempotency record.
+struct KeyRow<'a> {
+    account: &'a str,
+    status: i64,
+    at: i64,
+    label: String,
+    digest: &'a str,
+    body: &'a str,
+}
+
+/// The rare writes of a batch, each taking its rows as a JSON array at its one `?`.
+const DELETE_DUE: &str = "DELETE FROM account_due
+     WHERE (next_effect_at, account_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))";
+const INSERT_DUE: &str = "INSERT INTO account_due (next_effect_at, account_id)
+     SELECT value ->> 0, value ->> 1 FROM json_each(?)";
+const INSERT_DISTRIBUTIONS: &str = "INSERT INTO distributions (account_id, schedule, idx, at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)";
+const INSERT_PURCHASES: &str = "INSERT INTO purchases (order_id, account_id, credits, bucket_id,
+         paid_at, paid_at_requested, expires_at, amount_minor, currency, recorded_at)
+     SELECT value ->> '$.o', value ->> '$.a', value ->> '$.c', value ->> '$.b',
+            value ->> '$.p', value ->> '$.pr', value ->> '$.e', value ->> '$.am',
+            value ->> '$.cu', value ->> '$.r'
+     FROM json_each(?)";
+const INSERT_API_KEYS: &str = "INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, NULL
+     FROM json_each(?)";
+const REVOKE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = r.value ->> 1
+     FROM json_each(?) AS r
+     WHERE api_keys.id = r.value ->> 0 AND api_keys.revoked_at IS NULL";
+const UPSERT_SETTINGS: &str = "INSERT INTO settings (name, value)
+     SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 #[derive(Serialize)]
 struct PurchaseRow<'a> {
