@@ -54,6 +54,11 @@ pub struct MembershipRequest {
     pub period_end: Option<Timestamp>,
 }
 
+/// A request that takes no fields (`daily-login`, `release`): an empty body or `{}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
+
 /// `POST /v1/accounts/{id}/grants`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

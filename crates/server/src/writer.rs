@@ -18,7 +18,6 @@ use creditd_ledger::{
 };
 use creditd_store::{
     ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, Payment, PurchaseRecord, StoreError,
-    StoredAccount, StoredEntry,
 };
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -235,7 +234,7 @@ async fn apply(core: &Core, commands: &[&Command]) -> Result<Vec<Answer>, StoreE
     }
 
     let answers: Vec<Answer> = commands.iter().map(|c| batch.run(c)).collect();
-    let (changes, keys_to_remember) = batch.finish()?;
+    let (changes, keys_to_remember) = batch.finish();
     if !changes.is_empty() {
         tx.commit(&changes).await?;
     }
@@ -605,41 +604,15 @@ impl Batch<'_> {
     }
 
     /// The batch's changes: every touched account with its new entries numbered.
-    fn finish(mut self) -> Result<(Changes, Vec<ApiKeyRecord>), StoreError> {
+    fn finish(mut self) -> (Changes, Vec<ApiKeyRecord>) {
         for slot in self.accounts.into_values() {
-            let Some(account) = slot.account else {
-                continue;
-            };
-            if !slot.touched {
-                continue;
+            if let Some(account) = slot.account
+                && slot.touched
+            {
+                self.changes.record(account, slot.entry_seq, slot.journal);
             }
-            let id = account.id().clone();
-            let mut seq = slot.entry_seq;
-            let Journal {
-                entries,
-                settled_holds,
-                distributions,
-            } = slot.journal;
-            for entry in entries {
-                seq = seq
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::Corrupt(format!("ledger of {id} is full")))?;
-                self.changes
-                    .entries
-                    .push((id.clone(), StoredEntry { seq, entry }));
-            }
-            for hold in settled_holds {
-                self.changes.settled_holds.push((id.clone(), hold));
-            }
-            for distribution in distributions {
-                self.changes.distributions.push((id.clone(), distribution));
-            }
-            self.changes.accounts.push(StoredAccount {
-                account,
-                entry_seq: seq,
-            });
         }
-        Ok((self.changes, self.keys_to_remember))
+        (self.changes, self.keys_to_remember)
     }
 }
 

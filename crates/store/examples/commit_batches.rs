@@ -15,30 +15,11 @@ use std::time::Instant;
 use creditd_ledger::{
     Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, Journal, Use,
 };
-use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord, StoredAccount, StoredEntry};
+use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord, StoredAccount};
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 /// Charges committed in all.
 const CHARGES: usize = 8_000;
-
-fn stage(account: Account, entry_seq: u64, journal: &Journal, changes: &mut Changes) {
-    let id = account.id().clone();
-    for (n, entry) in journal.entries.iter().enumerate() {
-        let seq = entry_seq + n as u64 + 1;
-        changes.entries.push((
-            id.clone(),
-            StoredEntry {
-                seq,
-                entry: entry.clone(),
-            },
-        ));
-    }
-    for hold in &journal.settled_holds {
-        changes.settled_holds.push((id.clone(), hold.clone()));
-    }
-    let entry_seq = entry_seq + journal.entries.len() as u64;
-    changes.accounts.push(StoredAccount { account, entry_seq });
-}
 
 #[tokio::main]
 async fn main() {
@@ -70,7 +51,7 @@ async fn main() {
         };
         moment.grant(grant).unwrap();
         drop(moment);
-        stage(account, 0, &journal, &mut setup);
+        setup.record(account, 0, journal);
         ids.push(id);
     }
     store.begin().await.unwrap().commit(&setup).await.unwrap();
@@ -129,7 +110,7 @@ async fn main() {
             });
         }
         for (stored, journal) in slots.into_values() {
-            stage(stored.account, stored.entry_seq, &journal, &mut changes);
+            changes.record(stored.account, stored.entry_seq, journal);
         }
         running += t.elapsed().as_secs_f64();
 

@@ -1,6 +1,8 @@
 //! The records the store keeps beside the ledger core's own types.
 
-use creditd_ledger::{Account, AccountId, BucketId, Distribution, Hold, LedgerEntry, OrderId};
+use creditd_ledger::{
+    Account, AccountId, BucketId, Distribution, Hold, Journal, LedgerEntry, OrderId,
+};
 use jiff::Timestamp;
 
 /// An account as stored: the core's state and how many ledger entries it has.
@@ -132,6 +134,27 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Adds an account's new state and what its commands journaled: the entries are
+    /// numbered on from `entries_before`, the entries it had.
+    pub fn record(&mut self, account: Account, entries_before: u64, journal: Journal) {
+        let id = account.id().clone();
+        let mut seq = entries_before;
+        for entry in journal.entries {
+            seq = seq.saturating_add(1);
+            self.entries.push((id.clone(), StoredEntry { seq, entry }));
+        }
+        for hold in journal.settled_holds {
+            self.settled_holds.push((id.clone(), hold));
+        }
+        for distribution in journal.distributions {
+            self.distributions.push((id.clone(), distribution));
+        }
+        self.accounts.push(StoredAccount {
+            account,
+            entry_seq: seq,
+        });
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()

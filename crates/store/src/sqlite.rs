@@ -470,11 +470,23 @@ impl WriteTransaction for SqliteWrite {
         let rare = [
             (!due_gone.is_empty(), DELETE_DUE, to_json(&due_gone)?),
             (!due_new.is_empty(), INSERT_DUE, to_json(&due_new)?),
-            (!distributions.is_empty(), INSERT_DISTRIBUTIONS, to_json(&distributions)?),
-            (!purchases.is_empty(), INSERT_PURCHASES, to_json(&purchases)?),
+            (
+                !distributions.is_empty(),
+                INSERT_DISTRIBUTIONS,
+                to_json(&distributions)?,
+            ),
+            (
+                !purchases.is_empty(),
+                INSERT_PURCHASES,
+                to_json(&purchases)?,
+            ),
             (!new_keys.is_empty(), INSERT_API_KEYS, to_json(&new_keys)?),
             (!revoked.is_empty(), REVOKE_API_KEYS, to_json(&revoked)?),
-            (!changes.settings.is_empty(), UPSERT_SETTINGS, to_json(&changes.settings)?),
+            (
+                !changes.settings.is_empty(),
+                UPSERT_SETTINGS,
+                to_json(&changes.settings)?,
+            ),
         ];
         for (wanted, statement, rows) in rare {
             if wanted {
@@ -535,7 +547,8 @@ const INSERT_PURCHASES: &str = "INSERT INTO purchases (order_id, account_id, cre
             value ->> '$.p', value ->> '$.pr', value ->> '$.e', value ->> '$.am',
             value ->> '$.cu', value ->> '$.r'
      FROM json_each(?)";
-const INSERT_API_KEYS: &str = "INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
+const INSERT_API_KEYS: &str =
+    "INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
      SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, NULL
      FROM json_each(?)";
 const REVOKE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = r.value ->> 1

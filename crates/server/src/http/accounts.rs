@@ -22,7 +22,7 @@ use crate::auth::{TOKEN_TTL_DEFAULT_SECONDS, TOKEN_TTL_MAX_SECONDS};
 use crate::dto::{
     AccountDto, AdjustmentDto, AdjustmentRequest, BalanceDto, BucketDto, ChargeRequest,
     DailyLoginDto, EntryDto, GrantRequest, HoldDto, HoldRequest, LedgerPageDto, MembershipRequest,
-    PurchaseDto, PurchaseRequest, PutAccountRequest, TokenDto, TokenRequest,
+    NoFields, PurchaseDto, PurchaseRequest, PutAccountRequest, TokenDto, TokenRequest,
 };
 use crate::writer::{MembershipAction, Op};
 
@@ -116,12 +116,9 @@ pub async fn daily_login(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AccountPath(id): AccountPath,
-    posted: Posted<serde_json::Map<String, serde_json::Value>>,
+    posted: Posted<NoFields>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    if !posted.body.is_empty() {
-        return Err(Problem::invalid("daily-login takes no fields"));
-    }
     Ok(state.apply(&caller, Op::DailyLogin(id), &posted).await)
 }
 
@@ -228,14 +225,14 @@ pub async fn hold(
     posted: Posted<HoldRequest>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    let request = &posted.body;
-    let intended = Use {
-        feature: request.feature.clone(),
-        quantity: request.quantity.map(count),
-        tier: request.tier.as_deref().map(tier).transpose()?,
-        ttl_seconds: request.ttl_seconds.map(count),
-        reference: request.reference.clone(),
-    };
+    let r = &posted.body;
+    let intended = use_of(
+        &r.feature,
+        r.quantity,
+        r.tier.as_deref(),
+        r.ttl_seconds,
+        &r.reference,
+    )?;
     Ok(state.apply(&caller, Op::Hold(id, intended), &posted).await)
 }
 
@@ -251,14 +248,14 @@ pub async fn charge(
     posted: Posted<ChargeRequest>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    let request = &posted.body;
-    let intended = Use {
-        feature: request.feature.clone(),
-        quantity: request.quantity.map(count),
-        tier: request.tier.as_deref().map(tier).transpose()?,
-        ttl_seconds: None,
-        reference: request.reference.clone(),
-    };
+    let r = &posted.body;
+    let intended = use_of(
+        &r.feature,
+        r.quantity,
+        r.tier.as_deref(),
+        None,
+        &r.reference,
+    )?;
     Ok(state
         .apply(&caller, Op::Charge(id, intended), &posted)
         .await)
@@ -410,6 +407,23 @@ pub async fn ledger(
         next_cursor,
     };
     Ok(Answer::json(StatusCode::OK, &dto))
+}
+
+/// The use a hold or charge request asks for; the core checks the ranges.
+fn use_of(
+    feature: &str,
+    quantity: Option<i64>,
+    tier_name: Option<&str>,
+    ttl_seconds: Option<i64>,
+    reference: &Option<String>,
+) -> Result<Use, Problem> {
+    Ok(Use {
+        feature: feature.to_owned(),
+        quantity: quantity.map(count),
+        tier: tier_name.map(tier).transpose()?,
+        ttl_seconds: ttl_seconds.map(count),
+        reference: reference.clone(),
+    })
 }
 
 fn cursor_seq(text: &str) -> Result<u64, Problem> {

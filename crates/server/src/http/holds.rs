@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use super::extract::{Caller, HoldPath, Posted};
 use super::{AppState, store_failed};
 use crate::answer::{Answer, Problem};
-use crate::dto::{CaptureRequest, HoldDto};
+use crate::dto::{CaptureRequest, HoldDto, NoFields};
 use crate::writer::Op;
 
 /// A hold, pending or settled.
@@ -67,12 +67,9 @@ pub async fn release(
     State(state): State<AppState>,
     Caller(caller): Caller,
     HoldPath(account, hold): HoldPath,
-    posted: Posted<serde_json::Map<String, serde_json::Value>>,
+    posted: Posted<NoFields>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    if !posted.body.is_empty() {
-        return Err(Problem::invalid("release takes no fields"));
-    }
     Ok(state
         .apply(&caller, Op::Release(account, hold), &posted)
         .await)

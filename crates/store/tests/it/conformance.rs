@@ -5,8 +5,7 @@ use creditd_ledger::{
     HoldStatus, Journal, LedgerQuery, OrderId, Use,
 };
 use creditd_store::{
-    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store, StoredAccount,
-    StoredEntry,
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store,
 };
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
@@ -63,28 +62,13 @@ fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
 
 fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) -> Changes {
     let mut changes = Changes::default();
-    let id = account.id().clone();
-    for (n, entry) in journal.entries.iter().enumerate() {
-        let seq = entry_seq + n as u64 + 1;
-        changes.entries.push((
-            id.clone(),
-            StoredEntry {
-                seq,
-                entry: entry.clone(),
-            },
-        ));
-    }
-    for hold in &journal.settled_holds {
-        changes.settled_holds.push((id.clone(), hold.clone()));
-    }
-    for d in &journal.distributions {
-        changes.distributions.push((id.clone(), *d));
-    }
-    changes.accounts.push(StoredAccount {
-        account: account.clone(),
-        entry_seq: entry_seq + journal.entries.len() as u64,
-    });
+    changes.record(account.clone(), entry_seq, journal.clone());
     changes
+}
+
+/// Commits `changes` in a transaction of their own.
+async fn commit(db: &Fresh, changes: &Changes) -> Result<(), creditd_store::StoreError> {
+    db.store.begin().await.unwrap().commit(changes).await
 }
 
 #[tokio::test]
@@ -92,8 +76,7 @@ async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds(
     let db = fresh().await;
     let now = t("2026-11-21T10:00:00Z");
     let (account, changes) = account_with_history("user-1", now);
-    let tx = db.store.begin().await.unwrap();
-    tx.commit(&changes).await.unwrap();
+    commit(&db, &changes).await.unwrap();
 
     let stored = db.store.account(&id("user-1")).await.unwrap().unwrap();
     assert_eq!(stored.account, account);
@@ -132,13 +115,7 @@ async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence()
     let db = fresh().await;
     let now = t("2026-11-21T10:00:00Z");
     let (_, changes) = account_with_history("user-1", now);
-    db.store
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&db, &changes).await.unwrap();
     let user = id("user-1");
 
     let debits = LedgerQuery::new(None, Some(EntryType::Debit), None, None).unwrap();
@@ -182,13 +159,7 @@ async fn an_uncommitted_transaction_changes_nothing() {
     drop(tx);
     assert!(db.store.account(&id("user-1")).await.unwrap().is_none());
     // The writer is free again, and the changes commit once.
-    db.store
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&db, &changes).await.unwrap();
     let mut tx = db.store.begin().await.unwrap();
     assert_eq!(
         tx.lock_accounts(&[id("user-1"), id("user-2")])
@@ -203,25 +174,11 @@ async fn an_uncommitted_transaction_changes_nothing() {
 async fn a_second_ledger_entry_with_the_same_number_is_refused_and_the_batch_rolls_back() {
     let db = fresh().await;
     let (_, changes) = account_with_history("user-1", t("2026-11-21T10:00:00Z"));
-    db.store
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&db, &changes).await.unwrap();
     let mut again = Changes::default();
     again.entries.push(changes.entries[0].clone());
     again.settings.push(("x".into(), "1".into()));
-    assert!(
-        db.store
-            .begin()
-            .await
-            .unwrap()
-            .commit(&again)
-            .await
-            .is_err()
-    );
+    assert!(commit(&db, &again).await.is_err());
     assert_eq!(db.store.setting("x").await.unwrap(), None);
 }
 
@@ -258,13 +215,7 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() 
     let mut changes = Changes::default();
     changes.idempotency.push(record.clone());
     changes.purchases.push(purchase.clone());
-    db.store
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&db, &changes).await.unwrap();
 
     let mut tx = db.store.begin().await.unwrap();
     let other = IdempotencyKey {
@@ -304,13 +255,7 @@ async fn api_keys_are_listed_and_revoked_once() {
     let mut changes = Changes::default();
     changes.new_api_keys.push(key.clone());
     changes.settings.push(("token_secret".into(), "s".into()));
-    db.store
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&db, &changes).await.unwrap();
     assert_eq!(db.store.api_keys().await.unwrap(), [key]);
     assert_eq!(
         db.store.setting("token_secret").await.unwrap().as_deref(),
@@ -320,13 +265,7 @@ async fn api_keys_are_listed_and_revoked_once() {
     for at in [now + 1.second(), now + 2.seconds()] {
         let mut revoke = Changes::default();
         revoke.revoked_api_keys.push(("k1".into(), at));
-        db.store
-            .begin()
-            .await
-            .unwrap()
-            .commit(&revoke)
-            .await
-            .unwrap();
+        commit(&db, &revoke).await.unwrap();
     }
     let revoked = db.store.api_key("k1").await.unwrap().unwrap();
     assert_eq!(
@@ -341,13 +280,7 @@ async fn accounts_are_due_when_their_next_effect_has_come() {
     let db = fresh().await;
     let now = t("2026-11-21T10:00:00Z");
     let (_, changes) = account_with_history("user-1", now);
-    db.store
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&db, &changes).await.unwrap();
     assert!(db.store.due_accounts(now, 10).await.unwrap().is_empty());
     let due = db.store.due_accounts(now + 1.hour(), 10).await.unwrap();
     assert_eq!(due, [id("user-1")]);
@@ -389,13 +322,7 @@ async fn one_commit_writes_every_kind_of_change() {
         revoked_at: None,
     });
     changes.settings.push(("s".into(), "v".into()));
-    db.store
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&db, &changes).await.unwrap();
 
     let mut tx = db.store.begin().await.unwrap();
     assert_eq!(
@@ -435,13 +362,5 @@ async fn one_commit_writes_every_kind_of_change() {
         distributions: changes.distributions.clone(),
         ..Changes::default()
     };
-    assert!(
-        db.store
-            .begin()
-            .await
-            .unwrap()
-            .commit(&again)
-            .await
-            .is_err()
-    );
+    assert!(commit(&db, &again).await.is_err());
 }
