@@ -55,7 +55,8 @@ impl Jobs {
     }
 }
 
-async fn sweep_due_accounts(core: &Core, writer: &Writer) {
+/// Records the time effects of the accounts whose next effect has come (one sweep).
+pub async fn sweep_due_accounts(core: &Core, writer: &Writer) {
     let due = match core.store.due_accounts(core.clock.now(), SWEEP_LIMIT).await {
         Ok(due) => due,
         Err(error) => {
@@ -79,7 +80,8 @@ async fn sweep_due_accounts(core: &Core, writer: &Writer) {
     while submitted.join_next().await.is_some() {}
 }
 
-async fn purge_idempotency(core: &Core) {
+/// Forgets the idempotency records older than [`IDEMPOTENCY_RETENTION`].
+pub async fn purge_idempotency(core: &Core) {
     let Ok(before) = core.clock.now().checked_sub(IDEMPOTENCY_RETENTION) else {
         return;
     };

@@ -116,3 +116,63 @@ async fn without_the_test_clock_its_paths_are_404() {
     .problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sweeper_records_expiries_of_accounts_nobody_touches() {
+    let app = app().await;
+    app.post(
+        "/v1/accounts/s1/grants",
+        json!({"kind": "general", "amount": 9, "source": "promotion", "valid_for": "PT1H"}),
+    )
+    .await
+    .expect(201);
+    app.advance(3_600).await;
+    creditd_server::jobs::sweep_due_accounts(&app.service.core, &app.service.writer).await;
+    let metrics = app.get("/metrics").await.body;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains(r#"creditd_credits_expired_total{kind="general"} 9"#),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_records_are_forgotten_after_their_retention() {
+    let app = app().await;
+    let key = [("idempotency-key", "old")];
+    let grant = json!({"kind": "general", "amount": 1, "source": "promotion"});
+    app.call_with(
+        "POST",
+        "/v1/accounts/p1/grants",
+        ADMIN,
+        Some(grant.clone()),
+        &key,
+    )
+    .await
+    .expect(201);
+    app.advance(47 * 3_600).await;
+    creditd_server::jobs::purge_idempotency(&app.service.core).await;
+    let kept = app
+        .call_with(
+            "POST",
+            "/v1/accounts/p1/grants",
+            ADMIN,
+            Some(grant.clone()),
+            &key,
+        )
+        .await;
+    assert_eq!(kept.headers["idempotent-replayed"], "true", "kept for 47 h");
+    app.advance(2 * 3_600).await;
+    creditd_server::jobs::purge_idempotency(&app.service.core).await;
+    let again = app
+        .call_with("POST", "/v1/accounts/p1/grants", ADMIN, Some(grant), &key)
+        .await;
+    assert!(
+        again.headers.get("idempotent-replayed").is_none(),
+        "forgotten after 48 h"
+    );
+    again.expect(201);
+    assert_eq!(app.balance("p1").await["total"], 2);
+    app.stop().await;
+}
