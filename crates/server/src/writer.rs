@@ -211,33 +211,27 @@ async fn apply(core: &Core, commands: &[&Command]) -> Result<Vec<Answer>, StoreE
         changes: Changes::default(),
         keys_to_remember: Vec::new(),
     };
-    if !ids.is_empty() {
-        for stored in tx.lock_accounts(&ids).await? {
-            let slot = Slot {
-                entry_seq: stored.entry_seq,
-                account: Some(stored.account),
-                journal: Journal::default(),
-                touched: false,
-            };
-            batch.accounts.insert(slot.id().clone(), slot);
-        }
+    let reads = tx.read(&ids, &keys, &orders).await?;
+    for stored in reads.accounts {
+        let slot = Slot {
+            entry_seq: stored.entry_seq,
+            account: Some(stored.account),
+            journal: Journal::default(),
+            touched: false,
+        };
+        batch.accounts.insert(slot.id().clone(), slot);
     }
-    if !keys.is_empty() {
-        for record in tx.idempotency_records(&keys).await? {
-            batch.idempotency.insert(record.key.clone(), record);
-        }
+    for record in reads.idempotency {
+        batch.idempotency.insert(record.key.clone(), record);
     }
-    if !orders.is_empty() {
-        for record in tx.purchases(&orders).await? {
-            batch.purchases.insert(record.order_id.clone(), record);
-        }
+    for record in reads.purchases {
+        batch.purchases.insert(record.order_id.clone(), record);
     }
 
     let answers: Vec<Answer> = commands.iter().map(|c| batch.run(c)).collect();
     let (changes, keys_to_remember) = batch.finish();
-    if !changes.is_empty() {
-        tx.commit(&changes).await?;
-    }
+    // Committed even when empty: it ends the transaction the reads began.
+    tx.commit(&changes).await?;
     core.metrics.committed(commands.len(), &changes);
     for record in keys_to_remember {
         core.auth.remember(record);

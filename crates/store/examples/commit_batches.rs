@@ -74,8 +74,7 @@ async fn main() {
             .collect();
         let t = Instant::now();
         let mut tx = store.begin().await.unwrap();
-        let loaded = tx.lock_accounts(&picked).await.unwrap();
-        tx.idempotency_records(&keys).await.unwrap();
+        let loaded = tx.read(&picked, &keys, &[]).await.unwrap().accounts;
         reading += t.elapsed().as_secs_f64();
 
         let t = Instant::now();

@@ -6,8 +6,8 @@
 //! (idempotency keys, order ids, distributions), and reads them back.
 //!
 //! Writes happen in batches: the server's single writer opens one
-//! [`WriteTransaction`], locks the accounts its batch touches, reads the idempotency and
-//! purchase records it must check, runs the commands through the ledger core and commits
+//! [`WriteTransaction`], reads (and locks) the accounts its batch touches with the
+//! idempotency and purchase records it must check, runs the commands through the ledger core and commits
 //! all their [`Changes`] at once. The commit returns only once the batch is on disk.
 //!
 //! Every account state read back is checked with `Account::check_invariants`: a state
@@ -22,8 +22,8 @@ use creditd_ledger::{AccountId, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
 pub use records::{
-    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment, PurchaseRecord,
-    StoredAccount, StoredEntry,
+    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment,
+    PurchaseRecord, StoredAccount, StoredEntry,
 };
 pub use sqlite::SqliteStore;
 
@@ -92,18 +92,15 @@ pub trait Store: Send + Sync + 'static {
 /// One write transaction: lock, read, then commit everything at once.
 #[async_trait]
 pub trait WriteTransaction: Send {
-    /// Reads the accounts of `ids` that exist and keeps them from changing under this
-    /// transaction until it ends.
-    async fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<StoredAccount>, StoreError>;
-
-    /// The idempotency records stored under these keys, whatever their account.
-    async fn idempotency_records(
+    /// Reads what a batch needs, in one go: the accounts of `ids` that exist (kept from
+    /// changing under this transaction until it ends), the idempotency records stored
+    /// under `keys` (whatever their account) and the purchases recorded under `orders`.
+    async fn read(
         &mut self,
+        ids: &[AccountId],
         keys: &[IdempotencyKey],
-    ) -> Result<Vec<IdempotencyRecord>, StoreError>;
-
-    /// The purchases recorded under these order ids.
-    async fn purchases(&mut self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError>;
+        orders: &[OrderId],
+    ) -> Result<BatchReads, StoreError>;
 
     /// Writes every change and commits; returns once the transaction is durable.
     async fn commit(self: Box<Self>, changes: &Changes) -> Result<(), StoreError>;

@@ -110,6 +110,17 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// What a batch reads before it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchReads {
+    /// The accounts that exist, as stored.
+    pub accounts: Vec<StoredAccount>,
+    /// The idempotency records found.
+    pub idempotency: Vec<IdempotencyRecord>,
+    /// The purchases found.
+    pub purchases: Vec<PurchaseRecord>,
+}
+
 /// Everything one write transaction stores. Each list is applied in order.
 #[derive(Clone, Debug, Default)]
 pub struct Changes {

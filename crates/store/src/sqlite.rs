@@ -8,10 +8,7 @@
 //! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
 //! beside it, which WAL allows without blocking. sqlx runs each SQLite connection on its
 //! own thread, so every statement is a round trip between threads; a batch therefore
-//! takes at most three: `BEGIN IMMEDIATE` with the account reads, the idempotency and
-//! purchase reads, and every write with `COMMIT`. The rows of a batch travel as JSON
-//! arrays that `json_each` unpacks, so each statement's text is fixed and prepared once,
-//! whatever the batch's size.
+//! takes two: `BEGIN IMMEDIATE` with all its reads, and every write with `COMMIT`.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -33,8 +30,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::instant::{from_db, to_db};
 use crate::{
-    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment, PurchaseRecord,
-    Store, StoreError, StoredAccount, WriteTransaction,
+    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment,
+    PurchaseRecord, Store, StoreError, StoredAccount, WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -63,6 +60,17 @@ struct WriterConnection {
     /// A transaction was begun and not committed (its batch failed): roll it back
     /// before the next.
     in_transaction: bool,
+}
+
+impl WriterConnection {
+    /// Ends a transaction a failed batch left open. SQLite may have rolled it back
+    /// already; then the ROLLBACK fails, with nothing left to undo.
+    async fn settle(&mut self) {
+        if self.in_transaction {
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
+            self.in_transaction = false;
+        }
+    }
 }
 
 impl SqliteStore {
@@ -102,14 +110,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         let mut writer = Arc::clone(&self.writer).lock_owned().await;
-        if writer.in_transaction {
-            // The last batch failed before its COMMIT. SQLite may have rolled it back
-            // already; then this fails, with nothing left to undo.
-            let _ = sqlx::query("ROLLBACK")
-                .execute(&mut writer.connection)
-                .await;
-            writer.in_transaction = false;
-        }
+        writer.settle().await;
         Ok(Box::new(SqliteWrite {
             writer,
             loaded: HashMap::new(),
@@ -214,6 +215,7 @@ impl Store for SqliteStore {
 
     async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut writer = self.writer.lock().await;
+        writer.settle().await;
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE at < ?1")
             .bind(to_db(before))
             .execute(&mut writer.connection)
@@ -266,19 +268,15 @@ impl SqliteWrite {
     }
 }
 
-const LOCK_ACCOUNTS: Statement = statement!(
-    "SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?1))"
-);
-
-const IDEMPOTENCY_RECORDS: Statement = statement!(
-    "SELECT account_id, label, digest, status, body, at FROM idempotency_keys
-     WHERE label IN (SELECT value FROM json_each(?1))"
-);
-
-const PURCHASES: Statement = statement!(
-    "SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
+/// A batch's reads in one round trip: three statements, their rows told apart by their
+/// number of columns (2, 6, 10).
+const READ_ALL: Statement = statement!(
+    "SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?));
+     SELECT account_id, label, digest, status, body, at FROM idempotency_keys
+     WHERE label IN (SELECT value FROM json_each(?));
+     SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
             expires_at, amount_minor, currency, recorded_at
-     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?1))"
+     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))"
 );
 
 /// Rows per INSERT statement: far below SQLite's limit on bound parameters.
@@ -286,44 +284,36 @@ const ROWS_PER_INSERT: usize = 1_000;
 
 #[async_trait]
 impl WriteTransaction for SqliteWrite {
-    async fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<StoredAccount>, StoreError> {
+    async fn read(
+        &mut self,
+        ids: &[AccountId],
+        keys: &[IdempotencyKey],
+        orders: &[OrderId],
+    ) -> Result<BatchReads, StoreError> {
         let ids: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
-        let sql = self.text(&LOCK_ACCOUNTS);
+        let labels: Vec<String> = keys.iter().map(key_label).collect();
+        let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        let sql = self.text(&READ_ALL);
         let rows = sqlx::query(sql)
             .bind(to_json(&ids)?)
-            .fetch_all(&mut self.writer.connection)
-            .await?;
-        let mut accounts = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let stored = stored_account(row)?;
-            let due = stored.account.next_effect_at().map(to_db);
-            self.loaded.insert(stored.account.id().clone(), due);
-            accounts.push(stored);
-        }
-        Ok(accounts)
-    }
-
-    async fn idempotency_records(
-        &mut self,
-        keys: &[IdempotencyKey],
-    ) -> Result<Vec<IdempotencyRecord>, StoreError> {
-        let labels: Vec<String> = keys.iter().map(key_label).collect();
-        let sql = self.text(&IDEMPOTENCY_RECORDS);
-        let rows = sqlx::query(sql)
             .bind(to_json(&labels)?)
-            .fetch_all(&mut self.writer.connection)
-            .await?;
-        rows.iter().map(idempotency_record).collect()
-    }
-
-    async fn purchases(&mut self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError> {
-        let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
-        let sql = self.text(&PURCHASES);
-        let rows = sqlx::query(sql)
             .bind(to_json(&orders)?)
             .fetch_all(&mut self.writer.connection)
             .await?;
-        rows.iter().map(purchase_record).collect()
+        let mut reads = BatchReads::default();
+        for row in &rows {
+            match row.columns().len() {
+                2 => {
+                    let stored = stored_account(row)?;
+                    let due = stored.account.next_effect_at().map(to_db);
+                    self.loaded.insert(stored.account.id().clone(), due);
+                    reads.accounts.push(stored);
+                }
+                6 => reads.idempotency.push(idempotency_record(row)?),
+                _ => reads.purchases.push(purchase_record(row)?),
+            }
+        }
+        Ok(reads)
     }
 
     async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {

@@ -155,16 +155,23 @@ async fn an_uncommitted_transaction_changes_nothing() {
     let db = fresh().await;
     let (_, changes) = account_with_history("user-1", t("2026-11-21T10:00:00Z"));
     let mut tx = db.store.begin().await.unwrap();
-    assert!(tx.lock_accounts(&[id("user-1")]).await.unwrap().is_empty());
+    assert!(
+        tx.read(&[id("user-1")], &[], &[])
+            .await
+            .unwrap()
+            .accounts
+            .is_empty()
+    );
     drop(tx);
     assert!(db.store.account(&id("user-1")).await.unwrap().is_none());
     // The writer is free again, and the changes commit once.
     commit(&db, &changes).await.unwrap();
     let mut tx = db.store.begin().await.unwrap();
     assert_eq!(
-        tx.lock_accounts(&[id("user-1"), id("user-2")])
+        tx.read(&[id("user-1"), id("user-2")], &[], &[])
             .await
             .unwrap()
+            .accounts
             .len(),
         1
     );
@@ -223,14 +230,17 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() 
         key: "retry-me".into(),
     };
     assert_eq!(
-        tx.idempotency_records(&[key, other]).await.unwrap(),
+        tx.read(&[], &[key, other], &[]).await.unwrap().idempotency,
         [record]
     );
     let orders = [
         OrderId::parse("order-1").unwrap(),
         OrderId::parse("order-2").unwrap(),
     ];
-    assert_eq!(tx.purchases(&orders).await.unwrap(), [purchase]);
+    assert_eq!(
+        tx.read(&[], &[], &orders).await.unwrap().purchases,
+        [purchase]
+    );
     drop(tx);
 
     assert_eq!(db.store.purge_idempotency(now).await.unwrap(), 0);
@@ -326,9 +336,10 @@ async fn one_commit_writes_every_kind_of_change() {
 
     let mut tx = db.store.begin().await.unwrap();
     assert_eq!(
-        tx.lock_accounts(&[id("member"), id("other")])
+        tx.read(&[id("member"), id("other")], &[], &[])
             .await
             .unwrap()
+            .accounts
             .len(),
         2
     );
@@ -336,7 +347,10 @@ async fn one_commit_writes_every_kind_of_change() {
         owner: "k1".into(),
         key: "x".into(),
     };
-    assert_eq!(tx.idempotency_records(&[key]).await.unwrap().len(), 1);
+    assert_eq!(
+        tx.read(&[], &[key], &[]).await.unwrap().idempotency.len(),
+        1
+    );
     drop(tx);
     let all = LedgerQuery::new(None, None, None, None).unwrap();
     for name in ["member", "other"] {
