@@ -3,7 +3,8 @@
 //!
 //! The layout (see `migrations/sqlite/0001_initial.sql`) is shaped by what a commit
 //! costs: the pages it changes. A request updates its account's state row in place and
-//! appends its history at the end of one table, where a batch shares a few pages.
+//! appends its history and idempotency records at the end of their tables, where a
+//! batch shares a few pages.
 //!
 //! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
 //! beside it, which WAL allows without blocking. sqlx runs each SQLite connection on its
