@@ -205,6 +205,16 @@ impl From<Refusal> for Problem {
     }
 }
 
+impl From<creditd_store::StoreError> for Problem {
+    /// Corrupt data is a bug (500); anything else the database did may pass (503).
+    fn from(error: creditd_store::StoreError) -> Problem {
+        match error {
+            creditd_store::StoreError::Corrupt(_) => Problem::internal(&error),
+            _ => Problem::unavailable(&error),
+        }
+    }
+}
+
 impl From<Problem> for Answer {
     fn from(problem: Problem) -> Answer {
         Answer::json(problem.status, &problem)

@@ -167,13 +167,7 @@ async fn run(core: Arc<Core>, mut receiver: mpsc::Receiver<Queued>, max_batch: u
         let commands: Vec<&Command> = batch.iter().map(|(command, _)| command).collect();
         let answers = match apply(&core, &commands).await {
             Ok(answers) => answers,
-            Err(error) => {
-                let problem: Answer = match error {
-                    StoreError::Corrupt(_) => Problem::internal(&error).into(),
-                    _ => Problem::unavailable(&error).into(),
-                };
-                vec![problem; batch.len()]
-            }
+            Err(error) => vec![Problem::from(error).into(); batch.len()],
         };
         for ((_, reply), answer) in batch.drain(..).zip(answers) {
             // The requester may have gone away; its change stands all the same.
@@ -203,30 +197,37 @@ async fn apply(core: &Core, commands: &[&Command]) -> Result<Vec<Answer>, StoreE
         .collect();
 
     let mut tx = core.store.begin().await?;
+    let reads = tx.read(&ids, &keys, &orders).await?;
+    let accounts = reads
+        .accounts
+        .into_iter()
+        .map(|stored| {
+            let id = stored.account.id().clone();
+            let slot = Slot {
+                entry_seq: stored.entry_seq,
+                account: Some(stored.account),
+                journal: Journal::default(),
+                touched: false,
+            };
+            (id, slot)
+        })
+        .collect();
     let mut batch = Batch {
         core,
-        accounts: HashMap::with_capacity(ids.len()),
-        idempotency: HashMap::new(),
-        purchases: HashMap::new(),
+        accounts,
+        idempotency: reads
+            .idempotency
+            .into_iter()
+            .map(|record| (record.key.clone(), record))
+            .collect(),
+        purchases: reads
+            .purchases
+            .into_iter()
+            .map(|record| (record.order_id.clone(), record))
+            .collect(),
         changes: Changes::default(),
         keys_to_remember: Vec::new(),
     };
-    let reads = tx.read(&ids, &keys, &orders).await?;
-    for stored in reads.accounts {
-        let slot = Slot {
-            entry_seq: stored.entry_seq,
-            account: Some(stored.account),
-            journal: Journal::default(),
-            touched: false,
-        };
-        batch.accounts.insert(slot.id().clone(), slot);
-    }
-    for record in reads.idempotency {
-        batch.idempotency.insert(record.key.clone(), record);
-    }
-    for record in reads.purchases {
-        batch.purchases.insert(record.order_id.clone(), record);
-    }
 
     let answers: Vec<Answer> = commands.iter().map(|c| batch.run(c)).collect();
     let (changes, keys_to_remember) = batch.finish();
@@ -246,15 +247,6 @@ struct Slot {
     entry_seq: u64,
     journal: Journal,
     touched: bool,
-}
-
-impl Slot {
-    fn id(&self) -> &AccountId {
-        match &self.account {
-            Some(account) => account.id(),
-            None => unreachable!("only loaded accounts are indexed by their own id"),
-        }
-    }
 }
 
 /// Whether a command may create the account it names.

@@ -15,8 +15,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::AppState;
 use super::extract::{AccountPath, Caller, Posted};
-use super::{AppState, store_failed};
 use crate::answer::{Answer, Problem};
 use crate::auth::{TOKEN_TTL_DEFAULT_SECONDS, TOKEN_TTL_MAX_SECONDS};
 use crate::dto::{
@@ -393,7 +393,7 @@ pub async fn ledger(
         .store
         .ledger_page(&id, &query, before)
         .await
-        .map_err(store_failed)?;
+        .map_err(Problem::from)?;
     let full = page.len() == usize::try_from(query.limit()).unwrap_or(usize::MAX);
     let next_cursor = page
         .last()

@@ -4,8 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::AppState;
 use super::extract::{Caller, Posted};
-use super::{AppState, store_failed};
 use crate::answer::{Answer, Problem};
 use crate::auth::Role;
 use crate::dto::{
@@ -60,7 +60,7 @@ pub async fn list_keys(
     Caller(caller): Caller,
 ) -> Result<Answer, Problem> {
     caller.require_admin()?;
-    let keys = state.core.store.api_keys().await.map_err(store_failed)?;
+    let keys = state.core.store.api_keys().await.map_err(Problem::from)?;
     let dto = ApiKeyListDto {
         keys: keys
             .into_iter()
@@ -92,7 +92,7 @@ pub async fn revoke_key(
         .store
         .api_key(&key_id)
         .await
-        .map_err(store_failed)?
+        .map_err(Problem::from)?
         .ok_or_else(|| Problem::not_found(format!("no API key {key_id:?}")))?;
     Ok(state.submit(&caller, Op::RevokeKey(record), None).await)
 }

@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::AppState;
 use super::extract::{Caller, HoldPath, Posted};
-use super::{AppState, store_failed};
 use crate::answer::{Answer, Problem};
 use crate::dto::{CaptureRequest, HoldDto, NoFields};
 use crate::writer::Op;
@@ -29,7 +29,7 @@ pub async fn get_hold(
             .store
             .settled_hold(&account_id, hold_id)
             .await
-            .map_err(store_failed)?
+            .map_err(Problem::from)?
             .ok_or_else(not_found)?,
     };
     Ok(Answer::json(

@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use creditd_ledger::{Account, AccountId, Journal};
-use creditd_store::{IdempotencyKey, StoreError};
+use creditd_store::IdempotencyKey;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -78,16 +78,8 @@ impl AppState {
         self.core
             .account_now(id)
             .await
-            .map_err(store_failed)?
+            .map_err(Problem::from)?
             .ok_or_else(|| Problem::not_found(format!("account {id} does not exist")))
-    }
-}
-
-/// The problem for a failed store read.
-fn store_failed(error: StoreError) -> Problem {
-    match error {
-        StoreError::Corrupt(_) => Problem::internal(&error),
-        _ => Problem::unavailable(&error),
     }
 }
 
