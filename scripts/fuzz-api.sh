@@ -3,6 +3,7 @@
 # schemathesis (PyPI): no request may get a 5xx, and every answer must match the schema
 # /openapi.json gives for it.
 #   scripts/fuzz-api.sh [MAX_EXAMPLES]      (default 30 per operation)
+# FUZZ_SEED=N makes the run repeatable (CI sets it); without it every run explores anew.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=${1:-30}
@@ -22,4 +23,4 @@ curl -sf -H "Authorization: Bearer $CREDITD_ADMIN_KEY" http://127.0.0.1:18091/op
 schemathesis run "$work/openapi.json" --url http://127.0.0.1:18091 \
   -H "Authorization: Bearer $CREDITD_ADMIN_KEY" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance \
-  --max-examples "$examples"
+  --max-examples "$examples" ${FUZZ_SEED:+--seed "$FUZZ_SEED"}
