@@ -66,6 +66,7 @@ pub struct GrantRequest {
     /// `general` or `agent`.
     pub kind: String,
     /// 1 … 1,000,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount: i64,
     /// `promotion` or `compensation`.
     pub source: String,
@@ -85,8 +86,10 @@ pub struct GrantRequest {
 #[serde(deny_unknown_fields)]
 pub struct PaidRequest {
     /// In the currency's minor unit.
+    #[schema(minimum = 0)]
     pub amount_minor: i64,
     /// ISO 4217 code.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -95,10 +98,12 @@ pub struct PaidRequest {
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// The platform's order id: a purchase is recorded once per order id.
+    #[schema(min_length = 1, max_length = 128)]
     pub order_id: String,
     /// A catalog package, or
     pub package: Option<String>,
     /// a number of credits.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub credits: Option<i64>,
     /// What was paid.
     pub paid: Option<PaidRequest>,
@@ -115,10 +120,12 @@ pub struct HoldRequest {
     #[schema(example = "agent.video_generation")]
     pub feature: String,
     /// Units (default: the feature's default quantity).
+    #[schema(minimum = 1, maximum = 100_000)]
     pub quantity: Option<i64>,
     /// `general` (default) or `premium`.
     pub tier: Option<String>,
     /// How long the hold lasts unless captured or released (default 900).
+    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl_seconds: Option<i64>,
     /// The caller's reference, such as a job id.
     pub reference: Option<String>,
@@ -131,6 +138,7 @@ pub struct ChargeRequest {
     /// A feature of the catalog.
     pub feature: String,
     /// Units (default: the feature's default quantity).
+    #[schema(minimum = 1, maximum = 100_000)]
     pub quantity: Option<i64>,
     /// `general` (default) or `premium`.
     pub tier: Option<String>,
@@ -143,6 +151,7 @@ pub struct ChargeRequest {
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// The quantity delivered, 0 … the held quantity (default: all of it).
+    #[schema(minimum = 0, maximum = 100_000)]
     pub quantity: Option<i64>,
 }
 
@@ -150,11 +159,13 @@ pub struct CaptureRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
-    /// Signed credits: +n adds, −n takes.
+    /// Signed credits: +n adds, −n takes (not 0).
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub amount: i64,
     /// `general` or `agent`.
     pub kind: String,
     /// Why; kept in the ledger.
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -163,6 +174,7 @@ pub struct AdjustmentRequest {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// 1 … 2,592,000 (default 3,600).
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub ttl_seconds: Option<i64>,
 }
 
@@ -171,6 +183,7 @@ pub struct TokenRequest {
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRequest {
     /// What the key is for.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `admin`, `service` or `viewer`.
     pub role: String,
@@ -184,6 +197,7 @@ pub struct ClockRequest {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub now: Option<Timestamp>,
     /// Move forward by this many seconds.
+    #[schema(minimum = 0)]
     pub advance_seconds: Option<i64>,
 }
 
