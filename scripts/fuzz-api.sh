@@ -20,6 +20,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -sf -H "Authorization: Bearer $CREDITD_ADMIN_KEY" http://127.0.0.1:18091/openapi.json >"$work/openapi.json"
+# From the temporary folder: schemathesis keeps its example database in the current one.
+cd "$work"
 schemathesis run "$work/openapi.json" --url http://127.0.0.1:18091 \
   -H "Authorization: Bearer $CREDITD_ADMIN_KEY" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance \
