@@ -176,11 +176,6 @@ impl Problem {
             "the database is unavailable; retry the request (with its Idempotency-Key)",
         )
     }
-
-    /// The problem's status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
 }
 
 impl From<Refusal> for Problem {

@@ -394,19 +394,6 @@ impl WriteTransaction for SqliteWrite {
             .map(|(account, d)| (account.as_str(), d.schedule, d.index, to_db(d.at)))
             .collect();
         let purchases: Vec<PurchaseRow> = changes.purchases.iter().map(PurchaseRow::new).collect();
-        let new_keys: Vec<(&str, &str, &str, String, i64)> = changes
-            .new_api_keys
-            .iter()
-            .map(|k| {
-                (
-                    &*k.id,
-                    &*k.name,
-                    &*k.role,
-                    hex(&k.secret_hash),
-                    to_db(k.created_at),
-                )
-            })
-            .collect();
         let revoked: Vec<(&str, i64)> = changes
             .revoked_api_keys
             .iter()
@@ -458,6 +445,17 @@ impl WriteTransaction for SqliteWrite {
             });
             sql.push(";\n");
         }
+        for chunk in changes.new_api_keys.chunks(ROWS_PER_INSERT) {
+            sql.push("INSERT INTO api_keys (id, name, role, secret_hash, created_at) ");
+            sql.push_values(chunk, |mut row, k| {
+                row.push_bind(k.id.as_str())
+                    .push_bind(k.name.as_str())
+                    .push_bind(k.role.as_str())
+                    .push_bind(&k.secret_hash[..])
+                    .push_bind(to_db(k.created_at));
+            });
+            sql.push(";\n");
+        }
         let rare = [
             (!due_gone.is_empty(), DELETE_DUE, to_json(&due_gone)?),
             (!due_new.is_empty(), INSERT_DUE, to_json(&due_new)?),
@@ -471,7 +469,6 @@ impl WriteTransaction for SqliteWrite {
                 INSERT_PURCHASES,
                 to_json(&purchases)?,
             ),
-            (!new_keys.is_empty(), INSERT_API_KEYS, to_json(&new_keys)?),
             (!revoked.is_empty(), REVOKE_API_KEYS, to_json(&revoked)?),
             (
                 !changes.settings.is_empty(),
@@ -538,10 +535,6 @@ const INSERT_PURCHASES: &str = "INSERT INTO purchases (order_id, account_id, cre
             value ->> '$.p', value ->> '$.pr', value ->> '$.e', value ->> '$.am',
             value ->> '$.cu', value ->> '$.r'
      FROM json_each(?)";
-const INSERT_API_KEYS: &str =
-    "INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at)
-     SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, NULL
-     FROM json_each(?)";
 const REVOKE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = r.value ->> 1
      FROM json_each(?) AS r
      WHERE api_keys.id = r.value ->> 0 AND api_keys.revoked_at IS NULL";
@@ -594,10 +587,6 @@ fn record_account<'a>(record: &'a IdempotencyRecord, written: &HashSet<&str>) ->
 /// How an idempotency key is kept: owner, a line feed, the key (neither holds a LF).
 fn key_label(key: &IdempotencyKey) -> String {
     format!("{}\n{}", key.owner, key.key)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn count(value: i64) -> Result<u64, StoreError> {
