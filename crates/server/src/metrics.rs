@@ -39,6 +39,7 @@ pub struct Metrics {
     refunded: Family<KindLabels, Counter>,
     expired: Family<KindLabels, Counter>,
     batch_size: Histogram,
+    conflicts: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -54,6 +55,7 @@ impl Default for Metrics {
         let [granted, debited, refunded, expired] =
             std::array::from_fn(|_| Family::<KindLabels, Counter>::default());
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let conflicts = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -89,6 +91,11 @@ impl Default for Metrics {
             "Commands per group commit",
             batch_size.clone(),
         );
+        registry.register(
+            "commit_conflicts",
+            "Batches run again because another writer changed their accounts first",
+            conflicts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -98,6 +105,7 @@ impl Default for Metrics {
             refunded,
             expired,
             batch_size,
+            conflicts,
         }
     }
 }
@@ -107,6 +115,11 @@ impl Metrics {
     pub fn request(&self, labels: RouteLabels, seconds: f64) {
         self.latency.get_or_create(&labels).observe(seconds);
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts a batch that met another writer's change.
+    pub fn conflict(&self) {
+        self.conflicts.inc();
     }
 
     /// Counts what a committed batch of `commands` did to credits.
