@@ -62,7 +62,7 @@ impl Core {
             first_start.admin_key = Some(new.key);
         }
         if !first.is_empty() {
-            store.commit(&first).await?;
+            store.begin().await?.commit(&first).await?;
         }
         let core = Core {
             store,

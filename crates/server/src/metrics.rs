@@ -39,7 +39,6 @@ pub struct Metrics {
     refunded: Family<KindLabels, Counter>,
     expired: Family<KindLabels, Counter>,
     batch_size: Histogram,
-    conflicts: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -55,7 +54,6 @@ impl Default for Metrics {
         let [granted, debited, refunded, expired] =
             std::array::from_fn(|_| Family::<KindLabels, Counter>::default());
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
-        let conflicts = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -91,11 +89,6 @@ impl Default for Metrics {
             "Commands per group commit",
             batch_size.clone(),
         );
-        registry.register(
-            "commit_conflicts",
-            "Batches run again because another writer changed their accounts first",
-            conflicts.clone(),
-        );
         Metrics {
             registry,
             requests,
@@ -105,7 +98,6 @@ impl Default for Metrics {
             refunded,
             expired,
             batch_size,
-            conflicts,
         }
     }
 }
@@ -115,11 +107,6 @@ impl Metrics {
     pub fn request(&self, labels: RouteLabels, seconds: f64) {
         self.latency.get_or_create(&labels).observe(seconds);
         self.requests.get_or_create(&labels).inc();
-    }
-
-    /// Counts a batch that met another writer's change.
-    pub fn conflict(&self) {
-        self.conflicts.inc();
     }
 
     /// Counts what a committed batch of `commands` did to credits.

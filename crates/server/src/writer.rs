@@ -1,22 +1,14 @@
 //! Group commit: one writer applies every change, many requests per transaction.
 //!
-//! Handlers send a [`Command`] and wait. The writer runs commands through the ledger
-//! core as they arrive, gathering them into a batch, and commits the batch at once (one
-//! fsync); only then does it answer them. A batch's commands see each other's effects,
-//! so two commands on one account stay in order, and an idempotency key or order id used
-//! twice in one batch applies once.
-//!
-//! The writer is a pipeline one batch deep: while a batch commits, the next one is
-//! prepared on top of it, reading what the committing batch will have stored from that
-//! batch rather than from the database. So the database's writer is busy committing
-//! while the next batch reads its accounts and runs its rules on another thread.
-//! Reads take no lock; the store commits an account only at the revision the batch read
-//! it at. When a commit fails, the batch prepared on top of it is prepared again from
-//! the database: after a conflict (another process wrote first) both batches run
-//! again; after any other failure the failed batch's commands are answered 503 and
-//! nothing of them stays.
+//! Handlers send a [`Command`] and wait. The writer takes every command waiting (up to
+//! [`MAX_BATCH`]), opens one transaction, locks the accounts they touch, runs them in
+//! arrival order through the ledger core, commits once (one fsync) and only then answers
+//! each. A batch's commands see each other's effects, so two commands on one account stay
+//! in order, and an idempotency key or order id used twice in one batch applies once.
+//! If the commit fails, every command of the batch is answered 503 and nothing of it
+//! stays: the next batch reads the accounts back from the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -25,13 +17,11 @@ use creditd_ledger::{
     PurchaseCredits, Refusal, Use,
 };
 use creditd_store::{
-    ApiKeyRecord, Base, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, Payment,
-    PurchaseRecord, StoreError,
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, Payment, PurchaseRecord, StoreError,
 };
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::answer::{Answer, Problem};
 use crate::auth::{Role, new_api_key};
@@ -48,9 +38,6 @@ use crate::dto::{
 pub const MAX_BATCH: usize = 1024;
 /// Commands waiting for the writer before handlers wait to enqueue (backpressure).
 const QUEUE_DEPTH: usize = 16 * MAX_BATCH;
-/// Conflicts a command meets before it is answered 503: another process keeps writing
-/// its account first. Each conflict means the other writer made progress.
-const MAX_CONFLICTS: u8 = 16;
 
 /// A membership change.
 #[derive(Clone, Debug)]
@@ -144,29 +131,19 @@ pub struct Command {
     pub idempotency: Option<Idempotency>,
 }
 
-/// A command waiting for its answer.
-struct Pending {
-    command: Command,
-    reply: oneshot::Sender<Answer>,
-    /// Commits of its batch that met a conflict.
-    conflicts: u8,
-    /// The answer of a command whose effect is outside the database (the test clock):
-    /// if its batch runs again, the command is not.
-    done: Option<Answer>,
-}
+type Queued = (Command, oneshot::Sender<Answer>);
 
 /// The handle requests send their commands through.
 #[derive(Clone)]
 pub struct Writer {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Queued>,
 }
 
 impl Writer {
     /// Starts the writer task on `core`, committing up to `max_batch` commands at a time
-    /// (1: one transaction per request, each prepared only once the one before is
-    /// durable: the baseline group commit is measured against). The task ends when every
-    /// `Writer` handle is dropped and the queue is drained.
-    pub fn start(core: Arc<Core>, max_batch: usize) -> (Writer, JoinHandle<()>) {
+    /// (1: one transaction per request, the baseline group commit is measured against).
+    /// The task ends when every `Writer` handle is dropped and the queue is drained.
+    pub fn start(core: Arc<Core>, max_batch: usize) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let task = tokio::spawn(run(core, receiver, max_batch.clamp(1, MAX_BATCH)));
         (Writer { queue }, task)
@@ -175,13 +152,7 @@ impl Writer {
     /// Applies `command` and returns its answer once it is durable.
     pub async fn submit(&self, command: Command) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            command,
-            reply,
-            conflicts: 0,
-            done: None,
-        };
-        if self.queue.send(pending).await.is_err() {
+        if self.queue.send((command, reply)).await.is_err() {
             return Problem::unavailable(&"the writer has stopped").into();
         }
         answer
@@ -190,281 +161,92 @@ impl Writer {
     }
 }
 
-async fn run(core: Arc<Core>, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
-    let mut pipeline = Pipeline {
-        current: Batch::new(&core),
-        core,
-        in_flight: None,
-    };
-    let mut arrivals: Vec<Pending> = Vec::with_capacity(max_batch);
-    let mut open = true;
-    while open || pipeline.in_flight.is_some() {
-        let room = max_batch.saturating_sub(pipeline.current.pending.len());
-        // One transaction per request: the next is not prepared until this one is done.
-        let receiving = open && room > 0 && (max_batch > 1 || pipeline.in_flight.is_none());
-        tokio::select! {
-            biased;
-            committed = pipeline.committed(), if pipeline.in_flight.is_some() => {
-                pipeline.settle(committed).await;
-            }
-            received = receiver.recv_many(&mut arrivals, room), if receiving => {
-                if received == 0 {
-                    open = false;
-                } else {
-                    pipeline.prepare(std::mem::take(&mut arrivals)).await;
-                }
-            }
+async fn run(core: Arc<Core>, mut receiver: mpsc::Receiver<Queued>, max_batch: usize) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(max_batch);
+    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+        let commands: Vec<&Command> = batch.iter().map(|(command, _)| command).collect();
+        let answers = match apply(&core, &commands).await {
+            Ok(answers) => answers,
+            Err(error) => vec![Problem::from(error).into(); batch.len()],
+        };
+        for ((_, reply), answer) in batch.drain(..).zip(answers) {
+            // The requester may have gone away; its change stands all the same.
+            let _ = reply.send(answer);
         }
-        pipeline.launch();
     }
 }
 
-/// The batch being prepared and the one committing.
-struct Pipeline {
-    core: Arc<Core>,
-    current: Batch,
-    in_flight: Option<InFlight>,
-}
+/// Runs one batch in one transaction.
+async fn apply(core: &Core, commands: &[&Command]) -> Result<Vec<Answer>, StoreError> {
+    let mut ids: Vec<AccountId> = commands
+        .iter()
+        .filter_map(|c| c.op.account().cloned())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let keys: Vec<IdempotencyKey> = commands
+        .iter()
+        .filter_map(|c| Some(c.idempotency.as_ref()?.key.clone()))
+        .collect();
+    let orders: Vec<OrderId> = commands
+        .iter()
+        .filter_map(|c| match &c.op {
+            Op::Purchase(_, purchase, _) => Some(purchase.order_id.clone()),
+            _ => None,
+        })
+        .collect();
 
-/// A batch whose commit is under way, with an index of what it will have stored: the
-/// batch prepared meanwhile reads from it, not from the database.
-struct InFlight {
-    pending: Vec<Pending>,
-    answers: Vec<Answer>,
-    keys_to_remember: Vec<ApiKeyRecord>,
-    changes: Arc<Changes>,
-    accounts: HashMap<AccountId, usize>,
-    idempotency: HashMap<IdempotencyKey, usize>,
-    purchases: HashMap<OrderId, usize>,
-    commit: JoinHandle<Result<(), StoreError>>,
-}
-
-impl Pipeline {
-    /// Runs commands that arrived into the current batch, first reading what they need
-    /// that neither it nor the committing batch has.
-    async fn prepare(&mut self, arrivals: Vec<Pending>) {
-        let mut ids: HashSet<AccountId> = HashSet::new();
-        let mut keys: HashSet<IdempotencyKey> = HashSet::new();
-        let mut orders: HashSet<OrderId> = HashSet::new();
-        for pending in &arrivals {
-            let command = &pending.command;
-            if let Some(id) = command.op.account()
-                && !self.current.accounts.contains_key(id)
-            {
-                ids.insert(id.clone());
-            }
-            if let Some(idem) = &command.idempotency
-                && !self.current.idempotency.contains_key(&idem.key)
-            {
-                keys.insert(idem.key.clone());
-            }
-            if let Op::Purchase(_, purchase, _) = &command.op
-                && !self.current.purchases.contains_key(&purchase.order_id)
-            {
-                orders.insert(purchase.order_id.clone());
-            }
-        }
-        if let Some(flight) = &self.in_flight {
-            let changes = &flight.changes;
-            ids.retain(|id| {
-                let Some(&at) = flight.accounts.get(id) else {
-                    return true;
-                };
-                let stored = &changes.accounts[at].stored;
-                self.current.accounts.insert(
-                    id.clone(),
-                    Slot::read(stored.account.clone(), stored.base()),
-                );
-                false
-            });
-            keys.retain(|key| {
-                let Some(&at) = flight.idempotency.get(key) else {
-                    return true;
-                };
-                let record = changes.idempotency[at].clone();
-                self.current.idempotency.insert(key.clone(), record);
-                false
-            });
-            orders.retain(|order| {
-                let Some(&at) = flight.purchases.get(order) else {
-                    return true;
-                };
-                let record = changes.purchases[at].clone();
-                self.current.purchases.insert(order.clone(), record);
-                false
-            });
-        }
-        if !(ids.is_empty() && keys.is_empty() && orders.is_empty()) {
-            let ids: Vec<AccountId> = ids.into_iter().collect();
-            let keys: Vec<IdempotencyKey> = keys.into_iter().collect();
-            let orders: Vec<OrderId> = orders.into_iter().collect();
-            match self.core.store.read(&ids, &keys, &orders).await {
-                Ok(reads) => self.current.absorb(ids, reads),
-                Err(error) => {
-                    let answer: Answer = Problem::from(error).into();
-                    for pending in arrivals {
-                        let _ = pending.reply.send(answer.clone());
-                    }
-                    return;
-                }
-            }
-        }
-        for mut pending in arrivals {
-            let answer = match pending.done.take() {
-                Some(answer) => answer,
-                None => self.current.run(&pending.command),
+    let mut tx = core.store.begin().await?;
+    let reads = tx.read(&ids, &keys, &orders).await?;
+    let accounts = reads
+        .accounts
+        .into_iter()
+        .map(|stored| {
+            let id = stored.account.id().clone();
+            let slot = Slot {
+                entry_seq: stored.entry_seq,
+                account: Some(stored.account),
+                journal: Journal::default(),
+                touched: false,
             };
-            if matches!(pending.command.op, Op::MoveClock(_)) {
-                pending.done = Some(answer.clone());
-            }
-            self.current.pending.push(pending);
-            self.current.answers.push(answer);
-        }
-    }
-
-    /// Starts committing the current batch, unless one is committing already.
-    fn launch(&mut self) {
-        if self.in_flight.is_some() || self.current.pending.is_empty() {
-            return;
-        }
-        let batch = std::mem::replace(&mut self.current, Batch::new(&self.core));
-        let Finished {
-            changes,
-            keys_to_remember,
-            pending,
-            answers,
-        } = batch.finish();
-        let changes = Arc::new(changes);
-        let index = |ids: &mut dyn Iterator<Item = AccountId>| -> HashMap<AccountId, usize> {
-            ids.enumerate().map(|(at, id)| (id, at)).collect()
-        };
-        let accounts = index(
-            &mut changes
-                .accounts
-                .iter()
-                .map(|change| change.stored.account.id().clone()),
-        );
-        let idempotency = changes
+            (id, slot)
+        })
+        .collect();
+    let mut batch = Batch {
+        core,
+        accounts,
+        idempotency: reads
             .idempotency
-            .iter()
-            .enumerate()
-            .map(|(at, record)| (record.key.clone(), at))
-            .collect();
-        let purchases = changes
+            .into_iter()
+            .map(|record| (record.key.clone(), record))
+            .collect(),
+        purchases: reads
             .purchases
-            .iter()
-            .enumerate()
-            .map(|(at, record)| (record.order_id.clone(), at))
-            .collect();
-        let core = Arc::clone(&self.core);
-        let committing = Arc::clone(&changes);
-        let commit = tokio::spawn(async move { core.store.commit(&committing).await });
-        self.in_flight = Some(InFlight {
-            pending,
-            answers,
-            keys_to_remember,
-            changes,
-            accounts,
-            idempotency,
-            purchases,
-            commit,
-        });
-    }
+            .into_iter()
+            .map(|record| (record.order_id.clone(), record))
+            .collect(),
+        changes: Changes::default(),
+        keys_to_remember: Vec::new(),
+    };
 
-    /// Waits for the committing batch.
-    async fn committed(&mut self) -> Result<(), StoreError> {
-        let Some(flight) = self.in_flight.as_mut() else {
-            return Ok(());
-        };
-        match (&mut flight.commit).await {
-            Ok(result) => result,
-            Err(failed) => Err(StoreError::Corrupt(format!(
-                "the commit task failed: {failed}"
-            ))),
-        }
+    let answers: Vec<Answer> = commands.iter().map(|c| batch.run(c)).collect();
+    let (changes, keys_to_remember) = batch.finish();
+    // Committed even when empty: it ends the transaction the reads began.
+    tx.commit(&changes).await?;
+    core.metrics.committed(commands.len(), &changes);
+    for record in keys_to_remember {
+        core.auth.remember(record);
     }
-
-    /// Answers the committed batch; or, if its commit failed, deals with it and
-    /// prepares the current batch again without it.
-    async fn settle(&mut self, committed: Result<(), StoreError>) {
-        let Some(flight) = self.in_flight.take() else {
-            return;
-        };
-        if committed.is_ok() {
-            self.core
-                .metrics
-                .committed(flight.pending.len(), &flight.changes);
-            for record in flight.keys_to_remember {
-                self.core.auth.remember(record);
-            }
-            for (pending, answer) in flight.pending.into_iter().zip(flight.answers) {
-                // The requester may have gone away; its change stands all the same.
-                let _ = pending.reply.send(answer);
-            }
-            return;
-        }
-        let mut again = Vec::new();
-        match committed {
-            Err(StoreError::Conflict(why)) => {
-                tracing::info!(%why, "a batch met another writer's change; running it again");
-                self.core.metrics.conflict();
-                for mut pending in flight.pending {
-                    pending.conflicts = pending.conflicts.saturating_add(1);
-                    if pending.conflicts < MAX_CONFLICTS {
-                        again.push(pending);
-                    } else {
-                        let answer: Answer =
-                            Problem::from(StoreError::Conflict(why.clone())).into();
-                        let _ = pending.reply.send(answer);
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "a batch failed to commit");
-                let answer: Answer = Problem::from(error).into();
-                for pending in flight.pending {
-                    let _ = pending.reply.send(answer.clone());
-                }
-            }
-            Ok(()) => {}
-        }
-        // The current batch was prepared on top of the failed one.
-        let current = std::mem::replace(&mut self.current, Batch::new(&self.core));
-        again.extend(current.pending);
-        if !again.is_empty() {
-            self.prepare(again).await;
-        }
-    }
+    Ok(answers)
 }
 
 /// One account within a batch.
 struct Slot {
     /// `None`: the account does not exist (yet).
     account: Option<Account>,
-    /// What it was read as.
-    base: Base,
+    entry_seq: u64,
     journal: Journal,
     touched: bool,
-}
-
-impl Slot {
-    fn read(account: Account, base: Base) -> Slot {
-        Slot {
-            account: Some(account),
-            base,
-            journal: Journal::default(),
-            touched: false,
-        }
-    }
-
-    fn absent() -> Slot {
-        Slot {
-            account: None,
-            base: Base::default(),
-            journal: Journal::default(),
-            touched: false,
-        }
-    }
 }
 
 /// Whether a command may create the account it names.
@@ -474,60 +256,16 @@ enum Creates {
     No,
 }
 
-/// The batch being prepared: what it read, what its commands did, their answers.
-struct Batch {
-    core: Arc<Core>,
+struct Batch<'a> {
+    core: &'a Core,
     accounts: HashMap<AccountId, Slot>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     purchases: HashMap<OrderId, PurchaseRecord>,
     changes: Changes,
     keys_to_remember: Vec<ApiKeyRecord>,
-    pending: Vec<Pending>,
-    answers: Vec<Answer>,
 }
 
-/// A batch ready to commit.
-struct Finished {
-    changes: Changes,
-    keys_to_remember: Vec<ApiKeyRecord>,
-    pending: Vec<Pending>,
-    answers: Vec<Answer>,
-}
-
-impl Batch {
-    fn new(core: &Arc<Core>) -> Batch {
-        Batch {
-            core: Arc::clone(core),
-            accounts: HashMap::new(),
-            idempotency: HashMap::new(),
-            purchases: HashMap::new(),
-            changes: Changes::default(),
-            keys_to_remember: Vec::new(),
-            pending: Vec::new(),
-            answers: Vec::new(),
-        }
-    }
-
-    /// Takes in what was read for `ids`: an id not read back has no account.
-    fn absorb(&mut self, ids: Vec<AccountId>, reads: BatchReads) {
-        for id in ids {
-            self.accounts.insert(id, Slot::absent());
-        }
-        for stored in reads.accounts {
-            let base = stored.base();
-            let id = stored.account.id().clone();
-            self.accounts.insert(id, Slot::read(stored.account, base));
-        }
-        for record in reads.idempotency {
-            self.idempotency.entry(record.key.clone()).or_insert(record);
-        }
-        for record in reads.purchases {
-            self.purchases
-                .entry(record.order_id.clone())
-                .or_insert(record);
-        }
-    }
-
+impl Batch<'_> {
     fn run(&mut self, command: &Command) -> Answer {
         if let Some(idem) = &command.idempotency
             && let Some(record) = self.idempotency.get(&idem.key)
@@ -644,7 +382,12 @@ impl Batch {
         command: impl FnOnce(&mut Moment<'_>) -> Result<T, Refusal>,
     ) -> Result<T, Answer> {
         let catalog = &self.core.catalog;
-        let slot = self.accounts.entry(id.clone()).or_insert_with(Slot::absent);
+        let slot = self.accounts.entry(id.clone()).or_insert_with(|| Slot {
+            account: None,
+            entry_seq: 0,
+            journal: Journal::default(),
+            touched: false,
+        });
         let opened = slot.account.is_none();
         if opened {
             if creates == Creates::No {
@@ -683,9 +426,15 @@ impl Batch {
             let zone = zone
                 .clone()
                 .unwrap_or_else(|| self.core.catalog.policies().default_time_zone.clone());
-            let slot = self.accounts.entry(id.clone()).or_insert_with(Slot::absent);
-            slot.account = Some(Account::open(id.clone(), zone, now));
-            slot.touched = true;
+            self.accounts.insert(
+                id.clone(),
+                Slot {
+                    account: Some(Account::open(id.clone(), zone, now)),
+                    entry_seq: 0,
+                    journal: Journal::default(),
+                    touched: true,
+                },
+            );
         }
         let status = if exists {
             StatusCode::OK
@@ -767,7 +516,6 @@ impl Batch {
         // The adjustment's entries are the last journaled: number them as `finish` will.
         let slot = &self.accounts[id];
         let recorded = slot
-            .base
             .entry_seq
             .saturating_add(slot.journal.entries.len() as u64);
         let first = recorded
@@ -841,22 +589,16 @@ impl Batch {
         }
     }
 
-    /// The batch's changes, every touched account with its new entries numbered, and
-    /// its commands with their answers.
-    fn finish(mut self) -> Finished {
+    /// The batch's changes: every touched account with its new entries numbered.
+    fn finish(mut self) -> (Changes, Vec<ApiKeyRecord>) {
         for slot in self.accounts.into_values() {
             if let Some(account) = slot.account
                 && slot.touched
             {
-                self.changes.record(account, slot.base, slot.journal);
+                self.changes.record(account, slot.entry_seq, slot.journal);
             }
         }
-        Finished {
-            changes: self.changes,
-            keys_to_remember: self.keys_to_remember,
-            pending: self.pending,
-            answers: self.answers,
-        }
+        (self.changes, self.keys_to_remember)
     }
 }
 

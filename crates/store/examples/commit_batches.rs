@@ -15,7 +15,7 @@ use std::time::Instant;
 use creditd_ledger::{
     Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, Journal, Use,
 };
-use creditd_store::{Base, Changes, IdempotencyKey, IdempotencyRecord};
+use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord, StoredAccount};
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 /// Charges committed in all.
@@ -51,10 +51,10 @@ async fn main() {
         };
         moment.grant(grant).unwrap();
         drop(moment);
-        setup.record(account, Base::default(), journal);
+        setup.record(account, 0, journal);
         ids.push(id);
     }
-    store.commit(&setup).await.unwrap();
+    store.begin().await.unwrap().commit(&setup).await.unwrap();
 
     let written_before = bytes_written();
     let (mut reading, mut running, mut committing) = (0.0, 0.0, 0.0);
@@ -73,23 +73,20 @@ async fn main() {
             })
             .collect();
         let t = Instant::now();
-        let loaded = store.read(&picked, &keys, &[]).await.unwrap().accounts;
+        let mut tx = store.begin().await.unwrap();
+        let loaded = tx.read(&picked, &keys, &[]).await.unwrap().accounts;
         reading += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
         let mut changes = Changes::default();
         // An account picked twice in a batch takes both charges, in order (as the writer).
-        let mut slots: HashMap<AccountId, (Account, Base, Journal)> = loaded
+        let mut slots: HashMap<AccountId, (StoredAccount, Journal)> = loaded
             .into_iter()
-            .map(|stored| {
-                let base = stored.base();
-                let id = stored.account.id().clone();
-                (id, (stored.account, base, Journal::default()))
-            })
+            .map(|stored| (stored.account.id().clone(), (stored, Journal::default())))
             .collect();
         for (id, key) in picked.iter().zip(keys) {
-            let (account, _, journal) = slots.get_mut(id).unwrap();
-            let mut moment = account.at(&catalog, now, journal);
+            let (stored, journal) = slots.get_mut(id).unwrap();
+            let mut moment = stored.account.at(&catalog, now, journal);
             let hold = moment
                 .charge(&Use {
                     feature: "ai_extender".into(),
@@ -111,13 +108,13 @@ async fn main() {
                 created_at: now,
             });
         }
-        for (account, base, journal) in slots.into_values() {
-            changes.record(account, base, journal);
+        for (stored, journal) in slots.into_values() {
+            changes.record(stored.account, stored.entry_seq, journal);
         }
         running += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        store.commit(&changes).await.unwrap();
+        tx.commit(&changes).await.unwrap();
         committing += t.elapsed().as_secs_f64();
     }
     let written = bytes_written()

@@ -5,15 +5,10 @@
 //! states, ledger entries, settled holds and the records that make requests exactly-once
 //! (idempotency keys, order ids, distributions), and reads them back.
 //!
-//! Writes happen in batches, optimistically: the server's writer [`Store::read`]s the
-//! accounts a batch touches with the idempotency and purchase records it must check,
-//! runs the commands through the ledger core and [`Store::commit`]s all their
-//! [`Changes`] at once. Reading takes no lock, so the writer can prepare one batch
-//! while the previous one commits. Each changed account names the revision it was
-//! computed from; if another writer (another process, another node) moved any of them
-//! on, or recorded one of the batch's idempotency keys or order ids first, the commit
-//! writes nothing and says [`StoreError::Conflict`], and the batch is run again on
-//! fresh reads. A commit returns only once the batch is on disk.
+//! Writes happen in batches: the server's single writer opens one
+//! [`WriteTransaction`], reads (and locks) the accounts its batch touches with the
+//! idempotency and purchase records it must check, runs the commands through the ledger core and commits
+//! all their [`Changes`] at once. The commit returns only once the batch is on disk.
 //!
 //! Every account state read back is checked with `Account::check_invariants`: a state
 //! the rules could not have produced is reported as [`StoreError::Corrupt`], never used.
@@ -27,8 +22,8 @@ use creditd_ledger::{AccountId, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
 pub use records::{
-    AccountChange, ApiKeyRecord, Base, BatchReads, Changes, IdempotencyKey, IdempotencyRecord,
-    LedgerRow, Payment, PurchaseRecord, StoredAccount, StoredEntry,
+    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment,
+    PurchaseRecord, StoredAccount, StoredEntry,
 };
 pub use sqlite::SqliteStore;
 
@@ -44,33 +39,17 @@ pub enum StoreError {
     /// A row the store wrote reads back as something the rules cannot produce.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// Another writer changed an account of the batch, or recorded one of its unique
-    /// records, after the batch read it: nothing was written; run it again.
-    #[error("conflict with another writer: {0}")]
-    Conflict(String),
     /// The database URL names no backend this build has.
     #[error("unsupported database URL {0:?}: use sqlite://PATH")]
     UnsupportedUrl(String),
 }
 
-/// The storage interface: reads for the views, and batched, optimistic writes.
+/// The storage interface: reads for the views, and batched write transactions.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Reads what a batch needs, in one go: the accounts of `ids` that exist, the
-    /// idempotency records stored under `keys` (whatever their account) and the
-    /// purchases recorded under `orders`, each as last committed. Takes no lock.
-    async fn read(
-        &self,
-        ids: &[AccountId],
-        keys: &[IdempotencyKey],
-        orders: &[OrderId],
-    ) -> Result<BatchReads, StoreError>;
-
-    /// Writes every change in one transaction, and returns once it is durable. If an
-    /// account is no longer at the revision its change was computed from, or a record
-    /// that must be unique (idempotency key, order id, distribution) exists already,
-    /// nothing is written and the answer is [`StoreError::Conflict`].
-    async fn commit(&self, changes: &Changes) -> Result<(), StoreError>;
+    /// Opens a write transaction. Writers are serialized: on one database at most one
+    /// transaction writes a given account at a time.
+    async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError>;
 
     /// One account as last committed.
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError>;
@@ -108,6 +87,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Waits for readers and the writer to finish and closes the database.
     async fn close(&self);
+}
+
+/// One write transaction: lock, read, then commit everything at once.
+#[async_trait]
+pub trait WriteTransaction: Send {
+    /// Reads what a batch needs, in one go: the accounts of `ids` that exist (kept from
+    /// changing under this transaction until it ends), the idempotency records stored
+    /// under `keys` (whatever their account) and the purchases recorded under `orders`.
+    async fn read(
+        &mut self,
+        ids: &[AccountId],
+        keys: &[IdempotencyKey],
+        orders: &[OrderId],
+    ) -> Result<BatchReads, StoreError>;
+
+    /// Writes every change and commits; returns once the transaction is durable.
+    async fn commit(self: Box<Self>, changes: &Changes) -> Result<(), StoreError>;
 }
 
 /// Opens the store a URL names (`sqlite://PATH`), creating the database if needed and

@@ -5,50 +5,13 @@ use creditd_ledger::{
 };
 use jiff::Timestamp;
 
-/// An account as stored: the core's state, how many ledger entries it has, and how many
-/// times it was written.
+/// An account as stored: the core's state and how many ledger entries it has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAccount {
     /// The ledger core's state.
     pub account: Account,
     /// Ledger entries written so far; the next entry is number `entry_seq + 1`.
     pub entry_seq: u64,
-    /// Commits that wrote the account (1 once created). A change names the revision it
-    /// was computed from, and the commit is refused if another writer moved it on.
-    pub revision: u64,
-}
-
-impl StoredAccount {
-    /// Where a change to this account starts.
-    pub fn base(&self) -> Base {
-        Base {
-            entry_seq: self.entry_seq,
-            revision: self.revision,
-            due: self.account.next_effect_at(),
-        }
-    }
-}
-
-/// What an account was when a batch read it: the change is numbered on from it and
-/// committed only if the account is still at its revision. `Base::default()` is an
-/// account that does not exist yet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Base {
-    /// Ledger entries it had.
-    pub entry_seq: u64,
-    /// Its revision (0: none, the account is new).
-    pub revision: u64,
-    /// When its next time-based effect was due.
-    pub due: Option<Timestamp>,
-}
-
-/// A new state of an account and what it was computed from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountChange {
-    /// The state to store, with its entry count and new revision.
-    pub stored: StoredAccount,
-    /// What it was read as.
-    pub base: Base,
 }
 
 /// A ledger entry with its number within the account (1, 2, … in recording order).
@@ -161,8 +124,8 @@ pub struct BatchReads {
 /// Everything one write transaction stores. Each list is applied in order.
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
-    /// New or changed accounts.
-    pub accounts: Vec<AccountChange>,
+    /// New or changed accounts, each with its new entry count.
+    pub accounts: Vec<StoredAccount>,
     /// New ledger entries, each with its account.
     pub entries: Vec<(AccountId, StoredEntry)>,
     /// Holds that were settled.
@@ -183,10 +146,10 @@ pub struct Changes {
 
 impl Changes {
     /// Adds an account's new state and what its commands journaled: the entries are
-    /// numbered on from the `base` the account was read as.
-    pub fn record(&mut self, account: Account, base: Base, journal: Journal) {
+    /// numbered on from `entries_before`, the entries it had.
+    pub fn record(&mut self, account: Account, entries_before: u64, journal: Journal) {
         let id = account.id().clone();
-        let mut seq = base.entry_seq;
+        let mut seq = entries_before;
         for entry in journal.entries {
             seq = seq.saturating_add(1);
             self.entries.push((id.clone(), StoredEntry { seq, entry }));
@@ -197,13 +160,9 @@ impl Changes {
         for distribution in journal.distributions {
             self.distributions.push((id.clone(), distribution));
         }
-        self.accounts.push(AccountChange {
-            stored: StoredAccount {
-                account,
-                entry_seq: seq,
-                revision: base.revision.saturating_add(1),
-            },
-            base,
+        self.accounts.push(StoredAccount {
+            account,
+            entry_seq: seq,
         });
     }
 

@@ -9,12 +9,9 @@
 //! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
 //! beside it, which WAL allows without blocking. sqlx runs each SQLite connection on its
 //! own thread, so every statement is a round trip between threads; a batch therefore
-//! takes two: all its reads on a reader, and `BEGIN IMMEDIATE`, every write and `COMMIT`
-//! on the writer. The reads take no lock: while one batch commits on the writer's
-//! thread, the next one reads on a reader's. An account is written only if its stored
-//! revision is the one the batch read (see [`Store::commit`]).
+//! takes two: `BEGIN IMMEDIATE` with all its reads, and every write with `COMMIT`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,18 +22,17 @@ use creditd_ledger::{
 };
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::instant::{from_db, to_db};
 use crate::{
     ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment,
-    PurchaseRecord, Store, StoreError, StoredAccount,
+    PurchaseRecord, Store, StoreError, StoredAccount, WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -62,8 +58,8 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct WriterConnection {
     connection: SqliteConnection,
-    /// A transaction was begun and not committed (its commit failed part way): roll it
-    /// back before the next.
+    /// A transaction was begun and not committed (its batch failed): roll it back
+    /// before the next.
     in_transaction: bool,
 }
 
@@ -113,49 +109,17 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn read(
-        &self,
-        ids: &[AccountId],
-        keys: &[IdempotencyKey],
-        orders: &[OrderId],
-    ) -> Result<BatchReads, StoreError> {
-        let ids: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
-        let labels: Vec<String> = keys.iter().map(key_label).collect();
-        let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
-        let rows = sqlx::query(READ_ALL)
-            .bind(to_json(&ids)?)
-            .bind(to_json(&labels)?)
-            .bind(to_json(&orders)?)
-            .fetch_all(&self.readers)
-            .await?;
-        let mut reads = BatchReads::default();
-        for row in &rows {
-            match row.columns().len() {
-                3 => reads.accounts.push(stored_account(row)?),
-                6 => reads.idempotency.push(idempotency_record(row)?),
-                _ => reads.purchases.push(purchase_record(row)?),
-            }
-        }
-        Ok(reads)
-    }
-
-    async fn commit(&self, changes: &Changes) -> Result<(), StoreError> {
-        let text = CommitText::new(changes)?;
-        let mut sql = text.build();
-        let mut writer = self.writer.lock().await;
+    async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
+        let mut writer = Arc::clone(&self.writer).lock_owned().await;
         writer.settle().await;
-        writer.in_transaction = true;
-        sql.build()
-            .persistent(false)
-            .execute(&mut writer.connection)
-            .await
-            .map_err(commit_error)?;
-        writer.in_transaction = false;
-        Ok(())
+        Ok(Box::new(SqliteWrite {
+            writer,
+            loaded: HashMap::new(),
+        }))
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
-        let row = sqlx::query("SELECT state, entry_seq, revision FROM accounts WHERE id = ?1")
+        let row = sqlx::query("SELECT state, entry_seq FROM accounts WHERE id = ?1")
             .bind(id.as_str())
             .fetch_optional(&self.readers)
             .await?;
@@ -270,40 +234,94 @@ impl Store for SqliteStore {
     }
 }
 
+/// A write transaction on the writer connection. `BEGIN IMMEDIATE` goes with its first
+/// statement (IMMEDIATE takes the write lock at once, so another process writing the
+/// same file makes it wait for `busy_timeout` instead of failing at its first write).
+struct SqliteWrite {
+    writer: OwnedMutexGuard<WriterConnection>,
+    /// The accounts read, with when their next effect was due (as `account_due` has it).
+    loaded: HashMap<AccountId, Option<i64>>,
+}
+
+/// A statement, and the same preceded by `BEGIN IMMEDIATE` for a transaction's first.
+struct Statement {
+    alone: &'static str,
+    first: &'static str,
+}
+
+macro_rules! statement {
+    ($sql:expr) => {
+        Statement {
+            alone: $sql,
+            first: concat!("BEGIN IMMEDIATE;\n", $sql),
+        }
+    };
+}
+
+impl SqliteWrite {
+    fn text(&mut self, statement: &Statement) -> &'static str {
+        if self.writer.in_transaction {
+            statement.alone
+        } else {
+            self.writer.in_transaction = true;
+            statement.first
+        }
+    }
+}
+
 /// A batch's reads in one round trip: three statements, their rows told apart by their
-/// number of columns (3, 6, 10).
-const READ_ALL: &str = "SELECT state, entry_seq, revision FROM accounts
-     WHERE id IN (SELECT value FROM json_each(?));
+/// number of columns (2, 6, 10).
+const READ_ALL: Statement = statement!(
+    "SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?));
      SELECT account_id, label, digest, status, body, at FROM idempotency_keys
      WHERE label IN (SELECT value FROM json_each(?));
      SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
             expires_at, amount_minor, currency, recorded_at
-     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))";
+     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))"
+);
 
 /// Rows per INSERT statement: far below SQLite's limit on bound parameters.
 const ROWS_PER_INSERT: usize = 1_000;
 
-/// A commit's rows, serialized, and the one text that writes them: `BEGIN IMMEDIATE`,
-/// the batch's rows as bound values (no JSON for SQLite to parse), the rare changes only
-/// when there are any, then `COMMIT`. Its parameters are anonymous and bound in order
-/// across its statements; its shape follows the batch, so it is prepared each time,
-/// not cached. (`BEGIN IMMEDIATE` takes the write lock at once, so another process
-/// writing the same file makes it wait for `busy_timeout` instead of failing later.)
-struct CommitText<'a> {
-    states: Vec<StateRow<'a>>,
-    history: Vec<HistoryRow<'a>>,
-    keys: Vec<KeyRow<'a>>,
-    new_api_keys: &'a [ApiKeyRecord],
-    /// The rare statements wanted, each with its rows as one JSON array.
-    rare: Vec<(&'static str, String)>,
-}
+#[async_trait]
+impl WriteTransaction for SqliteWrite {
+    async fn read(
+        &mut self,
+        ids: &[AccountId],
+        keys: &[IdempotencyKey],
+        orders: &[OrderId],
+    ) -> Result<BatchReads, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
+        let labels: Vec<String> = keys.iter().map(key_label).collect();
+        let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        let sql = self.text(&READ_ALL);
+        let rows = sqlx::query(sql)
+            .bind(to_json(&ids)?)
+            .bind(to_json(&labels)?)
+            .bind(to_json(&orders)?)
+            .fetch_all(&mut self.writer.connection)
+            .await?;
+        let mut reads = BatchReads::default();
+        for row in &rows {
+            match row.columns().len() {
+                2 => {
+                    let stored = stored_account(row)?;
+                    let due = stored.account.next_effect_at().map(to_db);
+                    self.loaded.insert(stored.account.id().clone(), due);
+                    reads.accounts.push(stored);
+                }
+                6 => reads.idempotency.push(idempotency_record(row)?),
+                _ => reads.purchases.push(purchase_record(row)?),
+            }
+        }
+        Ok(reads)
+    }
 
-impl<'a> CommitText<'a> {
-    fn new(changes: &'a Changes) -> Result<CommitText<'a>, StoreError> {
+    async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
         let written: HashSet<&str> = changes
             .accounts
             .iter()
-            .map(|change| change.stored.account.id().as_str())
+            .map(|stored| stored.account.id().as_str())
             .collect();
         let mut history: Vec<HistoryRow<'_>> = Vec::with_capacity(
             changes
@@ -350,8 +368,8 @@ impl<'a> CommitText<'a> {
         let mut states: Vec<StateRow<'_>> = Vec::with_capacity(changes.accounts.len());
         let mut due_gone: Vec<(i64, &str)> = Vec::new();
         let mut due_new: Vec<(i64, &str)> = Vec::new();
-        for change in &changes.accounts {
-            let account = &change.stored.account;
+        for stored in &changes.accounts {
+            let account = &stored.account;
             debug_assert!(
                 account.check_invariants().is_ok(),
                 "storing a broken account"
@@ -359,17 +377,17 @@ impl<'a> CommitText<'a> {
             let id = account.id().as_str();
             states.push(StateRow {
                 id,
-                entry_seq: i64::try_from(change.stored.entry_seq).map_err(corrupt)?,
-                revision: i64::try_from(change.stored.revision).map_err(corrupt)?,
+                entry_seq: i64::try_from(stored.entry_seq).map_err(corrupt)?,
                 state: serde_json::to_string(account).map_err(corrupt)?,
             });
-            let before = change.base.due.map(to_db);
+            let before = self.loaded.get(account.id()).copied().flatten();
             let after = account.next_effect_at().map(to_db);
             if before != after {
                 due_gone.extend(before.map(|at| (at, id)));
                 due_new.extend(after.map(|at| (at, id)));
             }
         }
+
         let distributions: Vec<(&str, u32, u32, i64)> = changes
             .distributions
             .iter()
@@ -381,53 +399,29 @@ impl<'a> CommitText<'a> {
             .iter()
             .map(|(id, at)| (id.as_str(), to_db(*at)))
             .collect();
-        let mut rare = Vec::new();
-        if !due_gone.is_empty() {
-            rare.push((DELETE_DUE, to_json(&due_gone)?));
-        }
-        if !due_new.is_empty() {
-            rare.push((INSERT_DUE, to_json(&due_new)?));
-        }
-        if !distributions.is_empty() {
-            rare.push((INSERT_DISTRIBUTIONS, to_json(&distributions)?));
-        }
-        if !purchases.is_empty() {
-            rare.push((INSERT_PURCHASES, to_json(&purchases)?));
-        }
-        if !revoked.is_empty() {
-            rare.push((REVOKE_API_KEYS, to_json(&revoked)?));
-        }
-        if !changes.settings.is_empty() {
-            rare.push((UPSERT_SETTINGS, to_json(&changes.settings)?));
-        }
-        Ok(CommitText {
-            states,
-            history,
-            keys,
-            new_api_keys: &changes.new_api_keys,
-            rare,
-        })
-    }
-
-    fn build(&self) -> QueryBuilder<'_, Sqlite> {
-        let mut sql = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE;\n");
-        for chunk in self.states.chunks(ROWS_PER_INSERT) {
-            sql.push("INSERT INTO accounts (id, entry_seq, revision, state) ");
+        // One text, one round trip: the batch's rows as bound values (no JSON for SQLite
+        // to parse), the rare changes only when there are any, then COMMIT. Its
+        // parameters are anonymous and bound in order across its statements; its
+        // shape follows the batch, so it is prepared each time, not cached.
+        let begin = if self.writer.in_transaction {
+            ""
+        } else {
+            "BEGIN IMMEDIATE;\n"
+        };
+        self.writer.in_transaction = true;
+        let mut sql = QueryBuilder::<Sqlite>::new(begin);
+        for chunk in states.chunks(ROWS_PER_INSERT) {
+            sql.push("INSERT INTO accounts (id, entry_seq, state) ");
             sql.push_values(chunk, |mut row, s| {
                 row.push_bind(s.id)
                     .push_bind(s.entry_seq)
-                    .push_bind(s.revision)
                     .push_bind(s.state.as_str());
             });
-            // An account another writer moved on gets a NULL revision: the statement,
-            // and so the commit, fails with nothing written (see `commit_error`).
             sql.push(
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-                   entry_seq = excluded.entry_seq,
-                   revision = iif(revision + 1 = excluded.revision, excluded.revision, NULL);\n",
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq;\n",
             );
         }
-        for chunk in self.history.chunks(ROWS_PER_INSERT) {
+        for chunk in history.chunks(ROWS_PER_INSERT) {
             sql.push("INSERT INTO history (account_id, kind, number, at, label, data) ");
             sql.push_values(chunk, |mut row, h| {
                 row.push_bind(h.account)
@@ -439,7 +433,7 @@ impl<'a> CommitText<'a> {
             });
             sql.push(";\n");
         }
-        for chunk in self.keys.chunks(ROWS_PER_INSERT) {
+        for chunk in keys.chunks(ROWS_PER_INSERT) {
             sql.push("INSERT INTO idempotency_keys (account_id, status, at, label, digest, body) ");
             sql.push_values(chunk, |mut row, k| {
                 row.push_bind(k.account)
@@ -451,7 +445,7 @@ impl<'a> CommitText<'a> {
             });
             sql.push(";\n");
         }
-        for chunk in self.new_api_keys.chunks(ROWS_PER_INSERT) {
+        for chunk in changes.new_api_keys.chunks(ROWS_PER_INSERT) {
             sql.push("INSERT INTO api_keys (id, name, role, secret_hash, created_at) ");
             sql.push_values(chunk, |mut row, k| {
                 row.push_bind(k.id.as_str())
@@ -462,38 +456,47 @@ impl<'a> CommitText<'a> {
             });
             sql.push(";\n");
         }
-        for (statement, rows) in &self.rare {
-            // Each of these statements takes its rows as one JSON array at `?`.
-            let (head, tail) = statement.split_once('?').unwrap_or((statement, ""));
-            sql.push(head)
-                .push_bind(rows.as_str())
-                .push(tail)
-                .push(";\n");
+        let rare = [
+            (!due_gone.is_empty(), DELETE_DUE, to_json(&due_gone)?),
+            (!due_new.is_empty(), INSERT_DUE, to_json(&due_new)?),
+            (
+                !distributions.is_empty(),
+                INSERT_DISTRIBUTIONS,
+                to_json(&distributions)?,
+            ),
+            (
+                !purchases.is_empty(),
+                INSERT_PURCHASES,
+                to_json(&purchases)?,
+            ),
+            (!revoked.is_empty(), REVOKE_API_KEYS, to_json(&revoked)?),
+            (
+                !changes.settings.is_empty(),
+                UPSERT_SETTINGS,
+                to_json(&changes.settings)?,
+            ),
+        ];
+        for (wanted, statement, rows) in rare {
+            if wanted {
+                // Each of these statements takes its rows as one JSON array at `?`.
+                let (head, tail) = statement.split_once('?').unwrap_or((statement, ""));
+                sql.push(head).push_bind(rows).push(tail).push(";\n");
+            }
         }
         sql.push("COMMIT;");
-        sql
+        sql.build()
+            .persistent(false)
+            .execute(&mut self.writer.connection)
+            .await?;
+        self.writer.in_transaction = false;
+        Ok(())
     }
-}
-
-/// A failed commit: an account moved on by another writer (its revision would be
-/// NULL) or a unique record recorded first by another writer is a conflict to run
-/// again; anything else is the database's failure.
-fn commit_error(error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &error {
-        let moved_on =
-            db.kind() == ErrorKind::NotNullViolation && db.message().contains("accounts.revision");
-        if moved_on || db.kind() == ErrorKind::UniqueViolation {
-            return StoreError::Conflict(db.message().to_owned());
-        }
-    }
-    StoreError::Database(error)
 }
 
 /// An account's row.
 struct StateRow<'a> {
     id: &'a str,
     entry_seq: i64,
-    revision: i64,
     /// The core's state as JSON.
     state: String,
 }
@@ -599,7 +602,6 @@ fn stored_account(row: &SqliteRow) -> Result<StoredAccount, StoreError> {
     Ok(StoredAccount {
         account,
         entry_seq: count(row.try_get(1)?)?,
-        revision: count(row.try_get(2)?)?,
     })
 }
 

@@ -24,8 +24,7 @@ const ADMIN: &str = "test-admin-key";
 struct App {
     service: Service,
     router: axum::Router,
-    url: String,
-    _dir: std::sync::Arc<tempfile::TempDir>,
+    _dir: tempfile::TempDir,
 }
 
 /// An answer: status, headers, JSON body (`Null` when empty).
@@ -62,10 +61,6 @@ async fn app() -> App {
 async fn app_with(clock: Clock) -> App {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    open_app(url, clock, std::sync::Arc::new(dir)).await
-}
-
-async fn open_app(url: String, clock: Clock, dir: std::sync::Arc<tempfile::TempDir>) -> App {
     let store = creditd_store::open(&url).await.unwrap();
     let (core, _) = Core::open(store.into(), Catalog::default(), clock, Some(ADMIN))
         .await
@@ -75,17 +70,11 @@ async fn open_app(url: String, clock: Clock, dir: std::sync::Arc<tempfile::TempD
     App {
         service,
         router,
-        url,
         _dir: dir,
     }
 }
 
 impl App {
-    /// A second service on the same database, as a second process would be.
-    async fn beside(&self) -> App {
-        open_app(self.url.clone(), Clock::test(), self._dir.clone()).await
-    }
-
     async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();

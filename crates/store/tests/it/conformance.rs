@@ -5,8 +5,7 @@ use creditd_ledger::{
     HoldStatus, Journal, LedgerQuery, OrderId, Use,
 };
 use creditd_store::{
-    ApiKeyRecord, Base, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store,
-    StoreError,
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store,
 };
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
@@ -57,18 +56,19 @@ fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
         .unwrap();
     moment.capture(hold.id(), Some(1)).unwrap();
     drop(moment);
-    let changes = changes_for(&account, Base::default(), &journal);
+    let changes = changes_for(&account, 0, &journal);
     (account, changes)
 }
 
-fn changes_for(account: &Account, base: Base, journal: &Journal) -> Changes {
+fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) -> Changes {
     let mut changes = Changes::default();
-    changes.record(account.clone(), base, journal.clone());
+    changes.record(account.clone(), entry_seq, journal.clone());
     changes
 }
 
-async fn commit(db: &Fresh, changes: &Changes) -> Result<(), StoreError> {
-    db.store.commit(changes).await
+/// Commits `changes` in a transaction of their own.
+async fn commit(db: &Fresh, changes: &Changes) -> Result<(), creditd_store::StoreError> {
+    db.store.begin().await.unwrap().commit(changes).await
 }
 
 #[tokio::test]
@@ -151,74 +151,30 @@ async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence()
 }
 
 #[tokio::test]
-async fn reads_return_the_accounts_that_exist_with_their_revision() {
+async fn an_uncommitted_transaction_changes_nothing() {
     let db = fresh().await;
     let (_, changes) = account_with_history("user-1", t("2026-11-21T10:00:00Z"));
-    let reads = db.store.read(&[id("user-1")], &[], &[]).await.unwrap();
-    assert!(reads.accounts.is_empty());
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(
+        tx.read(&[id("user-1")], &[], &[])
+            .await
+            .unwrap()
+            .accounts
+            .is_empty()
+    );
+    drop(tx);
+    assert!(db.store.account(&id("user-1")).await.unwrap().is_none());
+    // The writer is free again, and the changes commit once.
     commit(&db, &changes).await.unwrap();
-    let reads = db
-        .store
-        .read(&[id("user-1"), id("user-2")], &[], &[])
-        .await
-        .unwrap();
-    assert_eq!(reads.accounts.len(), 1);
-    assert_eq!(reads.accounts[0].revision, 1);
-    assert_eq!(reads.accounts[0].entry_seq, 3);
-}
-
-#[tokio::test]
-async fn a_change_computed_from_a_stale_revision_is_a_conflict_and_writes_nothing() {
-    let db = fresh().await;
-    let now = t("2026-11-21T10:00:00Z");
-    let (_, created) = account_with_history("user-1", now);
-    commit(&db, &created).await.unwrap();
-    // A second writer that also saw no account, creating it again.
-    let (_, mut again) = account_with_history("user-1", now);
-    again.settings.push(("x".into(), "1".into()));
-    assert!(matches!(
-        commit(&db, &again).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(db.store.setting("x").await.unwrap(), None);
-
-    // Two writers that read revision 1: the first commits, the second conflicts.
-    let read = db.store.account(&id("user-1")).await.unwrap().unwrap();
-    let first = changes_for(&read.account, read.base(), &Journal::default());
-    let second = changes_for(&read.account, read.base(), &Journal::default());
-    commit(&db, &first).await.unwrap();
-    assert!(matches!(
-        commit(&db, &second).await,
-        Err(StoreError::Conflict(_))
-    ));
-    let now_read = db.store.account(&id("user-1")).await.unwrap().unwrap();
-    assert_eq!(now_read.revision, 2);
-    assert_eq!(now_read.entry_seq, 3);
-}
-
-#[tokio::test]
-async fn an_idempotency_key_recorded_by_another_writer_first_is_a_conflict() {
-    let db = fresh().await;
-    let record = IdempotencyRecord {
-        key: IdempotencyKey {
-            owner: "k1".into(),
-            key: "twice".into(),
-        },
-        account: None,
-        fingerprint: "ab".repeat(32),
-        status: 201,
-        body: "{}".into(),
-        created_at: t("2026-11-21T10:00:00Z"),
-    };
-    let mut changes = Changes::default();
-    changes.idempotency.push(record);
-    commit(&db, &changes).await.unwrap();
-    changes.settings.push(("x".into(), "1".into()));
-    assert!(matches!(
-        commit(&db, &changes).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(db.store.setting("x").await.unwrap(), None);
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(
+        tx.read(&[id("user-1"), id("user-2")], &[], &[])
+            .await
+            .unwrap()
+            .accounts
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -268,16 +224,13 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() 
     changes.purchases.push(purchase.clone());
     commit(&db, &changes).await.unwrap();
 
+    let mut tx = db.store.begin().await.unwrap();
     let other = IdempotencyKey {
         owner: "k2".into(),
         key: "retry-me".into(),
     };
     assert_eq!(
-        db.store
-            .read(&[], &[key, other], &[])
-            .await
-            .unwrap()
-            .idempotency,
+        tx.read(&[], &[key, other], &[]).await.unwrap().idempotency,
         [record]
     );
     let orders = [
@@ -285,9 +238,10 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() 
         OrderId::parse("order-2").unwrap(),
     ];
     assert_eq!(
-        db.store.read(&[], &[], &orders).await.unwrap().purchases,
+        tx.read(&[], &[], &orders).await.unwrap().purchases,
         [purchase]
     );
+    drop(tx);
 
     assert_eq!(db.store.purge_idempotency(now).await.unwrap(), 0);
     assert_eq!(
@@ -352,7 +306,7 @@ async fn one_commit_writes_every_kind_of_change() {
     let mut moment = account.at(&catalog, now, &mut journal);
     moment.activate("pro", now + 960.hours()).unwrap();
     drop(moment);
-    let mut changes = changes_for(&account, Base::default(), &journal);
+    let mut changes = changes_for(&account, 0, &journal);
     assert_eq!(changes.distributions.len(), 1);
     let (_, more) = account_with_history("other", now);
     changes.accounts.extend(more.accounts);
@@ -380,9 +334,9 @@ async fn one_commit_writes_every_kind_of_change() {
     changes.settings.push(("s".into(), "v".into()));
     commit(&db, &changes).await.unwrap();
 
+    let mut tx = db.store.begin().await.unwrap();
     assert_eq!(
-        db.store
-            .read(&[id("member"), id("other")], &[], &[])
+        tx.read(&[id("member"), id("other")], &[], &[])
             .await
             .unwrap()
             .accounts
@@ -394,14 +348,10 @@ async fn one_commit_writes_every_kind_of_change() {
         key: "x".into(),
     };
     assert_eq!(
-        db.store
-            .read(&[], &[key], &[])
-            .await
-            .unwrap()
-            .idempotency
-            .len(),
+        tx.read(&[], &[key], &[]).await.unwrap().idempotency.len(),
         1
     );
+    drop(tx);
     let all = LedgerQuery::new(None, None, None, None).unwrap();
     for name in ["member", "other"] {
         assert!(
