@@ -32,7 +32,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Database {
-    /// Database URL: sqlite://PATH (created on first use).
+    /// Database URL: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
     #[arg(
         long,
         env = "CREDITD_DATABASE_URL",

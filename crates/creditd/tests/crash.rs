@@ -8,103 +8,22 @@
 //! answer lost.
 #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use common::{Server, call, free_addr, ledger};
+use hyper::Method;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "crash-test-admin";
 const ACCOUNTS: usize = 8;
 const CLIENTS: usize = 16;
 const CHARGES_PER_CLIENT: usize = 60;
 const KILLS: usize = 5;
 const START_CREDITS: u64 = 1_000_000;
-
-/// One HTTP exchange on a fresh connection: (status, JSON body), or `None` if the
-/// server was not there or went away before answering.
-async fn call(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    key: Option<&str>,
-) -> Option<(u16, Value)> {
-    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(connection);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("authorization", format!("Bearer {ADMIN}"));
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let body = Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()));
-    let response = sender.send_request(request.body(body).ok()?).await.ok()?;
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.ok()?.to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Some((status, value))
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn start(addr: SocketAddr, database: &str) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_creditd"))
-            .args([
-                "serve",
-                "--listen",
-                &addr.to_string(),
-                "--database",
-                database,
-            ])
-            .env("CREDITD_ADMIN_KEY", ADMIN)
-            .env_remove("CREDITD_CONFIG")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Server { child }
-    }
-
-    async fn wait_ready(&self, addr: SocketAddr) {
-        for _ in 0..200 {
-            if let Some((200, _)) = call(addr, Method::GET, "/healthz", None, None).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("creditd did not become ready");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no graceful shutdown, no flush
-        self.child.wait().unwrap();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_charge_survives_kill_9_exactly_once() {
@@ -188,28 +107,7 @@ async fn every_acknowledged_charge_survives_kill_9_exactly_once() {
 
     for n in 0..ACCOUNTS {
         let account = format!("c{n}");
-        let mut entries = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let query = cursor
-                .as_ref()
-                .map_or("limit=500".to_owned(), |c| format!("limit=500&cursor={c}"));
-            let (status, page) = call(
-                addr,
-                Method::GET,
-                &format!("/v1/accounts/{account}/ledger?{query}"),
-                None,
-                None,
-            )
-            .await
-            .unwrap();
-            assert_eq!(status, 200);
-            entries.extend(page["entries"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => break,
-            }
-        }
+        let entries = ledger(addr, &account).await;
         let debits: Vec<&Value> = entries.iter().filter(|e| e["type"] == "debit").collect();
         let debited_holds: HashSet<&str> = debits
             .iter()

@@ -64,6 +64,9 @@ impl Core {
         if !first.is_empty() {
             store.begin().await?.commit(&first).await?;
         }
+        // Another node starting at the same time may have stored its secret first: the
+        // first one stored stands, and every node signs with it.
+        let secret = store.setting(TOKEN_SECRET).await?.unwrap_or(secret);
         let core = Core {
             store,
             catalog: Arc::new(catalog),

@@ -1,7 +1,7 @@
 //! creditd's storage: what the ledger core decided, kept durably.
 //!
 //! One interface, [`Store`], with an implementation per database: [`SqliteStore`], the
-//! embedded default, now; PostgreSQL next. The store decides nothing: it saves account
+//! embedded default, and [`PostgresStore`], for several nodes on one database. The store decides nothing: it saves account
 //! states, ledger entries, settled holds and the records that make requests exactly-once
 //! (idempotency keys, order ids, distributions), and reads them back.
 //!
@@ -13,7 +13,9 @@
 //! Every account state read back is checked with `Account::check_invariants`: a state
 //! the rules could not have produced is reported as [`StoreError::Corrupt`], never used.
 
+mod columns;
 mod instant;
+mod postgres;
 mod records;
 mod sqlite;
 
@@ -21,6 +23,7 @@ use async_trait::async_trait;
 use creditd_ledger::{AccountId, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
+pub use postgres::PostgresStore;
 pub use records::{
     ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment,
     PurchaseRecord, StoredAccount, StoredEntry,
@@ -40,7 +43,7 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database URL names no backend this build has.
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
 }
 
@@ -106,11 +109,13 @@ pub trait WriteTransaction: Send {
     async fn commit(self: Box<Self>, changes: &Changes) -> Result<(), StoreError>;
 }
 
-/// Opens the store a URL names (`sqlite://PATH`), creating the database if needed and
-/// running its migrations.
+/// Opens the store a URL names (`sqlite://PATH`, creating the file if needed, or
+/// `postgres://…`) and runs its migrations.
 pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Box::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(PostgresStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -140,7 +140,8 @@ pub struct Changes {
     pub new_api_keys: Vec<ApiKeyRecord>,
     /// API keys revoked, with when.
     pub revoked_api_keys: Vec<(String, Timestamp)>,
-    /// Settings to set.
+    /// Settings to set where they have no value yet: the first writer's value stands
+    /// (two nodes starting together agree on one token secret).
     pub settings: Vec<(String, String)>,
 }
 

@@ -17,22 +17,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use creditd_ledger::{
-    Account, AccountId, BucketId, Hold, HoldId, LedgerEntry, LedgerQuery, OrderId,
-};
+use creditd_ledger::{AccountId, Hold, HoldId, LedgerEntry, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::instant::{from_db, to_db};
+use crate::columns::{
+    api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
+    record_account, stored_account, to_json,
+};
+use crate::instant::to_db;
 use crate::{
-    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment,
-    PurchaseRecord, Store, StoreError, StoredAccount, WriteTransaction,
+    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, LedgerRow, PurchaseRecord, Store,
+    StoreError, StoredAccount, WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -44,8 +46,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// in WAL mode a reader drops its whole cache whenever the database changed, and
 /// dropping a large one costs more than it saves.
 const WRITER_CACHE_KIB: &str = "-65536";
-/// The account id under which records of requests about no account are kept.
-const NO_ACCOUNT: &str = "";
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
@@ -472,7 +472,7 @@ impl WriteTransaction for SqliteWrite {
             (!revoked.is_empty(), REVOKE_API_KEYS, to_json(&revoked)?),
             (
                 !changes.settings.is_empty(),
-                UPSERT_SETTINGS,
+                INSERT_SETTINGS,
                 to_json(&changes.settings)?,
             ),
         ];
@@ -538,9 +538,9 @@ const INSERT_PURCHASES: &str = "INSERT INTO purchases (order_id, account_id, cre
 const REVOKE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = r.value ->> 1
      FROM json_each(?) AS r
      WHERE api_keys.id = r.value ->> 0 AND api_keys.revoked_at IS NULL";
-const UPSERT_SETTINGS: &str = "INSERT INTO settings (name, value)
+const INSERT_SETTINGS: &str = "INSERT INTO settings (name, value)
      SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
-     ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+     ON CONFLICT (name) DO NOTHING";
 
 #[derive(Serialize)]
 struct PurchaseRow<'a> {
@@ -571,104 +571,4 @@ impl<'a> PurchaseRow<'a> {
             r: to_db(p.recorded_at),
         }
     }
-}
-
-/// The account a record is kept under: its own if the batch writes that account, else
-/// NO_ACCOUNT (a request that left no account: refused on a new id, or about none).
-fn record_account<'a>(record: &'a IdempotencyRecord, written: &HashSet<&str>) -> &'a str {
-    record
-        .account
-        .as_ref()
-        .map(AccountId::as_str)
-        .filter(|id| written.contains(id))
-        .unwrap_or(NO_ACCOUNT)
-}
-
-/// How an idempotency key is kept: owner, a line feed, the key (neither holds a LF).
-fn key_label(key: &IdempotencyKey) -> String {
-    format!("{}\n{}", key.owner, key.key)
-}
-
-fn count(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(corrupt)
-}
-
-/// An account row read back, checked.
-fn stored_account(row: &SqliteRow) -> Result<StoredAccount, StoreError> {
-    let account: Account = from_json(row.try_get::<&str, _>(0)?)?;
-    account
-        .check_invariants()
-        .map_err(|broken| StoreError::Corrupt(broken.to_string()))?;
-    Ok(StoredAccount {
-        account,
-        entry_seq: count(row.try_get(1)?)?,
-    })
-}
-
-fn idempotency_record(row: &SqliteRow) -> Result<IdempotencyRecord, StoreError> {
-    let account: &str = row.try_get(0)?;
-    let label: &str = row.try_get(1)?;
-    let (owner, key) = label
-        .split_once('\n')
-        .ok_or_else(|| corrupt(format!("idempotency label {label:?}")))?;
-    Ok(IdempotencyRecord {
-        key: IdempotencyKey {
-            owner: owner.to_owned(),
-            key: key.to_owned(),
-        },
-        account: (account != NO_ACCOUNT)
-            .then(|| AccountId::parse(account).map_err(corrupt))
-            .transpose()?,
-        fingerprint: row.try_get(2)?,
-        status: u16::try_from(row.try_get::<i64, _>(3)?).map_err(corrupt)?,
-        body: row.try_get(4)?,
-        created_at: from_db(row.try_get(5)?)?,
-    })
-}
-
-fn purchase_record(row: &SqliteRow) -> Result<PurchaseRecord, StoreError> {
-    let count = |value: i64| u64::try_from(value).map_err(corrupt);
-    let amount_minor: Option<i64> = row.try_get(7)?;
-    let currency: Option<String> = row.try_get(8)?;
-    Ok(PurchaseRecord {
-        order_id: OrderId::parse(row.try_get(0)?).map_err(corrupt)?,
-        account_id: AccountId::parse(row.try_get(1)?).map_err(corrupt)?,
-        credits: count(row.try_get(2)?)?,
-        bucket_id: BucketId::new(count(row.try_get(3)?)?),
-        paid_at: from_db(row.try_get(4)?)?,
-        paid_at_requested: row.try_get::<Option<i64>, _>(5)?.map(from_db).transpose()?,
-        expires_at: from_db(row.try_get(6)?)?,
-        paid: match (amount_minor, currency) {
-            (Some(amount), Some(currency)) => Some(Payment {
-                amount_minor: count(amount)?,
-                currency,
-            }),
-            _ => None,
-        },
-        recorded_at: from_db(row.try_get(9)?)?,
-    })
-}
-
-fn api_key(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
-    let hash: &[u8] = row.try_get(3)?;
-    Ok(ApiKeyRecord {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        role: row.try_get(2)?,
-        secret_hash: hash.try_into().map_err(corrupt)?,
-        created_at: from_db(row.try_get(4)?)?,
-        revoked_at: row.try_get::<Option<i64>, _>(5)?.map(from_db).transpose()?,
-    })
-}
-
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(corrupt)
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(corrupt)
-}
-
-fn corrupt(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(error.to_string())
 }

@@ -1,4 +1,6 @@
-//! Each test runs on a fresh database and checks one promise of the `Store` interface.
+//! Each test checks one promise of the `Store` interface, on a fresh database of each
+//! backend: a SQLite file, and a PostgreSQL database made for the test (see
+//! `postgres_or_skip`).
 
 use creditd_ledger::{
     Account, AccountId, Amount, Catalog, CreditKind, EntryType, Expiry, Grant, GrantSource,
@@ -9,19 +11,41 @@ use creditd_store::{
 };
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
-struct Fresh {
-    store: Box<dyn Store>,
-    _dir: tempfile::TempDir,
+/// The conformance tests, each run on both backends.
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        $(mod $test {
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                super::$test(creditd_store::open(&url).await.unwrap()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(database) = crate::postgres_or_skip().await {
+                    super::$test(creditd_store::open(database.url()).await.unwrap()).await;
+                    database.drop().await;
+                }
+            }
+        })*
+    };
 }
 
-async fn fresh() -> Fresh {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    Fresh {
-        store: creditd_store::open(&url).await.unwrap(),
-        _dir: dir,
-    }
-}
+on_every_backend!(
+    a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds,
+    ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence,
+    an_uncommitted_transaction_changes_nothing,
+    a_second_ledger_entry_with_the_same_number_is_refused_and_the_batch_rolls_back,
+    idempotency_records_and_purchases_are_found_by_key_and_purged_by_age,
+    api_keys_are_listed_and_revoked_once,
+    a_setting_keeps_its_first_value,
+    accounts_are_due_when_their_next_effect_has_come,
+    one_commit_writes_every_kind_of_change,
+);
+
+type Db = Box<dyn Store>;
 
 fn t(text: &str) -> Timestamp {
     text.parse().unwrap()
@@ -67,22 +91,19 @@ fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) -> Changes 
 }
 
 /// Commits `changes` in a transaction of their own.
-async fn commit(db: &Fresh, changes: &Changes) -> Result<(), creditd_store::StoreError> {
-    db.store.begin().await.unwrap().commit(changes).await
+async fn commit(db: &Db, changes: &Changes) -> Result<(), creditd_store::StoreError> {
+    db.begin().await.unwrap().commit(changes).await
 }
 
-#[tokio::test]
-async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds() {
-    let db = fresh().await;
+async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let (account, changes) = account_with_history("user-1", now);
     commit(&db, &changes).await.unwrap();
 
-    let stored = db.store.account(&id("user-1")).await.unwrap().unwrap();
+    let stored = db.account(&id("user-1")).await.unwrap().unwrap();
     assert_eq!(stored.account, account);
     assert_eq!(stored.entry_seq, 3);
     let page = db
-        .store
         .ledger_page(
             &id("user-1"),
             &LedgerQuery::new(None, None, None, None).unwrap(),
@@ -101,31 +122,27 @@ async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds(
     let read: Vec<_> = page.into_iter().map(|row| row.entry).collect();
     assert_eq!(read, expected);
     let hold = db
-        .store
         .settled_hold(&id("user-1"), creditd_ledger::HoldId::new(1))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(hold.status(), HoldStatus::Captured);
-    assert!(db.store.account(&id("nobody")).await.unwrap().is_none());
+    assert!(db.account(&id("nobody")).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence() {
-    let db = fresh().await;
+async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let (_, changes) = account_with_history("user-1", now);
     commit(&db, &changes).await.unwrap();
     let user = id("user-1");
 
     let debits = LedgerQuery::new(None, Some(EntryType::Debit), None, None).unwrap();
-    let page = db.store.ledger_page(&user, &debits, None).await.unwrap();
+    let page = db.ledger_page(&user, &debits, None).await.unwrap();
     assert!(page.iter().all(|e| e.entry.entry_type == EntryType::Debit) && !page.is_empty());
 
     let one = LedgerQuery::new(Some(1), None, None, None).unwrap();
-    let first = db.store.ledger_page(&user, &one, None).await.unwrap();
+    let first = db.ledger_page(&user, &one, None).await.unwrap();
     let second = db
-        .store
         .ledger_page(&user, &one, Some(first[0].position))
         .await
         .unwrap();
@@ -133,28 +150,21 @@ async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence()
 
     let until_now = LedgerQuery::new(None, None, None, Some(now)).unwrap();
     assert!(
-        db.store
-            .ledger_page(&user, &until_now, None)
+        db.ledger_page(&user, &until_now, None)
             .await
             .unwrap()
             .is_empty()
     );
     let since_now = LedgerQuery::new(None, None, Some(now), None).unwrap();
     assert_eq!(
-        db.store
-            .ledger_page(&user, &since_now, None)
-            .await
-            .unwrap()
-            .len(),
+        db.ledger_page(&user, &since_now, None).await.unwrap().len(),
         3
     );
 }
 
-#[tokio::test]
-async fn an_uncommitted_transaction_changes_nothing() {
-    let db = fresh().await;
+async fn an_uncommitted_transaction_changes_nothing(db: Db) {
     let (_, changes) = account_with_history("user-1", t("2026-11-21T10:00:00Z"));
-    let mut tx = db.store.begin().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     assert!(
         tx.read(&[id("user-1")], &[], &[])
             .await
@@ -163,10 +173,10 @@ async fn an_uncommitted_transaction_changes_nothing() {
             .is_empty()
     );
     drop(tx);
-    assert!(db.store.account(&id("user-1")).await.unwrap().is_none());
+    assert!(db.account(&id("user-1")).await.unwrap().is_none());
     // The writer is free again, and the changes commit once.
     commit(&db, &changes).await.unwrap();
-    let mut tx = db.store.begin().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     assert_eq!(
         tx.read(&[id("user-1"), id("user-2")], &[], &[])
             .await
@@ -177,21 +187,17 @@ async fn an_uncommitted_transaction_changes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_second_ledger_entry_with_the_same_number_is_refused_and_the_batch_rolls_back() {
-    let db = fresh().await;
+async fn a_second_ledger_entry_with_the_same_number_is_refused_and_the_batch_rolls_back(db: Db) {
     let (_, changes) = account_with_history("user-1", t("2026-11-21T10:00:00Z"));
     commit(&db, &changes).await.unwrap();
     let mut again = Changes::default();
     again.entries.push(changes.entries[0].clone());
     again.settings.push(("x".into(), "1".into()));
     assert!(commit(&db, &again).await.is_err());
-    assert_eq!(db.store.setting("x").await.unwrap(), None);
+    assert_eq!(db.setting("x").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() {
-    let db = fresh().await;
+async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let key = IdempotencyKey {
         owner: "k1".into(),
@@ -224,7 +230,7 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() 
     changes.purchases.push(purchase.clone());
     commit(&db, &changes).await.unwrap();
 
-    let mut tx = db.store.begin().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     let other = IdempotencyKey {
         owner: "k2".into(),
         key: "retry-me".into(),
@@ -243,16 +249,11 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age() 
     );
     drop(tx);
 
-    assert_eq!(db.store.purge_idempotency(now).await.unwrap(), 0);
-    assert_eq!(
-        db.store.purge_idempotency(now + 1.second()).await.unwrap(),
-        1
-    );
+    assert_eq!(db.purge_idempotency(now).await.unwrap(), 0);
+    assert_eq!(db.purge_idempotency(now + 1.second()).await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn api_keys_are_listed_and_revoked_once() {
-    let db = fresh().await;
+async fn api_keys_are_listed_and_revoked_once(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let key = ApiKeyRecord {
         id: "k1".into(),
@@ -266,9 +267,9 @@ async fn api_keys_are_listed_and_revoked_once() {
     changes.new_api_keys.push(key.clone());
     changes.settings.push(("token_secret".into(), "s".into()));
     commit(&db, &changes).await.unwrap();
-    assert_eq!(db.store.api_keys().await.unwrap(), [key]);
+    assert_eq!(db.api_keys().await.unwrap(), [key]);
     assert_eq!(
-        db.store.setting("token_secret").await.unwrap().as_deref(),
+        db.setting("token_secret").await.unwrap().as_deref(),
         Some("s")
     );
 
@@ -277,7 +278,7 @@ async fn api_keys_are_listed_and_revoked_once() {
         revoke.revoked_api_keys.push(("k1".into(), at));
         commit(&db, &revoke).await.unwrap();
     }
-    let revoked = db.store.api_key("k1").await.unwrap().unwrap();
+    let revoked = db.api_key("k1").await.unwrap().unwrap();
     assert_eq!(
         revoked.revoked_at,
         Some(now + 1.second()),
@@ -285,20 +286,16 @@ async fn api_keys_are_listed_and_revoked_once() {
     );
 }
 
-#[tokio::test]
-async fn accounts_are_due_when_their_next_effect_has_come() {
-    let db = fresh().await;
+async fn accounts_are_due_when_their_next_effect_has_come(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let (_, changes) = account_with_history("user-1", now);
     commit(&db, &changes).await.unwrap();
-    assert!(db.store.due_accounts(now, 10).await.unwrap().is_empty());
-    let due = db.store.due_accounts(now + 1.hour(), 10).await.unwrap();
+    assert!(db.due_accounts(now, 10).await.unwrap().is_empty());
+    let due = db.due_accounts(now + 1.hour(), 10).await.unwrap();
     assert_eq!(due, [id("user-1")]);
 }
 
-#[tokio::test]
-async fn one_commit_writes_every_kind_of_change() {
-    let db = fresh().await;
+async fn one_commit_writes_every_kind_of_change(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let catalog = Catalog::default();
     let mut account = Account::open(id("member"), TimeZone::UTC, now);
@@ -334,7 +331,7 @@ async fn one_commit_writes_every_kind_of_change() {
     changes.settings.push(("s".into(), "v".into()));
     commit(&db, &changes).await.unwrap();
 
-    let mut tx = db.store.begin().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
     assert_eq!(
         tx.read(&[id("member"), id("other")], &[], &[])
             .await
@@ -355,26 +352,38 @@ async fn one_commit_writes_every_kind_of_change() {
     let all = LedgerQuery::new(None, None, None, None).unwrap();
     for name in ["member", "other"] {
         assert!(
-            !db.store
-                .ledger_page(&id(name), &all, None)
+            !db.ledger_page(&id(name), &all, None)
                 .await
                 .unwrap()
                 .is_empty()
         );
     }
     assert!(
-        db.store
-            .settled_hold(&id("other"), creditd_ledger::HoldId::new(1))
+        db.settled_hold(&id("other"), creditd_ledger::HoldId::new(1))
             .await
             .unwrap()
             .is_some()
     );
-    assert!(db.store.api_key("k1").await.unwrap().is_some());
-    assert_eq!(db.store.setting("s").await.unwrap().as_deref(), Some("v"));
+    assert!(db.api_key("k1").await.unwrap().is_some());
+    assert_eq!(db.setting("s").await.unwrap().as_deref(), Some("v"));
     // The distribution's key refuses a second one of the same month.
     let again = Changes {
         distributions: changes.distributions.clone(),
         ..Changes::default()
     };
     assert!(commit(&db, &again).await.is_err());
+}
+
+async fn a_setting_keeps_its_first_value(db: Db) {
+    for value in ["first", "second"] {
+        let changes = Changes {
+            settings: vec![("token_secret".into(), value.into())],
+            ..Changes::default()
+        };
+        commit(&db, &changes).await.unwrap();
+    }
+    assert_eq!(
+        db.setting("token_secret").await.unwrap().as_deref(),
+        Some("first")
+    );
 }

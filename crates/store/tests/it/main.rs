@@ -2,3 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 mod conformance;
+mod postgres;
+
+use postgres::postgres_or_skip;

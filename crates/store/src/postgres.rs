@@ -1,0 +1,483 @@
+//! PostgreSQL, for several creditd nodes on one database.
+//!
+//! Each node keeps its own single writer and group commit; the database serializes the
+//! nodes. A write transaction first takes a transaction-scoped advisory lock for each
+//! account, idempotency key and order id its batch touches, in one sorted order (so two
+//! nodes never wait on each other in a cycle), and only then reads them. A lock works
+//! for an account that does not exist yet, which a row lock could not; whatever another
+//! node committed before the lock was granted is what the batch reads, so each account
+//! changes in one order and each key or order id is recorded once across the nodes.
+//!
+//! A commit returns once PostgreSQL has flushed it (`synchronous_commit` on, its
+//! default). Rows go in as arrays (`unnest`), one statement per table.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use creditd_ledger::{AccountId, Hold, HoldId, LedgerEntry, LedgerQuery, OrderId};
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row, Transaction};
+
+use crate::columns::{
+    api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
+    record_account, stored_account,
+};
+use crate::instant::to_db;
+use crate::{
+    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, LedgerRow, Store, StoreError, StoredAccount,
+    WriteTransaction,
+};
+
+/// Connections per node: one write transaction at a time, and readers beside it.
+const CONNECTIONS: u32 = 8;
+/// How long a node waits for a connection before the request fails (503).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://…`) and runs its migrations
+    /// (nodes starting together wait for each other: sqlx holds a lock while migrating).
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
+        Ok(Box::new(PostgresWrite {
+            tx: self.pool.begin().await?,
+            loaded: HashMap::new(),
+        }))
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
+        let row = sqlx::query("SELECT state, entry_seq FROM accounts WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| stored_account(&row)).transpose()
+    }
+
+    async fn ledger_page(
+        &self,
+        id: &AccountId,
+        query: &LedgerQuery,
+        before: Option<u64>,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        let before = before
+            .map_or(Ok(i64::MAX), i64::try_from)
+            .map_err(corrupt)?;
+        let rows = sqlx::query(
+            "SELECT number, data FROM history
+             WHERE account_id = $1 AND kind = 'entry' AND number < $2
+               AND ($3::text IS NULL OR label = $3)
+               AND ($4::int8 IS NULL OR at >= $4) AND ($5::int8 IS NULL OR at < $5)
+             ORDER BY number DESC LIMIT $6",
+        )
+        .bind(id.as_str())
+        .bind(before)
+        .bind(query.entry_type().map(|t| t.as_str()))
+        .bind(query.since().map(to_db))
+        .bind(query.until().map(to_db))
+        .bind(i64::from(query.limit()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let number = count(row.try_get(0)?)?;
+                Ok(LedgerRow {
+                    seq: number,
+                    position: number,
+                    entry: from_json::<LedgerEntry>(row.try_get(1)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
+        let row = sqlx::query(
+            "SELECT data FROM history WHERE account_id = $1 AND kind = 'hold' AND number = $2",
+        )
+        .bind(id.as_str())
+        .bind(i64::try_from(hold.get()).map_err(corrupt)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| from_json::<Hold>(row.try_get(0)?))
+            .transpose()
+    }
+
+    async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account_id FROM account_due WHERE next_effect_at <= $1
+             ORDER BY next_effect_at LIMIT $2",
+        )
+        .bind(to_db(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| AccountId::parse(row.try_get::<&str, _>(0)?).map_err(corrupt))
+            .collect()
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| api_key(&row)).transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_keys
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(api_key).collect()
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| row.try_get(0))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE at < $1")
+            .bind(to_db(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A write transaction: advisory locks, reads, then every write and `COMMIT`.
+struct PostgresWrite {
+    tx: Transaction<'static, Postgres>,
+    /// The accounts read, with when their next effect was due (as `account_due` has it).
+    loaded: HashMap<AccountId, Option<i64>>,
+}
+
+/// The advisory lock of one thing a batch touches: 64 bits of the SHA-256 of what it is
+/// and its id. Two different things that share a lock only wait for each other.
+fn lock_key(what: &str, id: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(what)
+        .chain_update([0])
+        .chain_update(id)
+        .finalize();
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+#[async_trait]
+impl WriteTransaction for PostgresWrite {
+    async fn read(
+        &mut self,
+        ids: &[AccountId],
+        keys: &[IdempotencyKey],
+        orders: &[OrderId],
+    ) -> Result<BatchReads, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
+        let labels: Vec<String> = keys.iter().map(key_label).collect();
+        let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        let mut locks: Vec<i64> = ids
+            .iter()
+            .map(|id| lock_key("account", id))
+            .chain(labels.iter().map(|label| lock_key("key", label)))
+            .chain(orders.iter().map(|order| lock_key("order", order)))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        let mut reads = BatchReads::default();
+        if locks.is_empty() {
+            return Ok(reads);
+        }
+        // unnest yields the sorted array in order, so the locks are taken in order.
+        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
+            .bind(&locks)
+            .execute(&mut *self.tx)
+            .await?;
+        if !ids.is_empty() {
+            let rows = sqlx::query("SELECT state, entry_seq FROM accounts WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *self.tx)
+                .await?;
+            for row in &rows {
+                let stored = stored_account(row)?;
+                let due = stored.account.next_effect_at().map(to_db);
+                self.loaded.insert(stored.account.id().clone(), due);
+                reads.accounts.push(stored);
+            }
+        }
+        if !labels.is_empty() {
+            let rows = sqlx::query(
+                "SELECT account_id, label, digest, status, body, at FROM idempotency_keys
+                 WHERE label = ANY($1)",
+            )
+            .bind(&labels)
+            .fetch_all(&mut *self.tx)
+            .await?;
+            for row in &rows {
+                reads.idempotency.push(idempotency_record(row)?);
+            }
+        }
+        if !orders.is_empty() {
+            let rows = sqlx::query(
+                "SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
+                        expires_at, amount_minor, currency, recorded_at
+                 FROM purchases WHERE order_id = ANY($1)",
+            )
+            .bind(&orders)
+            .fetch_all(&mut *self.tx)
+            .await?;
+            for row in &rows {
+                reads.purchases.push(purchase_record(row)?);
+            }
+        }
+        Ok(reads)
+    }
+
+    async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
+        let tx = &mut self.tx;
+        let written: std::collections::HashSet<&str> = changes
+            .accounts
+            .iter()
+            .map(|stored| stored.account.id().as_str())
+            .collect();
+
+        if !changes.accounts.is_empty() {
+            let mut ids = Vec::with_capacity(changes.accounts.len());
+            let mut seqs = Vec::with_capacity(changes.accounts.len());
+            let mut states = Vec::with_capacity(changes.accounts.len());
+            let mut due_changed = Vec::new();
+            let mut due_ids = Vec::new();
+            let mut due_ats = Vec::new();
+            for stored in &changes.accounts {
+                let account = &stored.account;
+                debug_assert!(
+                    account.check_invariants().is_ok(),
+                    "storing a broken account"
+                );
+                let id = account.id().as_str();
+                ids.push(id);
+                seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
+                states.push(serde_json::to_string(account).map_err(corrupt)?);
+                let before = self.loaded.get(account.id()).copied().flatten();
+                let after = account.next_effect_at().map(to_db);
+                if before != after {
+                    due_changed.push(id);
+                    if let Some(at) = after {
+                        due_ids.push(id);
+                        due_ats.push(at);
+                    }
+                }
+            }
+            sqlx::query(
+                "INSERT INTO accounts (id, entry_seq, state)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[])
+                 ON CONFLICT (id) DO UPDATE
+                 SET state = excluded.state, entry_seq = excluded.entry_seq",
+            )
+            .bind(&ids)
+            .bind(&seqs)
+            .bind(&states)
+            .execute(&mut **tx)
+            .await?;
+            if !due_changed.is_empty() {
+                sqlx::query("DELETE FROM account_due WHERE account_id = ANY($1)")
+                    .bind(&due_changed)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO account_due (account_id, next_effect_at)
+                     SELECT * FROM unnest($1::text[], $2::int8[])",
+                )
+                .bind(&due_ids)
+                .bind(&due_ats)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+
+        let history_rows = changes
+            .entries
+            .len()
+            .saturating_add(changes.settled_holds.len());
+        if history_rows > 0 {
+            let mut accounts = Vec::with_capacity(history_rows);
+            let mut kinds = Vec::with_capacity(history_rows);
+            let mut numbers = Vec::with_capacity(history_rows);
+            let mut ats = Vec::with_capacity(history_rows);
+            let mut labels = Vec::with_capacity(history_rows);
+            let mut data = Vec::with_capacity(history_rows);
+            for (account, stored) in &changes.entries {
+                let e = &stored.entry;
+                accounts.push(account.as_str());
+                kinds.push("entry");
+                numbers.push(i64::try_from(stored.seq).map_err(corrupt)?);
+                ats.push(to_db(e.at));
+                labels.push(e.entry_type.as_str());
+                data.push(serde_json::to_string(e).map_err(corrupt)?);
+            }
+            for (account, hold) in &changes.settled_holds {
+                let settled = hold
+                    .settlement()
+                    .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
+                accounts.push(account.as_str());
+                kinds.push("hold");
+                numbers.push(i64::try_from(hold.id().get()).map_err(corrupt)?);
+                ats.push(to_db(settled.at));
+                labels.push(hold.status().as_str());
+                data.push(serde_json::to_string(hold).map_err(corrupt)?);
+            }
+            sqlx::query(
+                "INSERT INTO history (account_id, kind, number, at, label, data)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[],
+                                      $5::text[], $6::text[])",
+            )
+            .bind(&accounts)
+            .bind(&kinds)
+            .bind(&numbers)
+            .bind(&ats)
+            .bind(&labels)
+            .bind(&data)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        if !changes.idempotency.is_empty() {
+            let records = &changes.idempotency;
+            let labels: Vec<String> = records.iter().map(|r| key_label(&r.key)).collect();
+            let accounts: Vec<&str> = records
+                .iter()
+                .map(|r| record_account(r, &written))
+                .collect();
+            let digests: Vec<&str> = records.iter().map(|r| r.fingerprint.as_str()).collect();
+            let statuses: Vec<i64> = records.iter().map(|r| i64::from(r.status)).collect();
+            let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
+            let ats: Vec<i64> = records.iter().map(|r| to_db(r.created_at)).collect();
+            sqlx::query(
+                "INSERT INTO idempotency_keys (label, account_id, digest, status, body, at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[],
+                                      $5::text[], $6::int8[])",
+            )
+            .bind(&labels)
+            .bind(&accounts)
+            .bind(&digests)
+            .bind(&statuses)
+            .bind(&bodies)
+            .bind(&ats)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        if !changes.distributions.is_empty() {
+            let d = &changes.distributions;
+            let accounts: Vec<&str> = d.iter().map(|(id, _)| id.as_str()).collect();
+            let schedules: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.schedule)).collect();
+            let indexes: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.index)).collect();
+            let ats: Vec<i64> = d.iter().map(|(_, x)| to_db(x.at)).collect();
+            sqlx::query(
+                "INSERT INTO distributions (account_id, schedule, idx, at)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])",
+            )
+            .bind(&accounts)
+            .bind(&schedules)
+            .bind(&indexes)
+            .bind(&ats)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        for p in &changes.purchases {
+            sqlx::query(
+                "INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
+                     paid_at_requested, expires_at, amount_minor, currency, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(p.order_id.as_str())
+            .bind(p.account_id.as_str())
+            .bind(i64::try_from(p.credits).map_err(corrupt)?)
+            .bind(i64::try_from(p.bucket_id.get()).map_err(corrupt)?)
+            .bind(to_db(p.paid_at))
+            .bind(p.paid_at_requested.map(to_db))
+            .bind(to_db(p.expires_at))
+            .bind(
+                p.paid
+                    .as_ref()
+                    .map(|paid| i64::try_from(paid.amount_minor))
+                    .transpose()
+                    .map_err(corrupt)?,
+            )
+            .bind(p.paid.as_ref().map(|paid| paid.currency.as_str()))
+            .bind(to_db(p.recorded_at))
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        for k in &changes.new_api_keys {
+            sqlx::query(
+                "INSERT INTO api_keys (id, name, role, secret_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(k.id.as_str())
+            .bind(k.name.as_str())
+            .bind(k.role.as_str())
+            .bind(&k.secret_hash[..])
+            .bind(to_db(k.created_at))
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        for (id, at) in &changes.revoked_api_keys {
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.as_str())
+                .bind(to_db(*at))
+                .execute(&mut **tx)
+                .await?;
+        }
+
+        for (name, value) in &changes.settings {
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name.as_str())
+            .bind(value.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
