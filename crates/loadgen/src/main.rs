@@ -24,9 +24,10 @@ use tokio::net::TcpStream;
 #[derive(Parser, Clone)]
 #[command(name = "creditd-load", about = "Load generator for creditd")]
 struct Args {
-    /// The server.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    /// The server; given more than once (several nodes), client i uses the i-th
+    /// modulo their number.
+    #[arg(long = "addr", default_value = "127.0.0.1:8080", num_args = 1)]
+    addrs: Vec<SocketAddr>,
     /// A key of the admin or service role.
     #[arg(long, env = "CREDITD_ADMIN_KEY")]
     key: String,
@@ -49,6 +50,13 @@ struct Args {
     /// Prefix of the account ids (default: a fresh random one per run).
     #[arg(long)]
     prefix: Option<String>,
+}
+
+impl Args {
+    /// The node client `index` talks to.
+    fn node(&self, index: usize) -> SocketAddr {
+        self.addrs[index % self.addrs.len()]
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
         let accounts = Arc::clone(&accounts);
         let args = args.clone();
         setup.spawn(async move {
-            let mut client = Client::connect(args.addr, &args.key).await?;
+            let mut client = Client::connect(args.node(client_index), &args.key).await?;
             for account in accounts.iter().skip(client_index).step_by(args.clients) {
                 let body = r#"{"kind":"general","amount":1000000000,"source":"promotion"}"#;
                 let status = client
@@ -220,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
         let accounts = Arc::clone(&accounts);
         let args = args.clone();
         clients.spawn(async move {
-            let mut client = Client::connect(args.addr, &args.key).await?;
+            let mut client = Client::connect(args.node(client_index), &args.key).await?;
             let mut tally = Tally::new()?;
             let mut sequence = 0_u64;
             while Instant::now() < deadline {
