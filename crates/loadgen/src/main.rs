@@ -19,6 +19,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
+use sqlx::{Connection, PgConnection};
 use tokio::net::TcpStream;
 
 #[derive(Parser, Clone)]
@@ -29,8 +30,14 @@ struct Args {
     #[arg(long = "addr", default_value = "127.0.0.1:8080", num_args = 1)]
     addrs: Vec<SocketAddr>,
     /// A key of the admin or service role.
-    #[arg(long, env = "CREDITD_ADMIN_KEY")]
-    key: String,
+    #[arg(long, env = "CREDITD_ADMIN_KEY", required_unless_present = "plain_sql")]
+    key: Option<String>,
+    /// Instead of creditd, run the same mix as plain SQL on this PostgreSQL database,
+    /// each client on its own connection, one transaction per request (charge: `SELECT
+    /// … FOR UPDATE`, `UPDATE`, `INSERT`): the baseline group commit is measured
+    /// against. Makes tables `plain_accounts` and `plain_ledger` if missing.
+    #[arg(long, value_name = "POSTGRES_URL", conflicts_with = "addrs")]
+    plain_sql: Option<String>,
     /// Concurrent clients (one connection each).
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -55,7 +62,7 @@ struct Args {
 impl Args {
     /// The node client `index` talks to.
     fn node(&self, index: usize) -> SocketAddr {
-        self.addrs[index % self.addrs.len()]
+        self.addrs[index.checked_rem(self.addrs.len()).unwrap_or(0)]
     }
 }
 
@@ -153,6 +160,147 @@ impl Client {
     }
 }
 
+/// What a client drives: creditd over HTTP, or the plain-SQL baseline.
+enum Target {
+    Http(Client),
+    PlainSql(PgConnection),
+}
+
+impl Target {
+    async fn connect(args: &Args, index: usize) -> anyhow::Result<Target> {
+        Ok(match (&args.plain_sql, &args.key) {
+            (Some(url), _) => Target::PlainSql(PgConnection::connect(url).await?),
+            (None, Some(key)) => Target::Http(Client::connect(args.node(index), key).await?),
+            (None, None) => bail!("--key (or CREDITD_ADMIN_KEY) is needed to call creditd"),
+        })
+    }
+
+    /// Opens `account` with a large never-expiring grant.
+    async fn open_account(&mut self, account: &str) -> anyhow::Result<()> {
+        match self {
+            Target::Http(client) => {
+                let body = r#"{"kind":"general","amount":1000000000,"source":"promotion"}"#;
+                let status = client
+                    .send(
+                        Method::POST,
+                        &format!("/v1/accounts/{account}/grants"),
+                        Some(body.to_owned()),
+                        None,
+                    )
+                    .await?;
+                if status != StatusCode::CREATED {
+                    bail!("setup grant for {account}: {status}");
+                }
+            }
+            Target::PlainSql(db) => {
+                sqlx::query(
+                    "INSERT INTO plain_accounts (id, balance) VALUES ($1, 1000000000)
+                     ON CONFLICT (id) DO UPDATE SET balance = plain_accounts.balance + 1000000000",
+                )
+                .bind(account)
+                .execute(db)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one operation; whether it was answered as expected.
+    async fn run(
+        &mut self,
+        operation: Operation,
+        account: &str,
+        idempotency_key: Option<String>,
+    ) -> anyhow::Result<bool> {
+        match self {
+            Target::Http(client) => {
+                let (method, path, body, expected) = match operation {
+                    Operation::Charge => (
+                        Method::POST,
+                        format!("/v1/accounts/{account}/charges"),
+                        Some(r#"{"feature":"ai_extender"}"#),
+                        StatusCode::CREATED,
+                    ),
+                    Operation::Balance => (
+                        Method::GET,
+                        format!("/v1/accounts/{account}/balance"),
+                        None,
+                        StatusCode::OK,
+                    ),
+                    Operation::Grant => (
+                        Method::POST,
+                        format!("/v1/accounts/{account}/grants"),
+                        Some(
+                            r#"{"kind":"general","amount":5,"source":"promotion","valid_for":"P30D"}"#,
+                        ),
+                        StatusCode::CREATED,
+                    ),
+                };
+                let body = body.map(str::to_owned);
+                Ok(client.send(method, &path, body, idempotency_key).await? == expected)
+            }
+            Target::PlainSql(db) => Ok(plain_sql(db, operation, account).await?),
+        }
+    }
+}
+
+/// One request of the baseline: what a plain implementation does in SQL, one
+/// transaction per request. A charge takes 1 credit, a grant gives 5.
+async fn plain_sql(
+    db: &mut PgConnection,
+    operation: Operation,
+    account: &str,
+) -> Result<bool, sqlx::Error> {
+    if operation == Operation::Balance {
+        let balance: Option<i64> =
+            sqlx::query_scalar("SELECT balance FROM plain_accounts WHERE id = $1")
+                .bind(account)
+                .fetch_optional(&mut *db)
+                .await?;
+        return Ok(balance.is_some());
+    }
+    let amount: i64 = if operation == Operation::Charge {
+        -1
+    } else {
+        5
+    };
+    let mut tx = db.begin().await?;
+    let balance: i64 =
+        sqlx::query_scalar("SELECT balance FROM plain_accounts WHERE id = $1 FOR UPDATE")
+            .bind(account)
+            .fetch_one(&mut *tx)
+            .await?;
+    if balance.saturating_add(amount) < 0 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE plain_accounts SET balance = balance + $2 WHERE id = $1")
+        .bind(account)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO plain_ledger (account_id, amount) VALUES ($1, $2)")
+        .bind(account)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The baseline's tables.
+async fn plain_tables(url: &str) -> anyhow::Result<()> {
+    let mut db = PgConnection::connect(url).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS plain_accounts (id text PRIMARY KEY, balance bigint NOT NULL);
+         CREATE TABLE IF NOT EXISTS plain_ledger (
+             id bigserial PRIMARY KEY, account_id text NOT NULL, amount bigint NOT NULL,
+             at timestamptz NOT NULL DEFAULT now());",
+    )
+    .execute(&mut db)
+    .await?;
+    Ok(())
+}
+
 fn parse_mix(text: &str) -> anyhow::Result<[u32; 3]> {
     let parts: Vec<u32> = text
         .split(',')
@@ -171,6 +319,9 @@ async fn main() -> anyhow::Result<()> {
     let mix = parse_mix(&args.mix)?;
     if args.clients == 0 || args.accounts == 0 {
         bail!("--clients and --accounts must be at least 1");
+    }
+    if let Some(url) = &args.plain_sql {
+        plain_tables(url).await?;
     }
     let prefix = args
         .prefix
@@ -192,20 +343,9 @@ async fn main() -> anyhow::Result<()> {
         let accounts = Arc::clone(&accounts);
         let args = args.clone();
         setup.spawn(async move {
-            let mut client = Client::connect(args.node(client_index), &args.key).await?;
+            let mut client = Target::connect(&args, client_index).await?;
             for account in accounts.iter().skip(client_index).step_by(args.clients) {
-                let body = r#"{"kind":"general","amount":1000000000,"source":"promotion"}"#;
-                let status = client
-                    .send(
-                        Method::POST,
-                        &format!("/v1/accounts/{account}/grants"),
-                        Some(body.to_owned()),
-                        None,
-                    )
-                    .await?;
-                if status != StatusCode::CREATED {
-                    bail!("setup grant for {account}: {status}");
-                }
+                client.open_account(account).await?;
             }
             anyhow::Ok(())
         });
@@ -228,13 +368,16 @@ async fn main() -> anyhow::Result<()> {
         let accounts = Arc::clone(&accounts);
         let args = args.clone();
         clients.spawn(async move {
-            let mut client = Client::connect(args.node(client_index), &args.key).await?;
+            let mut client = Target::connect(&args, client_index).await?;
             let mut tally = Tally::new()?;
             let mut sequence = 0_u64;
             while Instant::now() < deadline {
                 let (roll, pick) = {
                     let mut rng = rand::rng();
-                    (rng.random_range(0..100_u32), rng.random_range(0..accounts.len()))
+                    (
+                        rng.random_range(0..100_u32),
+                        rng.random_range(0..accounts.len()),
+                    )
                 };
                 let operation = if roll < mix[0] {
                     Operation::Charge
@@ -245,38 +388,14 @@ async fn main() -> anyhow::Result<()> {
                 };
                 let account = &accounts[pick];
                 sequence = sequence.saturating_add(1);
-                let key = (!args.no_idempotency_keys)
+                let key = (!args.no_idempotency_keys && operation != Operation::Balance)
                     .then(|| format!("{account}-{client_index}-{sequence}"));
-                let (method, path, body, expected) = match operation {
-                    Operation::Charge => (
-                        Method::POST,
-                        format!("/v1/accounts/{account}/charges"),
-                        Some(r#"{"feature":"ai_extender"}"#.to_owned()),
-                        StatusCode::CREATED,
-                    ),
-                    Operation::Balance => (
-                        Method::GET,
-                        format!("/v1/accounts/{account}/balance"),
-                        None,
-                        StatusCode::OK,
-                    ),
-                    Operation::Grant => (
-                        Method::POST,
-                        format!("/v1/accounts/{account}/grants"),
-                        Some(
-                            r#"{"kind":"general","amount":5,"source":"promotion","valid_for":"P30D"}"#
-                                .to_owned(),
-                        ),
-                        StatusCode::CREATED,
-                    ),
-                };
-                let key = key.filter(|_| method == Method::POST);
                 let sent = Instant::now();
-                let status = client.send(method, &path, body, key).await?;
+                let ok = client.run(operation, account, key).await?;
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let index = operation as usize;
                 tally.latency[index].saturating_record(micros.max(1));
-                if status != expected {
+                if !ok {
                     tally.failures[index] = tally.failures[index].saturating_add(1);
                 }
             }

@@ -145,7 +145,22 @@ impl Writer {
     /// The task ends when every `Writer` handle is dropped and the queue is drained.
     pub fn start(core: Arc<Core>, max_batch: usize) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(core, receiver, max_batch.clamp(1, MAX_BATCH)));
+        let max_batch = max_batch.clamp(1, MAX_BATCH);
+        // One batch at a time unless the store serializes accounts itself; then a batch
+        // may commit while the next ones are being prepared and committed.
+        let writers = if max_batch > 1 {
+            core.store.concurrent_batches().max(1)
+        } else {
+            1
+        };
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let task = tokio::spawn(async move {
+            let mut workers = tokio::task::JoinSet::new();
+            for _ in 0..writers {
+                workers.spawn(run(Arc::clone(&core), Arc::clone(&receiver), max_batch));
+            }
+            while workers.join_next().await.is_some() {}
+        });
         (Writer { queue }, task)
     }
 
@@ -161,9 +176,14 @@ impl Writer {
     }
 }
 
-async fn run(core: Arc<Core>, mut receiver: mpsc::Receiver<Queued>, max_batch: usize) {
+async fn run(
+    core: Arc<Core>,
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+    max_batch: usize,
+) {
     let mut batch: Vec<Queued> = Vec::with_capacity(max_batch);
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+    // The queue is locked only while taking a batch from it.
+    while receiver.lock().await.recv_many(&mut batch, max_batch).await > 0 {
         let commands: Vec<&Command> = batch.iter().map(|(command, _)| command).collect();
         let answers = match apply(&core, &commands).await {
             Ok(answers) => answers,

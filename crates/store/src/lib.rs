@@ -54,6 +54,12 @@ pub trait Store: Send + Sync + 'static {
     /// transaction writes a given account at a time.
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError>;
 
+    /// How many batches may be in their write transactions at once. One, unless the
+    /// database itself serializes the accounts, keys and order ids that batches share.
+    fn concurrent_batches(&self) -> usize {
+        1
+    }
+
     /// One account as last committed.
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError>;
 

@@ -9,7 +9,7 @@
 //! changes in one order and each key or order id is recorded once across the nodes.
 //!
 //! A commit returns once PostgreSQL has flushed it (`synchronous_commit` on, its
-//! default). Rows go in as arrays (`unnest`), one statement per table.
+//! default). Rows go in as arrays (`unnest`): a batch's usual rows in one statement.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,8 +31,11 @@ use crate::{
     WriteTransaction,
 };
 
-/// Connections per node: one write transaction at a time, and readers beside it.
-const CONNECTIONS: u32 = 8;
+/// Write transactions a node runs at once: while one waits for its commit to be
+/// flushed, the next batches lock, read and write (the locks keep each account in order).
+const CONCURRENT_BATCHES: usize = 4;
+/// Connections per node: the write transactions, and readers beside them.
+const CONNECTIONS: u32 = 12;
 /// How long a node waits for a connection before the request fails (503).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,6 +61,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn concurrent_batches(&self) -> usize {
+        CONCURRENT_BATCHES
+    }
+
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         Ok(Box::new(PostgresWrite {
             tx: self.pool.begin().await?,
@@ -185,6 +192,73 @@ struct PostgresWrite {
     loaded: HashMap<AccountId, Option<i64>>,
 }
 
+/// Every usual row of a batch: account states, due times (deleted where none is due any
+/// more, set where one is), ledger entries and settled holds, idempotency records,
+/// distributions.
+const WRITE_BATCH: &str = "WITH
+    states AS (
+        INSERT INTO accounts (id, entry_seq, state)
+        SELECT * FROM unnest($1::text[], $2::int8[], $3::text[])
+        ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq),
+    due_gone AS (
+        DELETE FROM account_due WHERE account_id = ANY($4::text[])),
+    due_set AS (
+        INSERT INTO account_due (account_id, next_effect_at)
+        SELECT * FROM unnest($5::text[], $6::int8[])
+        ON CONFLICT (account_id) DO UPDATE SET next_effect_at = excluded.next_effect_at),
+    entries AS (
+        INSERT INTO history (account_id, kind, number, at, label, data)
+        SELECT * FROM unnest($7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[],
+                             $12::text[])),
+    keys AS (
+        INSERT INTO idempotency_keys (label, account_id, digest, status, body, at)
+        SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::int8[], $17::text[],
+                             $18::int8[])),
+    made AS (
+        INSERT INTO distributions (account_id, schedule, idx, at)
+        SELECT * FROM unnest($19::text[], $20::int8[], $21::int8[], $22::int8[]))
+    SELECT 1";
+
+/// Ledger entries and settled holds, a column each, for `unnest`.
+struct HistoryColumns<'a> {
+    accounts: Vec<&'a str>,
+    kinds: Vec<&'static str>,
+    numbers: Vec<i64>,
+    ats: Vec<i64>,
+    labels: Vec<&'static str>,
+    data: Vec<String>,
+}
+
+impl<'a> HistoryColumns<'a> {
+    fn with_capacity(rows: usize) -> HistoryColumns<'a> {
+        HistoryColumns {
+            accounts: Vec::with_capacity(rows),
+            kinds: Vec::with_capacity(rows),
+            numbers: Vec::with_capacity(rows),
+            ats: Vec::with_capacity(rows),
+            labels: Vec::with_capacity(rows),
+            data: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push(
+        &mut self,
+        account: &'a str,
+        kind: &'static str,
+        number: i64,
+        at: i64,
+        label: &'static str,
+        data: String,
+    ) {
+        self.accounts.push(account);
+        self.kinds.push(kind);
+        self.numbers.push(number);
+        self.ats.push(at);
+        self.labels.push(label);
+        self.data.push(data);
+    }
+}
+
 /// The advisory lock of one thing a batch touches: 64 bits of the SHA-256 of what it is
 /// and its id. Two different things that share a lock only wait for each other.
 fn lock_key(what: &str, id: &str) -> i64 {
@@ -274,57 +348,32 @@ impl WriteTransaction for PostgresWrite {
             .map(|stored| stored.account.id().as_str())
             .collect();
 
-        if !changes.accounts.is_empty() {
-            let mut ids = Vec::with_capacity(changes.accounts.len());
-            let mut seqs = Vec::with_capacity(changes.accounts.len());
-            let mut states = Vec::with_capacity(changes.accounts.len());
-            let mut due_changed = Vec::new();
-            let mut due_ids = Vec::new();
-            let mut due_ats = Vec::new();
-            for stored in &changes.accounts {
-                let account = &stored.account;
-                debug_assert!(
-                    account.check_invariants().is_ok(),
-                    "storing a broken account"
-                );
-                let id = account.id().as_str();
-                ids.push(id);
-                seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
-                states.push(serde_json::to_string(account).map_err(corrupt)?);
-                let before = self.loaded.get(account.id()).copied().flatten();
-                let after = account.next_effect_at().map(to_db);
-                if before != after {
-                    due_changed.push(id);
-                    if let Some(at) = after {
+        let mut ids = Vec::with_capacity(changes.accounts.len());
+        let mut seqs = Vec::with_capacity(changes.accounts.len());
+        let mut states = Vec::with_capacity(changes.accounts.len());
+        let mut due_gone = Vec::new();
+        let mut due_ids = Vec::new();
+        let mut due_ats = Vec::new();
+        for stored in &changes.accounts {
+            let account = &stored.account;
+            debug_assert!(
+                account.check_invariants().is_ok(),
+                "storing a broken account"
+            );
+            let id = account.id().as_str();
+            ids.push(id);
+            seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
+            states.push(serde_json::to_string(account).map_err(corrupt)?);
+            let before = self.loaded.get(account.id()).copied().flatten();
+            let after = account.next_effect_at().map(to_db);
+            if before != after {
+                match after {
+                    Some(at) => {
                         due_ids.push(id);
                         due_ats.push(at);
                     }
+                    None => due_gone.push(id),
                 }
-            }
-            sqlx::query(
-                "INSERT INTO accounts (id, entry_seq, state)
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[])
-                 ON CONFLICT (id) DO UPDATE
-                 SET state = excluded.state, entry_seq = excluded.entry_seq",
-            )
-            .bind(&ids)
-            .bind(&seqs)
-            .bind(&states)
-            .execute(&mut **tx)
-            .await?;
-            if !due_changed.is_empty() {
-                sqlx::query("DELETE FROM account_due WHERE account_id = ANY($1)")
-                    .bind(&due_changed)
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO account_due (account_id, next_effect_at)
-                     SELECT * FROM unnest($1::text[], $2::int8[])",
-                )
-                .bind(&due_ids)
-                .bind(&due_ats)
-                .execute(&mut **tx)
-                .await?;
             }
         }
 
@@ -332,91 +381,76 @@ impl WriteTransaction for PostgresWrite {
             .entries
             .len()
             .saturating_add(changes.settled_holds.len());
-        if history_rows > 0 {
-            let mut accounts = Vec::with_capacity(history_rows);
-            let mut kinds = Vec::with_capacity(history_rows);
-            let mut numbers = Vec::with_capacity(history_rows);
-            let mut ats = Vec::with_capacity(history_rows);
-            let mut labels = Vec::with_capacity(history_rows);
-            let mut data = Vec::with_capacity(history_rows);
-            for (account, stored) in &changes.entries {
-                let e = &stored.entry;
-                accounts.push(account.as_str());
-                kinds.push("entry");
-                numbers.push(i64::try_from(stored.seq).map_err(corrupt)?);
-                ats.push(to_db(e.at));
-                labels.push(e.entry_type.as_str());
-                data.push(serde_json::to_string(e).map_err(corrupt)?);
-            }
-            for (account, hold) in &changes.settled_holds {
-                let settled = hold
-                    .settlement()
-                    .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
-                accounts.push(account.as_str());
-                kinds.push("hold");
-                numbers.push(i64::try_from(hold.id().get()).map_err(corrupt)?);
-                ats.push(to_db(settled.at));
-                labels.push(hold.status().as_str());
-                data.push(serde_json::to_string(hold).map_err(corrupt)?);
-            }
-            sqlx::query(
-                "INSERT INTO history (account_id, kind, number, at, label, data)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[],
-                                      $5::text[], $6::text[])",
-            )
-            .bind(&accounts)
-            .bind(&kinds)
-            .bind(&numbers)
-            .bind(&ats)
-            .bind(&labels)
-            .bind(&data)
-            .execute(&mut **tx)
-            .await?;
+        let mut history = HistoryColumns::with_capacity(history_rows);
+        for (account, stored) in &changes.entries {
+            let e = &stored.entry;
+            history.push(
+                account.as_str(),
+                "entry",
+                i64::try_from(stored.seq).map_err(corrupt)?,
+                to_db(e.at),
+                e.entry_type.as_str(),
+                serde_json::to_string(e).map_err(corrupt)?,
+            );
+        }
+        for (account, hold) in &changes.settled_holds {
+            let settled = hold
+                .settlement()
+                .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
+            history.push(
+                account.as_str(),
+                "hold",
+                i64::try_from(hold.id().get()).map_err(corrupt)?,
+                to_db(settled.at),
+                hold.status().as_str(),
+                serde_json::to_string(hold).map_err(corrupt)?,
+            );
         }
 
-        if !changes.idempotency.is_empty() {
-            let records = &changes.idempotency;
-            let labels: Vec<String> = records.iter().map(|r| key_label(&r.key)).collect();
-            let accounts: Vec<&str> = records
-                .iter()
-                .map(|r| record_account(r, &written))
-                .collect();
-            let digests: Vec<&str> = records.iter().map(|r| r.fingerprint.as_str()).collect();
-            let statuses: Vec<i64> = records.iter().map(|r| i64::from(r.status)).collect();
-            let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
-            let ats: Vec<i64> = records.iter().map(|r| to_db(r.created_at)).collect();
-            sqlx::query(
-                "INSERT INTO idempotency_keys (label, account_id, digest, status, body, at)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[],
-                                      $5::text[], $6::int8[])",
-            )
+        let records = &changes.idempotency;
+        let labels: Vec<String> = records.iter().map(|r| key_label(&r.key)).collect();
+        let key_accounts: Vec<&str> = records
+            .iter()
+            .map(|r| record_account(r, &written))
+            .collect();
+        let digests: Vec<&str> = records.iter().map(|r| r.fingerprint.as_str()).collect();
+        let statuses: Vec<i64> = records.iter().map(|r| i64::from(r.status)).collect();
+        let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
+        let key_ats: Vec<i64> = records.iter().map(|r| to_db(r.created_at)).collect();
+
+        let d = &changes.distributions;
+        let d_accounts: Vec<&str> = d.iter().map(|(id, _)| id.as_str()).collect();
+        let d_schedules: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.schedule)).collect();
+        let d_indexes: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.index)).collect();
+        let d_ats: Vec<i64> = d.iter().map(|(_, x)| to_db(x.at)).collect();
+
+        // The batch's usual rows in one statement, one round trip: each data-modifying
+        // WITH runs once, whether or not anything reads it; an empty array writes nothing.
+        sqlx::query(WRITE_BATCH)
+            .bind(&ids)
+            .bind(&seqs)
+            .bind(&states)
+            .bind(&due_gone)
+            .bind(&due_ids)
+            .bind(&due_ats)
+            .bind(&history.accounts)
+            .bind(&history.kinds)
+            .bind(&history.numbers)
+            .bind(&history.ats)
+            .bind(&history.labels)
+            .bind(&history.data)
             .bind(&labels)
-            .bind(&accounts)
+            .bind(&key_accounts)
             .bind(&digests)
             .bind(&statuses)
             .bind(&bodies)
-            .bind(&ats)
+            .bind(&key_ats)
+            .bind(&d_accounts)
+            .bind(&d_schedules)
+            .bind(&d_indexes)
+            .bind(&d_ats)
             .execute(&mut **tx)
             .await?;
-        }
-
-        if !changes.distributions.is_empty() {
-            let d = &changes.distributions;
-            let accounts: Vec<&str> = d.iter().map(|(id, _)| id.as_str()).collect();
-            let schedules: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.schedule)).collect();
-            let indexes: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.index)).collect();
-            let ats: Vec<i64> = d.iter().map(|(_, x)| to_db(x.at)).collect();
-            sqlx::query(
-                "INSERT INTO distributions (account_id, schedule, idx, at)
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])",
-            )
-            .bind(&accounts)
-            .bind(&schedules)
-            .bind(&indexes)
-            .bind(&ats)
-            .execute(&mut **tx)
-            .await?;
-        }
 
         for p in &changes.purchases {
             sqlx::query(
