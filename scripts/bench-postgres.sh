@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Durable throughput of creditd on PostgreSQL, nodes and load generator on this machine.
 #   scripts/bench-postgres.sh [SECONDS]
-# For one node and for two nodes (group commit), and for one node committing one
-# transaction per request (the plain baseline: per request BEGIN, lock, SELECT, UPSERT,
-# INSERT, COMMIT), each on 10,000 accounts and on one hot account: a fresh database on
+# For one node and for two nodes (group commit), for one node committing one transaction
+# per request, and for the plain-SQL baseline (creditd-load --plain-sql: no creditd, each
+# client's request one transaction of SELECT ... FOR UPDATE, UPDATE, INSERT), each on
+# 10,000 accounts and on one hot account: a fresh database on
 # the machine's PostgreSQL (CREDITD_BENCH_POSTGRES, default
 # postgres://postgres@127.0.0.1:5432), then creditd-load with 64 clients (70% charges,
 # 20% balance reads, 10% grants, every write with an Idempotency-Key), spread over the
@@ -38,8 +39,16 @@ run() { # MODE NODES ACCOUNTS
   kill -TERM "${pids[@]}"
   wait "${pids[@]}" || true
 }
+plain() { # ACCOUNTS
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
+  psql "$server/postgres" -qc "CREATE DATABASE $database" >/dev/null
+  echo "== PostgreSQL, plain SQL baseline (no creditd), $1 account(s), 64 clients, $seconds s"
+  target/release/creditd-load --plain-sql "$server/$database" --clients 64 --accounts "$1" \
+    --seconds "$seconds" 2>/dev/null
+}
 for accounts in 10000 1; do
   run group 1 "$accounts"
   run group 2 "$accounts"
   run per-request 1 "$accounts"
+  plain "$accounts"
 done

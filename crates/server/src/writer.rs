@@ -7,6 +7,10 @@
 //! in order, and an idempotency key or order id used twice in one batch applies once.
 //! If the commit fails, every command of the batch is answered 503 and nothing of it
 //! stays: the next batch reads the accounts back from the database.
+//!
+//! On a store that serializes accounts itself (PostgreSQL's locks), several batches may
+//! be in their transactions at once: while one waits for its commit to be flushed, the
+//! next ones are locked, read and written.
 
 use std::collections::HashMap;
 use std::sync::Arc;
