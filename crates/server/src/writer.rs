@@ -40,6 +40,9 @@ use crate::dto::{
 /// requests per second, small enough that one batch's work stays well under a
 /// millisecond per hundred commands.
 pub const MAX_BATCH: usize = 1024;
+/// Batches in their transactions at once, where the store allows more than one: while
+/// one waits for its commit to be flushed, the next ones lock, read and write.
+const CONCURRENT_BATCHES: usize = 4;
 /// Commands waiting for the writer before handlers wait to enqueue (backpressure).
 const QUEUE_DEPTH: usize = 16 * MAX_BATCH;
 
@@ -150,13 +153,17 @@ impl Writer {
     pub fn start(core: Arc<Core>, max_batch: usize) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let max_batch = max_batch.clamp(1, MAX_BATCH);
-        // One batch at a time unless the store serializes accounts itself; then a batch
-        // may commit while the next ones are being prepared and committed.
+        // One transaction at a time unless the store serializes accounts itself. Then a
+        // few batches at once (more would only make them smaller), or, one request per
+        // transaction, as many transactions as the store allows: what a plain service
+        // does.
         let writers = if max_batch > 1 {
-            core.store.concurrent_batches().max(1)
+            CONCURRENT_BATCHES
         } else {
-            1
-        };
+            usize::MAX
+        }
+        .min(core.store.concurrent_transactions())
+        .max(1);
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let task = tokio::spawn(async move {
             let mut workers = tokio::task::JoinSet::new();

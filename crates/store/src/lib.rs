@@ -54,9 +54,9 @@ pub trait Store: Send + Sync + 'static {
     /// transaction writes a given account at a time.
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError>;
 
-    /// How many batches may be in their write transactions at once. One, unless the
-    /// database itself serializes the accounts, keys and order ids that batches share.
-    fn concurrent_batches(&self) -> usize {
+    /// How many write transactions may be open at once: one, unless the database itself
+    /// serializes the accounts, idempotency keys and order ids that transactions share.
+    fn concurrent_transactions(&self) -> usize {
         1
     }
 

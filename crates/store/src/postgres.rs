@@ -31,10 +31,10 @@ use crate::{
     WriteTransaction,
 };
 
-/// Write transactions a node runs at once: while one waits for its commit to be
-/// flushed, the next batches lock, read and write (the locks keep each account in order).
-const CONCURRENT_BATCHES: usize = 4;
-/// Connections per node: the write transactions, and readers beside them.
+/// Write transactions a node may have open at once (the locks keep each account in
+/// order); the rest of its connections serve reads.
+const WRITE_TRANSACTIONS: usize = 10;
+/// Connections per node.
 const CONNECTIONS: u32 = 12;
 /// How long a node waits for a connection before the request fails (503).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,13 +61,14 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    fn concurrent_batches(&self) -> usize {
-        CONCURRENT_BATCHES
+    fn concurrent_transactions(&self) -> usize {
+        WRITE_TRANSACTIONS
     }
 
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         Ok(Box::new(PostgresWrite {
-            tx: self.pool.begin().await?,
+            pool: self.pool.clone(),
+            tx: None,
             loaded: HashMap::new(),
         }))
     }
@@ -187,7 +188,9 @@ impl Store for PostgresStore {
 
 /// A write transaction: advisory locks, reads, then every write and `COMMIT`.
 struct PostgresWrite {
-    tx: Transaction<'static, Postgres>,
+    pool: PgPool,
+    /// Begun by the reads, together with their locks (one round trip), or by the commit.
+    tx: Option<Transaction<'static, Postgres>>,
     /// The accounts read, with when their next effect was due (as `account_due` has it).
     loaded: HashMap<AccountId, Option<i64>>,
 }
@@ -291,19 +294,33 @@ impl WriteTransaction for PostgresWrite {
             .collect();
         locks.sort_unstable();
         locks.dedup();
+        // BEGIN and the locks in one round trip: a simple query, so the keys (integers
+        // computed here) are written into it. unnest yields the sorted array in order,
+        // so the locks are taken in order. The reads come in later statements, so they
+        // see whatever was committed before the locks were granted.
+        let keys: Vec<String> = locks.iter().map(i64::to_string).collect();
+        let begin = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(k) FROM unnest('{{{}}}'::int8[]) AS k",
+            keys.join(",")
+        );
+        let tx = match self.tx.take() {
+            Some(mut tx) => {
+                // Read again in the same transaction: lock what is new (a lock already
+                // held is granted again at once).
+                sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
+                    .bind(&locks)
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+            None => self.pool.begin_with(begin).await?,
+        };
+        let tx = self.tx.insert(tx);
         let mut reads = BatchReads::default();
-        if locks.is_empty() {
-            return Ok(reads);
-        }
-        // unnest yields the sorted array in order, so the locks are taken in order.
-        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
-            .bind(&locks)
-            .execute(&mut *self.tx)
-            .await?;
         if !ids.is_empty() {
             let rows = sqlx::query("SELECT state, entry_seq FROM accounts WHERE id = ANY($1)")
                 .bind(&ids)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(&mut **tx)
                 .await?;
             for row in &rows {
                 let stored = stored_account(row)?;
@@ -318,7 +335,7 @@ impl WriteTransaction for PostgresWrite {
                  WHERE label = ANY($1)",
             )
             .bind(&labels)
-            .fetch_all(&mut *self.tx)
+            .fetch_all(&mut **tx)
             .await?;
             for row in &rows {
                 reads.idempotency.push(idempotency_record(row)?);
@@ -331,7 +348,7 @@ impl WriteTransaction for PostgresWrite {
                  FROM purchases WHERE order_id = ANY($1)",
             )
             .bind(&orders)
-            .fetch_all(&mut *self.tx)
+            .fetch_all(&mut **tx)
             .await?;
             for row in &rows {
                 reads.purchases.push(purchase_record(row)?);
@@ -341,7 +358,10 @@ impl WriteTransaction for PostgresWrite {
     }
 
     async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
-        let tx = &mut self.tx;
+        let mut tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.pool.begin().await?,
+        };
         let written: std::collections::HashSet<&str> = changes
             .accounts
             .iter()
@@ -449,7 +469,7 @@ impl WriteTransaction for PostgresWrite {
             .bind(&d_schedules)
             .bind(&d_indexes)
             .bind(&d_ats)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
 
         for p in &changes.purchases {
@@ -474,7 +494,7 @@ impl WriteTransaction for PostgresWrite {
             )
             .bind(p.paid.as_ref().map(|paid| paid.currency.as_str()))
             .bind(to_db(p.recorded_at))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
 
@@ -488,7 +508,7 @@ impl WriteTransaction for PostgresWrite {
             .bind(k.role.as_str())
             .bind(&k.secret_hash[..])
             .bind(to_db(k.created_at))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
 
@@ -496,7 +516,7 @@ impl WriteTransaction for PostgresWrite {
             sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id.as_str())
                 .bind(to_db(*at))
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
 
@@ -507,11 +527,11 @@ impl WriteTransaction for PostgresWrite {
             )
             .bind(name.as_str())
             .bind(value.as_str())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
 
-        self.tx.commit().await?;
+        tx.commit().await?;
         Ok(())
     }
 }
