@@ -16,6 +16,7 @@ use creditd_ledger::{
 use creditd_server::auth::Role;
 use creditd_server::writer::{Command, Op};
 use creditd_server::{CommitMode, Core, Service, clock::Clock};
+use creditd_store::redacted;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -206,7 +207,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // PostgreSQL's notices (such as "relation already exists, skipping" on every
+            // start) are not news to an operator.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -224,9 +228,9 @@ async fn run(command: Commands) -> anyhow::Result<()> {
         Commands::Migrate { db } => {
             let store = creditd_store::open(&db.database)
                 .await
-                .with_context(|| format!("opening {}", db.database))?;
+                .with_context(|| format!("opening {}", redacted(&db.database)))?;
             store.close().await;
-            println!("{}: schema up to date", db.database);
+            println!("{}: schema up to date", redacted(&db.database));
             Ok(())
         }
         Commands::Keys { command, db } => keys(command, &db).await,
@@ -273,7 +277,7 @@ async fn open_core(db: &Database, clock: Clock) -> anyhow::Result<(Core, Option<
     let catalog = load_catalog(db)?;
     let store = creditd_store::open(&db.database)
         .await
-        .with_context(|| format!("opening {}", db.database))?;
+        .with_context(|| format!("opening {}", redacted(&db.database)))?;
     let env_admin = std::env::var("CREDITD_ADMIN_KEY")
         .ok()
         .filter(|key| !key.is_empty());
@@ -318,7 +322,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(
         listen = %args.listen,
-        database = %args.db.database,
+        database = %redacted(&args.db.database),
         test_clock = args.test_clock,
         "creditd is ready"
     );

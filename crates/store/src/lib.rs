@@ -123,6 +123,39 @@ pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(PostgresStore::open(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        Err(StoreError::UnsupportedUrl(redacted(url)))
+    }
+}
+
+/// `url` with its password, if it has one, shown as `***`: for logs and messages.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority
+        .rsplit_once('@')
+        .and_then(|(credentials, host)| Some((credentials.split_once(':')?.0, host)))
+    {
+        Some((user, host)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        assert_eq!(
+            redacted("postgres://creditd:s3cr@t@db:5432/credits"),
+            "postgres://creditd:***@db:5432/credits"
+        );
+        assert_eq!(
+            redacted("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redacted("sqlite://creditd.db"), "sqlite://creditd.db");
     }
 }
