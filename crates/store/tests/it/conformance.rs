@@ -41,6 +41,7 @@ on_every_backend!(
     idempotency_records_and_purchases_are_found_by_key_and_purged_by_age,
     api_keys_are_listed_and_revoked_once,
     a_setting_keeps_its_first_value,
+    a_transaction_reading_an_account_waits_for_the_one_writing_it,
     accounts_are_due_when_their_next_effect_has_come,
     one_commit_writes_every_kind_of_change,
 );
@@ -386,4 +387,49 @@ async fn a_setting_keeps_its_first_value(db: Db) {
         db.setting("token_secret").await.unwrap().as_deref(),
         Some("first")
     );
+}
+
+/// Two write transactions on one account: the second reads it only once the first has
+/// committed, so it sees the first's change (the promise of `Store::begin`).
+async fn a_transaction_reading_an_account_waits_for_the_one_writing_it(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let (_, changes) = account_with_history("user-1", now);
+    commit(&db, &changes).await.unwrap();
+
+    let mut first = db.begin().await.unwrap();
+    let stored = first
+        .read(&[id("user-1")], &[], &[])
+        .await
+        .unwrap()
+        .accounts;
+    let mut account = stored[0].account.clone();
+    let mut journal = Journal::default();
+    let catalog = Catalog::default();
+    let mut moment = account.at(&catalog, now, &mut journal);
+    moment
+        .grant(Grant {
+            kind: CreditKind::General,
+            amount: Amount::new(5).unwrap(),
+            source: GrantSource::Promotion,
+            expiry: Expiry::Never,
+            campaign: None,
+            note: None,
+        })
+        .unwrap();
+    drop(moment);
+    let change = changes_for(&account, stored[0].entry_seq, &journal);
+
+    let second = async {
+        let mut second = db.begin().await.unwrap();
+        let read = second.read(&[id("user-1")], &[], &[]).await.unwrap();
+        second.commit(&Changes::default()).await.unwrap();
+        read.accounts[0].entry_seq
+    };
+    let first = async {
+        // Give the second transaction the chance to start reading first.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        first.commit(&change).await.unwrap();
+    };
+    let (seen, ()) = tokio::join!(second, first);
+    assert_eq!(seen, 4, "the second transaction saw the first one's entry");
 }
