@@ -1,7 +1,8 @@
 //! Two `creditd serve` processes on one PostgreSQL database, driven at once on the same
 //! accounts, as two nodes behind a load balancer would be: each account changes in one
 //! order (no overdraft), a request sent to both nodes with one `Idempotency-Key` applies
-//! once, a daily login counts once, and each account's ledger sums to its balance.
+//! once, an order id is one purchase, a daily login counts once, and each account's
+//! ledger sums to its balance.
 //!
 //! Skipped, loudly, without a reachable PostgreSQL (`CREDITD_TEST_POSTGRES`); CI sets
 //! `CREDITD_REQUIRE_POSTGRES=1`, which makes that a failure.
@@ -94,6 +95,7 @@ async fn two_nodes_on_one_database_apply_each_change_once_and_never_overdraw() {
         granted, ACCOUNTS,
         "one daily login per account, not one per node"
     );
+    one_purchase_per_order_id_across_nodes(nodes).await;
 
     let mut acknowledged: HashMap<String, Vec<Value>> = HashMap::new();
     while let Some(answers) = clients.join_next().await {
@@ -145,4 +147,41 @@ async fn two_nodes_on_one_database_apply_each_change_once_and_never_overdraw() {
         server.kill();
     }
     database.drop().await;
+}
+
+/// The same order, without an idempotency key, through both nodes at once: one purchase
+/// (201), and the other node answers it back (200).
+async fn one_purchase_per_order_id_across_nodes(nodes: [std::net::SocketAddr; 2]) {
+    const ORDERS: usize = 8;
+    let end = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 40);
+    let activate = json!({"action": "activate", "period_end": end.to_string()});
+    let (status, answer) = call(
+        nodes[0],
+        Method::POST,
+        "/v1/accounts/member/membership",
+        Some(activate),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    for n in 0..ORDERS {
+        let body = json!({"order_id": format!("order-{n}"), "package": "credits_100"});
+        let path = "/v1/accounts/member/purchases";
+        let (first, second) = tokio::join!(
+            call(nodes[0], Method::POST, path, Some(body.clone()), None),
+            call(nodes[1], Method::POST, path, Some(body), None),
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        let mut statuses = [first.0, second.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 201], "{first:?} {second:?}");
+        assert_eq!(first.1, second.1, "both nodes answer the one purchase");
+    }
+    let purchases = ledger(nodes[1], "member")
+        .await
+        .into_iter()
+        .filter(|e| e["source"] == "purchase")
+        .count();
+    assert_eq!(purchases, ORDERS, "one purchase per order id");
 }
