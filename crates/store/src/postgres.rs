@@ -1,7 +1,7 @@
 //! PostgreSQL, for several creditd nodes on one database.
 //!
-//! Each node keeps its own single writer and group commit; the database serializes the
-//! nodes. A write transaction first takes a transaction-scoped advisory lock for each
+//! Each node keeps its own writer and group commit (a few batches in their transactions
+//! at once); the database serializes the batches, of one node or several. A write transaction first takes a transaction-scoped advisory lock for each
 //! account, idempotency key and order id its batch touches, in one sorted order (so two
 //! nodes never wait on each other in a cycle), and only then reads them. A lock works
 //! for an account that does not exist yet, which a row lock could not; whatever another
