@@ -18,6 +18,29 @@ use crate::{
 /// The account id under which records of requests about no account are kept.
 pub(crate) const NO_ACCOUNT: &str = "";
 
+/// The reads every backend runs as they are, beside the decoders of their rows below
+/// (`$1`, `$2`, … mean the same in SQLite and PostgreSQL when they first appear in order).
+pub(crate) mod sql {
+    /// An account (`stored_account`).
+    pub(crate) const ACCOUNT: &str = "SELECT state, entry_seq FROM accounts WHERE id = $1";
+    /// A settled hold's JSON.
+    pub(crate) const SETTLED_HOLD: &str =
+        "SELECT data FROM history WHERE account_id = $1 AND kind = 'hold' AND number = $2";
+    /// Accounts with an effect due by `$1`, at most `$2`.
+    pub(crate) const DUE_ACCOUNTS: &str = "SELECT account_id FROM account_due
+        WHERE next_effect_at <= $1 ORDER BY next_effect_at LIMIT $2";
+    /// An API key by id (`api_key`).
+    pub(crate) const API_KEY: &str = "SELECT id, name, role, secret_hash, created_at, revoked_at
+        FROM api_keys WHERE id = $1";
+    /// Every API key, oldest first (`api_key`).
+    pub(crate) const API_KEYS: &str = "SELECT id, name, role, secret_hash, created_at, revoked_at
+        FROM api_keys ORDER BY created_at, id";
+    /// A setting's value.
+    pub(crate) const SETTING: &str = "SELECT value FROM settings WHERE name = $1";
+    /// Forgets idempotency records answered before `$1`.
+    pub(crate) const PURGE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE at < $1";
+}
+
 /// The account a record is kept under: its own if the batch writes that account, else
 /// NO_ACCOUNT (a request that left no account: refused on a new id, or about none).
 pub(crate) fn record_account<'a>(

@@ -29,7 +29,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::columns::{
     api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
-    record_account, stored_account, to_json,
+    record_account, sql, stored_account, to_json,
 };
 use crate::instant::to_db;
 use crate::{
@@ -119,7 +119,7 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
-        let row = sqlx::query("SELECT state, entry_seq FROM accounts WHERE id = ?1")
+        let row = sqlx::query(sql::ACCOUNT)
             .bind(id.as_str())
             .fetch_optional(&self.readers)
             .await?;
@@ -161,53 +161,41 @@ impl Store for SqliteStore {
     }
 
     async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
-        let row = sqlx::query(
-            "SELECT data FROM history WHERE account_id = ?1 AND kind = 'hold' AND number = ?2",
-        )
-        .bind(id.as_str())
-        .bind(i64::try_from(hold.get()).map_err(corrupt)?)
-        .fetch_optional(&self.readers)
-        .await?;
+        let row = sqlx::query(sql::SETTLED_HOLD)
+            .bind(id.as_str())
+            .bind(i64::try_from(hold.get()).map_err(corrupt)?)
+            .fetch_optional(&self.readers)
+            .await?;
         row.map(|row| from_json::<Hold>(row.try_get(0)?))
             .transpose()
     }
 
     async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT account_id FROM account_due WHERE next_effect_at <= ?1
-             ORDER BY next_effect_at LIMIT ?2",
-        )
-        .bind(to_db(now))
-        .bind(limit)
-        .fetch_all(&self.readers)
-        .await?;
+        let rows = sqlx::query(sql::DUE_ACCOUNTS)
+            .bind(to_db(now))
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await?;
         rows.iter()
             .map(|row| AccountId::parse(row.get::<&str, _>(0)).map_err(corrupt))
             .collect()
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_keys WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.readers)
-        .await?;
+        let row = sqlx::query(sql::API_KEY)
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
         row.map(|row| api_key(&row)).transpose()
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_keys
-             ORDER BY created_at, id",
-        )
-        .fetch_all(&self.readers)
-        .await?;
+        let rows = sqlx::query(sql::API_KEYS).fetch_all(&self.readers).await?;
         rows.iter().map(api_key).collect()
     }
 
     async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE name = ?1")
+        let row = sqlx::query(sql::SETTING)
             .bind(name)
             .fetch_optional(&self.readers)
             .await?;
@@ -217,7 +205,7 @@ impl Store for SqliteStore {
     async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut writer = self.writer.lock().await;
         writer.settle().await;
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE at < ?1")
+        let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
             .bind(to_db(before))
             .execute(&mut writer.connection)
             .await?;
