@@ -71,14 +71,21 @@ where
     &'r str: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let account: Account = from_json(row.try_get::<&str, _>(0)?)?;
+    checked_account(
+        from_json(row.try_get::<&str, _>(0)?)?,
+        count(row.try_get(1)?)?,
+    )
+}
+
+/// An account state read back, from a row or the SQLite journal, once it is checked.
+pub(crate) fn checked_account(
+    account: Account,
+    entry_seq: u64,
+) -> Result<StoredAccount, StoreError> {
     account
         .check_invariants()
         .map_err(|broken| StoreError::Corrupt(broken.to_string()))?;
-    Ok(StoredAccount {
-        account,
-        entry_seq: count(row.try_get(1)?)?,
-    })
+    Ok(StoredAccount { account, entry_seq })
 }
 
 pub(crate) fn idempotency_record<'r, R: Row>(row: &'r R) -> Result<IdempotencyRecord, StoreError>
@@ -88,8 +95,26 @@ where
     String: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let account: &str = row.try_get(0)?;
-    let label: &str = row.try_get(1)?;
+    idempotency_from_columns(
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+    )
+}
+
+/// An idempotency record from its columns (account, label, digest, status, body, at):
+/// as a row has them, or as the SQLite journal keeps them.
+pub(crate) fn idempotency_from_columns(
+    account: &str,
+    label: &str,
+    fingerprint: String,
+    status: i64,
+    body: String,
+    at: i64,
+) -> Result<IdempotencyRecord, StoreError> {
     let (owner, key) = label
         .split_once('\n')
         .ok_or_else(|| corrupt(format!("idempotency label {label:?}")))?;
@@ -101,10 +126,10 @@ where
         account: (account != NO_ACCOUNT)
             .then(|| AccountId::parse(account).map_err(corrupt))
             .transpose()?,
-        fingerprint: row.try_get(2)?,
-        status: u16::try_from(row.try_get::<i64, _>(3)?).map_err(corrupt)?,
-        body: row.try_get(4)?,
-        created_at: from_db(row.try_get(5)?)?,
+        fingerprint,
+        status: u16::try_from(status).map_err(corrupt)?,
+        body,
+        created_at: from_db(at)?,
     })
 }
 

@@ -1,19 +1,22 @@
 //! The embedded default: SQLite in WAL mode, `synchronous = FULL`, so a commit returns
 //! only after its write-ahead log is fsync'd.
 //!
-//! The layout (see `migrations/sqlite/0001_initial.sql`) is shaped by what a commit
-//! costs: the pages it changes. A request updates its account's state row in place and
-//! appends its history and idempotency records at the end of their tables, where a
-//! batch shares a few pages.
+//! The layout (see `migrations/sqlite/`) is shaped by what a commit costs: the pages it
+//! changes. A batch's changes to the busy tables are committed as one row appended to
+//! the journal and folded into the tables many batches at a time ([`journal`]); in the
+//! tables an account's state row is updated in place and history and idempotency
+//! records are appended, where many requests share a page.
 //!
 //! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
 //! beside it, which WAL allows without blocking. sqlx runs each SQLite connection on its
 //! own thread, so every statement is a round trip between threads; a batch therefore
 //! takes two: `BEGIN IMMEDIATE` with all its reads, and every write with `COMMIT`.
 
+mod journal;
+
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +30,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use self::journal::{
+    Cut, CutRows, FOLD_AT, FOLD_SLICE, JournalBatch, JournalKey, Unfolded, merged_page,
+};
 use crate::columns::{
     api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
     record_account, sql, stored_account, to_json,
@@ -47,11 +53,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// dropping a large one costs more than it saves.
 const WRITER_CACHE_KIB: &str = "-65536";
 
+/// What the journal holds and the tables do not yet, shared by the writer and the
+/// readers (which look there first). Locked only to look up or swap, never across an
+/// await.
+type Shared = Arc<std::sync::Mutex<Unfolded>>;
+
+fn unfolded(shared: &Shared) -> MutexGuard<'_, Unfolded> {
+    // A panic while holding the lock leaves the map as whole as before it.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     writer: Arc<Mutex<WriterConnection>>,
     readers: SqlitePool,
+    unfolded: Shared,
 }
 
 /// The one connection that writes.
@@ -61,6 +78,13 @@ struct WriterConnection {
     /// A transaction was begun and not committed (its batch failed): roll it back
     /// before the next.
     in_transaction: bool,
+    /// `PRAGMA data_version` when the unfolded changes were last known to be what the
+    /// database holds; it changes when another connection commits. `None`: unknown
+    /// (before the first transaction, or after a commit whose outcome is unknown).
+    version: Option<i64>,
+    /// The id of the journal's newest row: the next is numbered on from it.
+    last_journal_row: i64,
+    unfolded: Shared,
 }
 
 impl WriterConnection {
@@ -72,11 +96,78 @@ impl WriterConnection {
             self.in_transaction = false;
         }
     }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE`: the write lock at once, so another
+    /// process writing the same file makes this wait for `busy_timeout` instead of
+    /// failing at its first write) and brings the unfolded changes up to date.
+    async fn begin(&mut self) -> Result<(), StoreError> {
+        self.settle().await;
+        self.in_transaction = true;
+        let version = sqlx::query_scalar::<_, i64>(BEGIN_IMMEDIATE)
+            .fetch_one(&mut self.connection)
+            .await?;
+        self.check_version(version).await
+    }
+
+    /// Within a write transaction: if another connection has committed since this one
+    /// last looked (`version` differs), it folded the journal before writing, or left
+    /// batches of its own there; either way the journal now holds exactly what the
+    /// tables lack, so the unfolded changes are read anew from it.
+    async fn check_version(&mut self, version: i64) -> Result<(), StoreError> {
+        if self.version == Some(version) {
+            return Ok(());
+        }
+        let rows = sqlx::query("SELECT id, data FROM journal ORDER BY id")
+            .fetch_all(&mut self.connection)
+            .await?;
+        let mut fresh = Unfolded::default();
+        let mut last = 0;
+        for row in &rows {
+            last = row.try_get(0)?;
+            fresh.add(from_json(row.try_get(1)?)?)?;
+        }
+        *unfolded(&self.unfolded) = fresh;
+        self.last_journal_row = self.last_journal_row.max(last);
+        self.version = Some(version);
+        Ok(())
+    }
+
+    /// Folds the next cut of the sweep (`Cut::All`: everything, emptying the journal)
+    /// into the tables, in one transaction.
+    async fn fold(&mut self, whole: bool) -> Result<(), StoreError> {
+        self.begin().await?;
+        let (cut, mut sql) = {
+            let mut unfolded = unfolded(&self.unfolded);
+            let cut = if whole {
+                Cut::All
+            } else {
+                unfolded.next_cut(FOLD_SLICE, self.last_journal_row)
+            };
+            let sql = fold_sql(&unfolded.cut(&cut), &cut)?;
+            (cut, sql)
+        };
+        let outcome = sql
+            .build()
+            .persistent(false)
+            .execute(&mut self.connection)
+            .await;
+        if outcome.is_err() {
+            // Whether the fold committed is unknown: read the journal anew next time.
+            self.version = None;
+        }
+        outcome?;
+        self.in_transaction = false;
+        unfolded(&self.unfolded).folded(cut);
+        Ok(())
+    }
 }
 
+/// Begins a write transaction and reads the database's `data_version`.
+const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE; SELECT data_version FROM pragma_data_version()";
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and runs its
-    /// migrations.
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`), runs its
+    /// migrations and folds what a previous run left in the journal.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
@@ -96,13 +187,19 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        let writer = WriterConnection {
+        let shared = Shared::default();
+        let mut writer = WriterConnection {
             connection,
             in_transaction: false,
+            version: None,
+            last_journal_row: 0,
+            unfolded: Arc::clone(&shared),
         };
+        writer.fold(true).await?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers,
+            unfolded: shared,
         })
     }
 }
@@ -112,6 +209,9 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         let mut writer = Arc::clone(&self.writer).lock_owned().await;
         writer.settle().await;
+        if unfolded(&self.unfolded).rows() >= FOLD_AT {
+            writer.fold(false).await?;
+        }
         Ok(Box::new(SqliteWrite {
             writer,
             loaded: HashMap::new(),
@@ -119,6 +219,9 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
+        if let Some(stored) = unfolded(&self.unfolded).account(id) {
+            return Ok(Some(stored));
+        }
         let row = sqlx::query(sql::ACCOUNT)
             .bind(id.as_str())
             .fetch_optional(&self.readers)
@@ -132,7 +235,10 @@ impl Store for SqliteStore {
         query: &LedgerQuery,
         before: Option<u64>,
     ) -> Result<Vec<LedgerRow>, StoreError> {
-        let before = before
+        // The unfolded entries first: a fold that ends meanwhile has put them in the
+        // table before they leave memory.
+        let newest = unfolded(&self.unfolded).ledger_rows(id, query, before);
+        let before_db = before
             .map_or(Ok(i64::MAX), i64::try_from)
             .map_err(corrupt)?;
         let rows = sqlx::query(
@@ -142,14 +248,15 @@ impl Store for SqliteStore {
              ORDER BY number DESC LIMIT ?6",
         )
         .bind(id.as_str())
-        .bind(before)
+        .bind(before_db)
         .bind(query.entry_type().map(|t| t.as_str()))
         .bind(query.since().map(to_db))
         .bind(query.until().map(to_db))
         .bind(query.limit())
         .fetch_all(&self.readers)
         .await?;
-        rows.iter()
+        let table = rows
+            .iter()
             .map(|row| {
                 Ok(LedgerRow {
                     seq: count(row.try_get(0)?)?,
@@ -157,10 +264,14 @@ impl Store for SqliteStore {
                     entry: from_json::<LedgerEntry>(row.try_get(2)?)?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(merged_page(newest, table, query.limit()))
     }
 
     async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
+        if let Some(settled) = unfolded(&self.unfolded).hold(id, hold) {
+            return Ok(Some(settled));
+        }
         let row = sqlx::query(sql::SETTLED_HOLD)
             .bind(id.as_str())
             .bind(i64::try_from(hold.get()).map_err(corrupt)?)
@@ -204,7 +315,8 @@ impl Store for SqliteStore {
 
     async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut writer = self.writer.lock().await;
-        writer.settle().await;
+        // The records to forget may still be unfolded.
+        writer.fold(true).await?;
         let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
             .bind(to_db(before))
             .execute(&mut writer.connection)
@@ -215,58 +327,41 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.readers.close().await;
         let mut writer = self.writer.lock().await;
-        // Folds the WAL into the database file; should it fail, nothing is lost.
+        // Should the fold or the checkpoint fail, nothing is lost: the next opening
+        // folds the journal, and the WAL is the database's own.
+        let _ = writer.fold(true).await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut writer.connection)
             .await;
     }
 }
 
-/// A write transaction on the writer connection. `BEGIN IMMEDIATE` goes with its first
-/// statement (IMMEDIATE takes the write lock at once, so another process writing the
-/// same file makes it wait for `busy_timeout` instead of failing at its first write).
+/// A write transaction on the writer connection.
 struct SqliteWrite {
     writer: OwnedMutexGuard<WriterConnection>,
-    /// The accounts read, with when their next effect was due (as `account_due` has it).
-    loaded: HashMap<AccountId, Option<i64>>,
+    /// Every account asked for, as read.
+    loaded: HashMap<AccountId, Loaded>,
 }
 
-/// A statement, and the same preceded by `BEGIN IMMEDIATE` for a transaction's first.
-struct Statement {
-    alone: &'static str,
-    first: &'static str,
+/// An account as a transaction read it (all zero if it did not exist).
+#[derive(Clone, Copy, Default)]
+struct Loaded {
+    /// When its next effect was due, as `account_due` has it.
+    due: Option<i64>,
+    entry_seq: u64,
 }
 
-macro_rules! statement {
-    ($sql:expr) => {
-        Statement {
-            alone: $sql,
-            first: concat!("BEGIN IMMEDIATE;\n", $sql),
-        }
-    };
-}
-
-impl SqliteWrite {
-    fn text(&mut self, statement: &Statement) -> &'static str {
-        if self.writer.in_transaction {
-            statement.alone
-        } else {
-            self.writer.in_transaction = true;
-            statement.first
-        }
-    }
-}
-
-/// A batch's reads in one round trip: three statements, their rows told apart by their
-/// number of columns (2, 6, 10).
-const READ_ALL: Statement = statement!(
-    "SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?));
+/// A batch's reads in one round trip, with `BEGIN IMMEDIATE` and the database's
+/// `data_version`: four statements, their rows told apart by their number of columns
+/// (1, 2, 6, 10).
+const READ_ALL: &str = "BEGIN IMMEDIATE;
+     SELECT data_version FROM pragma_data_version();
+     SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?));
      SELECT account_id, label, digest, status, body, at FROM idempotency_keys
      WHERE label IN (SELECT value FROM json_each(?));
      SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
             expires_at, amount_minor, currency, recorded_at
-     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))"
-);
+     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))";
 
 /// Rows per INSERT statement: far below SQLite's limit on bound parameters.
 const ROWS_PER_INSERT: usize = 1_000;
@@ -279,81 +374,73 @@ impl WriteTransaction for SqliteWrite {
         keys: &[IdempotencyKey],
         orders: &[OrderId],
     ) -> Result<BatchReads, StoreError> {
-        let ids: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
+        let names: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
         let labels: Vec<String> = keys.iter().map(key_label).collect();
-        let orders: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
-        let sql = self.text(&READ_ALL);
-        let rows = sqlx::query(sql)
-            .bind(to_json(&ids)?)
+        let order_ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        self.writer.settle().await;
+        self.writer.in_transaction = true;
+        let rows = sqlx::query(READ_ALL)
+            .bind(to_json(&names)?)
             .bind(to_json(&labels)?)
-            .bind(to_json(&orders)?)
+            .bind(to_json(&order_ids)?)
             .fetch_all(&mut self.writer.connection)
             .await?;
+        let mut accounts: HashMap<AccountId, StoredAccount> = HashMap::new();
+        let mut records = HashMap::new();
         let mut reads = BatchReads::default();
         for row in &rows {
             match row.columns().len() {
+                1 => self.writer.check_version(row.try_get(0)?).await?,
                 2 => {
                     let stored = stored_account(row)?;
-                    let due = stored.account.next_effect_at().map(to_db);
-                    self.loaded.insert(stored.account.id().clone(), due);
-                    reads.accounts.push(stored);
+                    accounts.insert(stored.account.id().clone(), stored);
                 }
-                6 => reads.idempotency.push(idempotency_record(row)?),
+                6 => {
+                    let record = idempotency_record(row)?;
+                    records.insert(key_label(&record.key), record);
+                }
                 _ => reads.purchases.push(purchase_record(row)?),
             }
         }
+        // What the journal holds and the tables do not yet is newer than their rows.
+        {
+            let newer = unfolded(&self.writer.unfolded);
+            for id in ids {
+                if let Some(stored) = newer.account(id) {
+                    accounts.insert(id.clone(), stored);
+                }
+            }
+            for label in &labels {
+                if let Some(record) = newer.idempotency(label) {
+                    records.insert(label.clone(), record);
+                }
+            }
+        }
+        for id in ids {
+            self.loaded.insert(id.clone(), Loaded::default());
+        }
+        for (id, stored) in accounts {
+            let loaded = Loaded {
+                due: stored.account.next_effect_at().map(to_db),
+                entry_seq: stored.entry_seq,
+            };
+            self.loaded.insert(id, loaded);
+            reads.accounts.push(stored);
+        }
+        reads.idempotency.extend(records.into_values());
         Ok(reads)
     }
 
     async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
+        if !self.writer.in_transaction {
+            self.writer.begin().await?;
+        }
+        self.check_entry_numbers(changes).await?;
         let written: HashSet<&str> = changes
             .accounts
             .iter()
             .map(|stored| stored.account.id().as_str())
             .collect();
-        let mut history: Vec<HistoryRow<'_>> = Vec::with_capacity(
-            changes
-                .entries
-                .len()
-                .saturating_add(changes.settled_holds.len()),
-        );
-        for (account, stored) in &changes.entries {
-            let e = &stored.entry;
-            history.push(HistoryRow {
-                account: account.as_str(),
-                kind: "entry",
-                number: i64::try_from(stored.seq).map_err(corrupt)?,
-                at: to_db(e.at),
-                label: e.entry_type.as_str(),
-                data: serde_json::to_string(e).map_err(corrupt)?,
-            });
-        }
-        for (account, hold) in &changes.settled_holds {
-            let settled = hold
-                .settlement()
-                .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
-            history.push(HistoryRow {
-                account: account.as_str(),
-                kind: "hold",
-                number: i64::try_from(hold.id().get()).map_err(corrupt)?,
-                at: to_db(settled.at),
-                label: hold.status().as_str(),
-                data: serde_json::to_string(hold).map_err(corrupt)?,
-            });
-        }
-        let keys: Vec<KeyRow<'_>> = changes
-            .idempotency
-            .iter()
-            .map(|record| KeyRow {
-                account: record_account(record, &written),
-                status: i64::from(record.status),
-                at: to_db(record.created_at),
-                label: key_label(&record.key),
-                digest: &record.fingerprint,
-                body: &record.body,
-            })
-            .collect();
-        let mut states: Vec<StateRow<'_>> = Vec::with_capacity(changes.accounts.len());
         let mut due_gone: Vec<(i64, &str)> = Vec::new();
         let mut due_new: Vec<(i64, &str)> = Vec::new();
         for stored in &changes.accounts {
@@ -363,19 +450,38 @@ impl WriteTransaction for SqliteWrite {
                 "storing a broken account"
             );
             let id = account.id().as_str();
-            states.push(StateRow {
-                id,
-                entry_seq: i64::try_from(stored.entry_seq).map_err(corrupt)?,
-                state: serde_json::to_string(account).map_err(corrupt)?,
-            });
-            let before = self.loaded.get(account.id()).copied().flatten();
+            let before = self.loaded.get(account.id()).and_then(|loaded| loaded.due);
             let after = account.next_effect_at().map(to_db);
             if before != after {
                 due_gone.extend(before.map(|at| (at, id)));
                 due_new.extend(after.map(|at| (at, id)));
             }
         }
-
+        let batch = JournalBatch {
+            accounts: changes
+                .accounts
+                .iter()
+                .map(|stored| (stored.account.clone(), stored.entry_seq))
+                .collect(),
+            entries: changes
+                .entries
+                .iter()
+                .map(|(account, stored)| (account.clone(), stored.seq, stored.entry.clone()))
+                .collect(),
+            holds: changes.settled_holds.clone(),
+            keys: changes
+                .idempotency
+                .iter()
+                .map(|record| JournalKey {
+                    label: key_label(&record.key),
+                    account: record_account(record, &written).to_owned(),
+                    digest: record.fingerprint.clone(),
+                    status: record.status,
+                    body: record.body.clone(),
+                    at: to_db(record.created_at),
+                })
+                .collect(),
+        };
         let distributions: Vec<(&str, u32, u32, i64)> = changes
             .distributions
             .iter()
@@ -387,51 +493,18 @@ impl WriteTransaction for SqliteWrite {
             .iter()
             .map(|(id, at)| (id.as_str(), to_db(*at)))
             .collect();
-        // One text, one round trip: the batch's rows as bound values (no JSON for SQLite
-        // to parse), the rare changes only when there are any, then COMMIT. Its
-        // parameters are anonymous and bound in order across its statements; its
-        // shape follows the batch, so it is prepared each time, not cached.
-        let begin = if self.writer.in_transaction {
-            ""
-        } else {
-            "BEGIN IMMEDIATE;\n"
-        };
-        self.writer.in_transaction = true;
-        let mut sql = QueryBuilder::<Sqlite>::new(begin);
-        for chunk in states.chunks(ROWS_PER_INSERT) {
-            sql.push("INSERT INTO accounts (id, entry_seq, state) ");
-            sql.push_values(chunk, |mut row, s| {
-                row.push_bind(s.id)
-                    .push_bind(s.entry_seq)
-                    .push_bind(s.state.as_str());
-            });
-            sql.push(
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq;\n",
-            );
-        }
-        for chunk in history.chunks(ROWS_PER_INSERT) {
-            sql.push("INSERT INTO history (account_id, kind, number, at, label, data) ");
-            sql.push_values(chunk, |mut row, h| {
-                row.push_bind(h.account)
-                    .push_bind(h.kind)
-                    .push_bind(h.number)
-                    .push_bind(h.at)
-                    .push_bind(h.label)
-                    .push_bind(h.data.as_str());
-            });
-            sql.push(";\n");
-        }
-        for chunk in keys.chunks(ROWS_PER_INSERT) {
-            sql.push("INSERT INTO idempotency_keys (account_id, status, at, label, digest, body) ");
-            sql.push_values(chunk, |mut row, k| {
-                row.push_bind(k.account)
-                    .push_bind(k.status)
-                    .push_bind(k.at)
-                    .push_bind(k.label.as_str())
-                    .push_bind(k.digest)
-                    .push_bind(k.body);
-            });
-            sql.push(";\n");
+        // One text, one round trip: the batch's journal row, the rare changes only when
+        // there are any, then COMMIT. Its parameters are anonymous and bound in order
+        // across its statements; its shape follows the batch, so it is prepared each
+        // time, not cached.
+        let mut sql = QueryBuilder::<Sqlite>::new("");
+        let journal_row = self.writer.last_journal_row.saturating_add(1);
+        if !batch.is_empty() {
+            sql.push("INSERT INTO journal (id, data) VALUES (")
+                .push_bind(journal_row)
+                .push(", ")
+                .push_bind(to_json(&batch)?)
+                .push(");\n");
         }
         for chunk in changes.new_api_keys.chunks(ROWS_PER_INSERT) {
             sql.push("INSERT INTO api_keys (id, name, role, secret_hash, created_at) ");
@@ -472,42 +545,201 @@ impl WriteTransaction for SqliteWrite {
             }
         }
         sql.push("COMMIT;");
-        sql.build()
+        let outcome = sql
+            .build()
             .persistent(false)
             .execute(&mut self.writer.connection)
-            .await?;
+            .await;
+        if outcome.is_err() {
+            // Whether it committed is unknown: read the journal anew next time.
+            self.writer.version = None;
+        }
+        outcome?;
         self.writer.in_transaction = false;
+        if !batch.is_empty() {
+            self.writer.last_journal_row = journal_row;
+        }
+        let kept = unfolded(&self.writer.unfolded).add(batch);
+        if kept.is_err() {
+            self.writer.version = None;
+        }
+        kept
+    }
+}
+
+impl SqliteWrite {
+    /// Refuses a ledger entry numbered at or below one its account has already stored.
+    /// The writer numbers entries on from the count it read, so this catches a bug
+    /// before it is stored; the journal, unlike `history`, has no key to catch it.
+    async fn check_entry_numbers(&mut self, changes: &Changes) -> Result<(), StoreError> {
+        let mut stored: HashMap<&str, u64> = HashMap::new();
+        let mut unknown: Vec<&str> = Vec::new();
+        {
+            let newer = unfolded(&self.writer.unfolded);
+            for (id, _) in &changes.entries {
+                if stored.contains_key(id.as_str()) || unknown.contains(&id.as_str()) {
+                    continue;
+                }
+                match newer
+                    .entry_seq(id)
+                    .or_else(|| self.loaded.get(id).map(|loaded| loaded.entry_seq))
+                {
+                    Some(seq) => {
+                        stored.insert(id.as_str(), seq);
+                    }
+                    None => unknown.push(id.as_str()),
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            // Accounts this transaction did not read: rare, and only in tests.
+            let rows = sqlx::query(
+                "SELECT id, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(to_json(&unknown)?)
+            .fetch_all(&mut self.writer.connection)
+            .await?;
+            for row in &rows {
+                let id: &str = row.try_get(0)?;
+                let seq = count(row.try_get(1)?)?;
+                if let Some(name) = unknown.iter().find(|name| **name == id) {
+                    stored.insert(name, seq);
+                }
+            }
+        }
+        for (id, entry) in &changes.entries {
+            let last = stored.entry(id.as_str()).or_insert(0);
+            if entry.seq <= *last {
+                return Err(corrupt(format!(
+                    "ledger entry e{} of account {id} is stored already",
+                    entry.seq
+                )));
+            }
+            *last = entry.seq;
+        }
         Ok(())
     }
 }
 
-/// An account's row.
-struct StateRow<'a> {
-    id: &'a str,
-    entry_seq: i64,
-    /// The core's state as JSON.
-    state: String,
+/// The statements that write a cut of the unfolded changes into the tables, delete the
+/// journal rows folded entirely, and commit. A row may be in the tables already (after
+/// another process's fold, the journal is read anew whole): entries, holds and records
+/// are then left as they are, and an account's state is the newest either way.
+fn fold_sql(rows: &CutRows<'_>, cut: &Cut) -> Result<QueryBuilder<'static, Sqlite>, StoreError> {
+    let mut sql = QueryBuilder::<Sqlite>::new("");
+    let mut states = Vec::with_capacity(rows.accounts.len());
+    for (id, stored) in &rows.accounts {
+        let seq = i64::try_from(stored.entry_seq).map_err(corrupt)?;
+        states.push((id.to_string(), seq, to_json(&stored.account)?));
+    }
+    push_inserts(
+        &mut sql,
+        "INSERT INTO accounts (id, entry_seq, state) ",
+        states,
+        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq",
+        |row, (id, seq, state)| {
+            row.push_bind(id).push_bind(seq).push_bind(state);
+        },
+    );
+    let mut history = Vec::with_capacity(rows.entries.len().saturating_add(rows.holds.len()));
+    for (account, stored) in &rows.entries {
+        let e = &stored.entry;
+        history.push(HistoryRow {
+            account: account.to_string(),
+            kind: "entry",
+            number: i64::try_from(stored.seq).map_err(corrupt)?,
+            at: to_db(e.at),
+            label: e.entry_type.as_str(),
+            data: to_json(e)?,
+        });
+    }
+    for (account, hold) in &rows.holds {
+        let settled = hold
+            .settlement()
+            .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
+        history.push(HistoryRow {
+            account: account.to_string(),
+            kind: "hold",
+            number: i64::try_from(hold.id().get()).map_err(corrupt)?,
+            at: to_db(settled.at),
+            label: hold.status().as_str(),
+            data: to_json(hold)?,
+        });
+    }
+    push_inserts(
+        &mut sql,
+        "INSERT OR IGNORE INTO history (account_id, kind, number, at, label, data) ",
+        history,
+        "",
+        |row, h| {
+            row.push_bind(h.account)
+                .push_bind(h.kind)
+                .push_bind(h.number)
+                .push_bind(h.at)
+                .push_bind(h.label)
+                .push_bind(h.data);
+        },
+    );
+    let keys: Vec<JournalKey> = rows.keys.iter().map(|key| (*key).clone()).collect();
+    push_inserts(
+        &mut sql,
+        "INSERT OR IGNORE INTO idempotency_keys (account_id, status, at, label, digest, body) ",
+        keys,
+        "",
+        |row, k| {
+            row.push_bind(k.account)
+                .push_bind(i64::from(k.status))
+                .push_bind(k.at)
+                .push_bind(k.label)
+                .push_bind(k.digest)
+                .push_bind(k.body);
+        },
+    );
+    match cut {
+        Cut::All => {
+            sql.push("DELETE FROM journal;\n");
+        }
+        Cut::Keys {
+            through: None,
+            emptied_through,
+            ..
+        } => {
+            sql.push("DELETE FROM journal WHERE id <= ")
+                .push_bind(*emptied_through)
+                .push(";\n");
+        }
+        Cut::Accounts { .. } | Cut::Keys { .. } => {}
+    }
+    sql.push("COMMIT;");
+    Ok(sql)
 }
 
-/// A ledger entry or settled hold.
-struct HistoryRow<'a> {
-    account: &'a str,
+/// `head VALUES (…), (…) tail;` for `rows`, [`ROWS_PER_INSERT`] at a time.
+fn push_inserts<T>(
+    sql: &mut QueryBuilder<'static, Sqlite>,
+    head: &str,
+    mut rows: Vec<T>,
+    tail: &str,
+    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, 'static, Sqlite, &'static str>, T),
+) {
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));
+        sql.push(head);
+        sql.push_values(rows, |mut row, value| bind(&mut row, value));
+        sql.push(tail).push(";\n");
+        rows = rest;
+    }
+}
+
+/// A ledger entry or settled hold, as `history` keeps it.
+struct HistoryRow {
+    account: String,
     kind: &'static str,
     number: i64,
     at: i64,
     label: &'static str,
     /// The core's entry or hold as JSON.
     data: String,
-}
-
-/// An idempotency record.
-struct KeyRow<'a> {
-    account: &'a str,
-    status: i64,
-    at: i64,
-    label: String,
-    digest: &'a str,
-    body: &'a str,
 }
 
 /// The rare writes of a batch, each taking its rows as a JSON array at its one `?`.

@@ -46,19 +46,19 @@ on_every_backend!(
     one_commit_writes_every_kind_of_change,
 );
 
-type Db = Box<dyn Store>;
+pub(crate) type Db = Box<dyn Store>;
 
-fn t(text: &str) -> Timestamp {
+pub(crate) fn t(text: &str) -> Timestamp {
     text.parse().unwrap()
 }
 
-fn id(text: &str) -> AccountId {
+pub(crate) fn id(text: &str) -> AccountId {
     AccountId::parse(text).unwrap()
 }
 
 /// An account with a 10-credit promotion expiring in an hour and a hold of 4 captured
 /// for half (ledger: grant, debit, refund), and the changes that store it.
-fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
+pub(crate) fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
     let catalog = Catalog::default();
     let mut account = Account::open(id(name), TimeZone::UTC, now);
     let mut journal = Journal::default();
@@ -85,7 +85,7 @@ fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
     (account, changes)
 }
 
-fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) -> Changes {
+pub(crate) fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) -> Changes {
     let mut changes = Changes::default();
     changes.record(account.clone(), entry_seq, journal.clone());
     changes

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 mod conformance;
+mod journal;
 mod postgres;
 
 use postgres::postgres_or_skip;
