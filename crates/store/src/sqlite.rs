@@ -132,20 +132,17 @@ impl WriterConnection {
         Ok(())
     }
 
-    /// Folds the next cut of the sweep (`Cut::All`: everything, emptying the journal)
-    /// into the tables, in one transaction.
-    async fn fold(&mut self, whole: bool) -> Result<(), StoreError> {
+    /// Folds every unfolded change into the tables and empties the journal, in one
+    /// transaction.
+    async fn fold_all(&mut self) -> Result<(), StoreError> {
         self.begin().await?;
-        let (cut, mut sql) = {
-            let mut unfolded = unfolded(&self.unfolded);
-            let cut = if whole {
-                Cut::All
-            } else {
-                unfolded.next_cut(FOLD_SLICE, self.last_journal_row)
-            };
-            let sql = fold_sql(&unfolded.cut(&cut), &cut)?;
-            (cut, sql)
-        };
+        let mut sql = QueryBuilder::<Sqlite>::new("");
+        push_fold(
+            &mut sql,
+            &unfolded(&self.unfolded).cut(&Cut::All),
+            &Cut::All,
+        )?;
+        sql.push("COMMIT;");
         let outcome = sql
             .build()
             .persistent(false)
@@ -157,7 +154,7 @@ impl WriterConnection {
         }
         outcome?;
         self.in_transaction = false;
-        unfolded(&self.unfolded).folded(cut);
+        unfolded(&self.unfolded).folded(Cut::All);
         Ok(())
     }
 }
@@ -195,7 +192,7 @@ impl SqliteStore {
             last_journal_row: 0,
             unfolded: Arc::clone(&shared),
         };
-        writer.fold(true).await?;
+        writer.fold_all().await?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers,
@@ -209,9 +206,6 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         let mut writer = Arc::clone(&self.writer).lock_owned().await;
         writer.settle().await;
-        if unfolded(&self.unfolded).rows() >= FOLD_AT {
-            writer.fold(false).await?;
-        }
         Ok(Box::new(SqliteWrite {
             writer,
             loaded: HashMap::new(),
@@ -316,7 +310,7 @@ impl Store for SqliteStore {
     async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut writer = self.writer.lock().await;
         // The records to forget may still be unfolded.
-        writer.fold(true).await?;
+        writer.fold_all().await?;
         let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
             .bind(to_db(before))
             .execute(&mut writer.connection)
@@ -329,7 +323,7 @@ impl Store for SqliteStore {
         let mut writer = self.writer.lock().await;
         // Should the fold or the checkpoint fail, nothing is lost: the next opening
         // folds the journal, and the WAL is the database's own.
-        let _ = writer.fold(true).await;
+        let _ = writer.fold_all().await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut writer.connection)
             .await;
@@ -498,6 +492,19 @@ impl WriteTransaction for SqliteWrite {
         // across its statements; its shape follows the batch, so it is prepared each
         // time, not cached.
         let mut sql = QueryBuilder::<Sqlite>::new("");
+        // Once enough is unfolded, every batch folds a cut of it too (written as it was
+        // before this batch, which the journal row below has).
+        let cut = {
+            let mut unfolded = unfolded(&self.writer.unfolded);
+            if unfolded.rows() >= FOLD_AT {
+                let rows = FOLD_SLICE.max(batch.rows().saturating_mul(2));
+                let cut = unfolded.next_cut(rows, self.writer.last_journal_row);
+                push_fold(&mut sql, &unfolded.cut(&cut), &cut)?;
+                Some(cut)
+            } else {
+                None
+            }
+        };
         let journal_row = self.writer.last_journal_row.saturating_add(1);
         if !batch.is_empty() {
             sql.push("INSERT INTO journal (id, data) VALUES (")
@@ -559,7 +566,12 @@ impl WriteTransaction for SqliteWrite {
         if !batch.is_empty() {
             self.writer.last_journal_row = journal_row;
         }
-        let kept = unfolded(&self.writer.unfolded).add(batch);
+        let mut unfolded = unfolded(&self.writer.unfolded);
+        if let Some(cut) = cut {
+            unfolded.folded(cut);
+        }
+        let kept = unfolded.add(batch);
+        drop(unfolded);
         if kept.is_err() {
             self.writer.version = None;
         }
@@ -621,19 +633,22 @@ impl SqliteWrite {
     }
 }
 
-/// The statements that write a cut of the unfolded changes into the tables, delete the
-/// journal rows folded entirely, and commit. A row may be in the tables already (after
-/// another process's fold, the journal is read anew whole): entries, holds and records
-/// are then left as they are, and an account's state is the newest either way.
-fn fold_sql(rows: &CutRows<'_>, cut: &Cut) -> Result<QueryBuilder<'static, Sqlite>, StoreError> {
-    let mut sql = QueryBuilder::<Sqlite>::new("");
+/// The statements that write a cut of the unfolded changes into the tables and delete
+/// the journal rows folded entirely. A row may be in the tables already (after another
+/// process's commit, the journal is read anew whole): entries, holds and records are
+/// then left as they are, and an account's state is the newest either way.
+fn push_fold<'args>(
+    sql: &mut QueryBuilder<'args, Sqlite>,
+    rows: &CutRows<'_>,
+    cut: &Cut,
+) -> Result<(), StoreError> {
     let mut states = Vec::with_capacity(rows.accounts.len());
     for (id, stored) in &rows.accounts {
         let seq = i64::try_from(stored.entry_seq).map_err(corrupt)?;
         states.push((id.to_string(), seq, to_json(&stored.account)?));
     }
     push_inserts(
-        &mut sql,
+        sql,
         "INSERT INTO accounts (id, entry_seq, state) ",
         states,
         " ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq",
@@ -642,32 +657,31 @@ fn fold_sql(rows: &CutRows<'_>, cut: &Cut) -> Result<QueryBuilder<'static, Sqlit
         },
     );
     let mut history = Vec::with_capacity(rows.entries.len().saturating_add(rows.holds.len()));
-    for (account, stored) in &rows.entries {
-        let e = &stored.entry;
+    for ((account, seq), entry) in &rows.entries {
         history.push(HistoryRow {
             account: account.to_string(),
             kind: "entry",
-            number: i64::try_from(stored.seq).map_err(corrupt)?,
-            at: to_db(e.at),
-            label: e.entry_type.as_str(),
-            data: to_json(e)?,
+            number: i64::try_from(*seq).map_err(corrupt)?,
+            at: to_db(entry.at),
+            label: entry.entry_type.as_str(),
+            data: to_json(entry)?,
         });
     }
-    for (account, hold) in &rows.holds {
+    for ((account, id), hold) in &rows.holds {
         let settled = hold
             .settlement()
-            .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
+            .ok_or_else(|| corrupt(format!("hold {id} stored unsettled")))?;
         history.push(HistoryRow {
             account: account.to_string(),
             kind: "hold",
-            number: i64::try_from(hold.id().get()).map_err(corrupt)?,
+            number: i64::try_from(id.get()).map_err(corrupt)?,
             at: to_db(settled.at),
             label: hold.status().as_str(),
             data: to_json(hold)?,
         });
     }
     push_inserts(
-        &mut sql,
+        sql,
         "INSERT OR IGNORE INTO history (account_id, kind, number, at, label, data) ",
         history,
         "",
@@ -682,7 +696,7 @@ fn fold_sql(rows: &CutRows<'_>, cut: &Cut) -> Result<QueryBuilder<'static, Sqlit
     );
     let keys: Vec<JournalKey> = rows.keys.iter().map(|key| (*key).clone()).collect();
     push_inserts(
-        &mut sql,
+        sql,
         "INSERT OR IGNORE INTO idempotency_keys (account_id, status, at, label, digest, body) ",
         keys,
         "",
@@ -699,28 +713,23 @@ fn fold_sql(rows: &CutRows<'_>, cut: &Cut) -> Result<QueryBuilder<'static, Sqlit
         Cut::All => {
             sql.push("DELETE FROM journal;\n");
         }
-        Cut::Keys {
-            through: None,
-            emptied_through,
-            ..
-        } => {
+        Cut::Keys(span, emptied_through) if span.ends_sweep() => {
             sql.push("DELETE FROM journal WHERE id <= ")
                 .push_bind(*emptied_through)
                 .push(";\n");
         }
-        Cut::Accounts { .. } | Cut::Keys { .. } => {}
+        Cut::Accounts(_) | Cut::Entries(_) | Cut::Holds(_) | Cut::Keys(..) => {}
     }
-    sql.push("COMMIT;");
-    Ok(sql)
+    Ok(())
 }
 
 /// `head VALUES (…), (…) tail;` for `rows`, [`ROWS_PER_INSERT`] at a time.
-fn push_inserts<T>(
-    sql: &mut QueryBuilder<'static, Sqlite>,
+fn push_inserts<'args, T>(
+    sql: &mut QueryBuilder<'args, Sqlite>,
     head: &str,
     mut rows: Vec<T>,
     tail: &str,
-    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, 'static, Sqlite, &'static str>, T),
+    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, 'args, Sqlite, &'static str>, T),
 ) {
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));

@@ -24,14 +24,17 @@ use creditd_ledger::{Account, AccountId, Hold, HoldId, LedgerEntry, LedgerQuery}
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{checked_account, idempotency_from_columns};
-use crate::{IdempotencyRecord, LedgerRow, StoreError, StoredAccount, StoredEntry};
+use crate::{IdempotencyRecord, LedgerRow, StoreError, StoredAccount};
 
-/// Unfolded rows (account states, entries, holds, idempotency records) at which each
-/// write transaction first folds a cut of them: enough that a cut's rows are
-/// neighbours, few enough that they take some megabytes of memory.
+/// Unfolded rows (account states, entries, holds, idempotency records) from which each
+/// write transaction also folds a cut of them: enough that a cut's rows are neighbours,
+/// few enough that they take some megabytes of memory.
 pub(super) const FOLD_AT: usize = 16_384;
-/// Rows per cut: a fold holds the writer for some milliseconds.
-pub(super) const FOLD_SLICE: usize = 2_048;
+/// Rows a cut folds at least; a batch folds twice the rows it adds, so under any load
+/// the unfolded rows shrink back. Small cuts fold as fast per row as large ones here
+/// (8,900 charges/s with cuts of 256 rows, 7,600 with 2,048; docs/BENCHMARKS.md), and
+/// each adds only milliseconds to its batch's commit.
+pub(super) const FOLD_SLICE: usize = 256;
 
 /// One batch's changes to the busy tables, as one journal row (JSON). Rarer changes
 /// (purchases, distributions, due times, keys, settings) go to their tables at once.
@@ -48,6 +51,15 @@ pub(super) struct JournalBatch {
 }
 
 impl JournalBatch {
+    /// The rows it adds to the busy tables.
+    pub(super) fn rows(&self) -> usize {
+        self.accounts
+            .len()
+            .saturating_add(self.entries.len())
+            .saturating_add(self.holds.len())
+            .saturating_add(self.keys.len())
+    }
+
     /// Whether the batch changed none of the busy tables.
     pub(super) fn is_empty(&self) -> bool {
         self.accounts.is_empty()
@@ -68,22 +80,21 @@ pub(super) struct JournalKey {
     pub(super) at: i64,
 }
 
-/// What the journal holds and the tables may not yet, in the tables' key order, and how
-/// far the sweep that folds it has got.
+/// What the journal holds and the tables may not yet, each kind in its table's key
+/// order, and how far the sweep that folds it has got.
 #[derive(Debug, Default)]
 pub(super) struct Unfolded {
-    pub(super) accounts: BTreeMap<AccountId, StoredAccount>,
-    /// Each account's new entries, oldest first.
-    pub(super) entries: BTreeMap<AccountId, Vec<StoredEntry>>,
-    pub(super) holds: BTreeMap<AccountId, BTreeMap<HoldId, Hold>>,
+    accounts: BTreeMap<AccountId, StoredAccount>,
+    entries: BTreeMap<(AccountId, u64), LedgerEntry>,
+    holds: BTreeMap<(AccountId, HoldId), Hold>,
     /// Records by label, with the columns they are folded as.
-    pub(super) keys: BTreeMap<String, (JournalKey, IdempotencyRecord)>,
-    rows: usize,
+    keys: BTreeMap<String, (JournalKey, IdempotencyRecord)>,
     sweep: Sweep,
 }
 
-/// A sweep folds the unfolded changes a [`Cut`] at a time, accounts in id order, then
-/// idempotency records in label order: each cut changes neighbouring rows, so many of
+/// A sweep folds the unfolded changes a [`Cut`] at a time: account states in id order,
+/// then entries and holds in (account, number) order, then idempotency records in
+/// label order. A cut's rows are neighbours in their table and its indexes, so many of
 /// them share a page, and a fold holds the writer for milliseconds. Once a sweep is
 /// through, every journal row there was when it began has been folded.
 #[derive(Debug, Default)]
@@ -94,17 +105,68 @@ struct Sweep {
     next: Next,
 }
 
-#[derive(Debug, Default)]
+/// Where the next cut starts: after this key of its kind (at the first if `None`).
+#[derive(Debug)]
 enum Next {
-    /// Accounts from the first.
-    #[default]
-    AccountsFrom,
-    /// Accounts after this id.
-    AccountsAfter(AccountId),
-    /// Idempotency records from the first.
-    KeysFrom,
-    /// Idempotency records after this label.
-    KeysAfter(String),
+    Accounts(Option<AccountId>),
+    Entries(Option<(AccountId, u64)>),
+    Holds(Option<(AccountId, HoldId)>),
+    Keys(Option<String>),
+}
+
+impl Default for Next {
+    fn default() -> Self {
+        Next::Accounts(None)
+    }
+}
+
+/// The keys of one kind after `after` through `through` (from the first if `after` is
+/// `None`, through the last if `through` is).
+#[derive(Clone, Debug)]
+pub(super) struct Span<K> {
+    after: Option<K>,
+    through: Option<K>,
+}
+
+impl<K: Ord + Clone> Span<K> {
+    /// The span of at most `rows` keys of `map` after `after`.
+    fn of<V>(map: &BTreeMap<K, V>, after: Option<K>, rows: usize) -> Span<K> {
+        let rest = Span {
+            after,
+            through: None,
+        };
+        let mut keys = map.range(rest.bounds()).skip(rows.saturating_sub(1));
+        // A span that ends at the last key runs through the last.
+        let through = match (keys.next(), keys.next()) {
+            (Some((last, _)), Some(_)) => Some(last.clone()),
+            _ => None,
+        };
+        Span { through, ..rest }
+    }
+
+    fn bounds(&self) -> (Bound<K>, Bound<K>) {
+        (
+            self.after.clone().map_or(Bound::Unbounded, Bound::Excluded),
+            self.through
+                .clone()
+                .map_or(Bound::Unbounded, Bound::Included),
+        )
+    }
+
+    /// Whether the span runs through the last key.
+    pub(super) fn ends_sweep(&self) -> bool {
+        self.through.is_none()
+    }
+
+    fn remove<V>(&self, map: &mut BTreeMap<K, V>) {
+        let keys: Vec<K> = map
+            .range(self.bounds())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &keys {
+            map.remove(key);
+        }
+    }
 }
 
 /// What one fold writes into the tables.
@@ -112,69 +174,30 @@ enum Next {
 pub(super) enum Cut {
     /// Everything unfolded; then the journal is emptied.
     All,
-    /// The accounts in this range of ids, with their entries and holds; through the last
-    /// if `through` is `None`.
-    Accounts {
-        after: Option<AccountId>,
-        through: Option<AccountId>,
-    },
-    /// The idempotency records in this range of labels; through the last if `through`
-    /// is `None`, which ends the sweep: then the journal rows up to `emptied_through`
-    /// are deleted.
-    Keys {
-        after: Option<String>,
-        through: Option<String>,
-        emptied_through: i64,
-    },
-}
-
-/// Keys after `after` through `through` (`None`: from the first, through the last).
-fn range<K: Ord + Clone>(after: Option<&K>, through: Option<&K>) -> (Bound<K>, Bound<K>) {
-    (
-        after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.clone())),
-        through.map_or(Bound::Unbounded, |k| Bound::Included(k.clone())),
-    )
-}
-
-/// The rows an account's changes make: its state, entries and holds.
-fn account_rows(unfolded: &Unfolded, id: &AccountId) -> usize {
-    1usize
-        .saturating_add(unfolded.entries.get(id).map_or(0, Vec::len))
-        .saturating_add(unfolded.holds.get(id).map_or(0, BTreeMap::len))
+    /// Account states.
+    Accounts(Span<AccountId>),
+    /// Ledger entries.
+    Entries(Span<(AccountId, u64)>),
+    /// Settled holds.
+    Holds(Span<(AccountId, HoldId)>),
+    /// Idempotency records. Through the last (`through` is `None`), the cut ends the
+    /// sweep, and the journal rows up to the one given are deleted.
+    Keys(Span<String>, i64),
 }
 
 impl Unfolded {
     /// Adds a batch committed to the journal (or found there on opening), checking it as
     /// the tables' rows are checked when read.
     pub(super) fn add(&mut self, batch: JournalBatch) -> Result<(), StoreError> {
-        self.rows = self
-            .rows
-            .saturating_add(batch.accounts.len())
-            .saturating_add(batch.entries.len())
-            .saturating_add(batch.holds.len())
-            .saturating_add(batch.keys.len());
         for (account, entry_seq) in batch.accounts {
             let stored = checked_account(account, entry_seq)?;
-            if self
-                .accounts
-                .insert(stored.account.id().clone(), stored)
-                .is_some()
-            {
-                // A newer state replaces the one counted before.
-                self.rows = self.rows.saturating_sub(1);
-            }
+            self.accounts.insert(stored.account.id().clone(), stored);
         }
         for (account, seq, entry) in batch.entries {
-            self.entries
-                .entry(account)
-                .or_default()
-                .push(StoredEntry { seq, entry });
+            self.entries.insert((account, seq), entry);
         }
         for (account, hold) in batch.holds {
-            self.holds
-                .entry(account)
-                .or_default()
-                .insert(hold.id(), hold);
+            self.holds.insert((account, hold.id()), hold);
         }
         for key in batch.keys {
             let record = idempotency_from_columns(
@@ -192,135 +215,94 @@ impl Unfolded {
 
     /// Rows waiting to be folded.
     pub(super) fn rows(&self) -> usize {
-        self.rows
+        self.accounts
+            .len()
+            .saturating_add(self.entries.len())
+            .saturating_add(self.holds.len())
+            .saturating_add(self.keys.len())
     }
 
-    /// The next cut of the sweep, of about `rows` rows. `last_journal_row`: the journal's
-    /// newest row now, where a sweep that begins with this cut begins.
+    /// The sweep's next cut, of at most `rows` rows. `last_journal_row`: the journal's
+    /// newest row now, where a sweep that begins with this cut begins. A kind with
+    /// nothing left to fold is passed over; the last cut, of idempotency records, is made
+    /// even if empty, as it deletes the journal rows the sweep has folded.
     pub(super) fn next_cut(&mut self, rows: usize, last_journal_row: i64) -> Cut {
         let began_after = *self.sweep.began_after.get_or_insert(last_journal_row);
-        match &self.sweep.next {
-            Next::AccountsFrom | Next::AccountsAfter(_) => {
-                let after = match &self.sweep.next {
-                    Next::AccountsAfter(id) => Some(id.clone()),
-                    _ => None,
-                };
-                let through = self.last_within(
-                    self.accounts
-                        .range(range(after.as_ref(), None))
-                        .map(|(id, _)| id),
-                    rows,
-                    |id| account_rows(self, id),
-                );
-                Cut::Accounts { after, through }
-            }
-            Next::KeysFrom | Next::KeysAfter(_) => {
-                let after = match &self.sweep.next {
-                    Next::KeysAfter(label) => Some(label.clone()),
-                    _ => None,
-                };
-                let through = self.last_within(
-                    self.keys
-                        .range(range(after.as_ref(), None))
-                        .map(|(label, _)| label),
-                    rows,
-                    |_| 1,
-                );
-                Cut::Keys {
-                    after,
-                    through,
-                    emptied_through: began_after,
+        loop {
+            let cut = match &self.sweep.next {
+                Next::Accounts(after) => {
+                    Cut::Accounts(Span::of(&self.accounts, after.clone(), rows))
                 }
+                Next::Entries(after) => Cut::Entries(Span::of(&self.entries, after.clone(), rows)),
+                Next::Holds(after) => Cut::Holds(Span::of(&self.holds, after.clone(), rows)),
+                Next::Keys(after) => {
+                    return Cut::Keys(Span::of(&self.keys, after.clone(), rows), began_after);
+                }
+            };
+            if self.cut(&cut).is_empty() {
+                self.folded(cut);
+            } else {
+                return cut;
             }
         }
     }
 
-    /// The key at which `rows` rows are reached, or `None` if the rest is fewer.
-    fn last_within<'a, K: Clone + 'a>(
-        &self,
-        keys: impl Iterator<Item = &'a K>,
-        rows: usize,
-        size: impl Fn(&K) -> usize,
-    ) -> Option<K> {
-        let mut taken = 0usize;
-        for key in keys {
-            taken = taken.saturating_add(size(key));
-            if taken >= rows {
-                return Some(key.clone());
-            }
-        }
-        None
-    }
-
-    /// The accounts, entries, holds and records a cut writes.
+    /// The rows a cut writes.
     pub(super) fn cut<'a>(&'a self, cut: &Cut) -> CutRows<'a> {
+        let all = matches!(cut, Cut::All);
         let mut rows = CutRows::default();
-        let (accounts, keys) = match cut {
-            Cut::All => (Some(range(None, None)), Some(range(None, None))),
-            Cut::Accounts { after, through } => {
-                (Some(range(after.as_ref(), through.as_ref())), None)
-            }
-            Cut::Keys { after, through, .. } => {
-                (None, Some(range(after.as_ref(), through.as_ref())))
-            }
-        };
-        if let Some(accounts) = accounts {
-            rows.accounts.extend(self.accounts.range(accounts.clone()));
-            for (id, entries) in self.entries.range(accounts.clone()) {
-                rows.entries.extend(entries.iter().map(|entry| (id, entry)));
-            }
-            for (id, holds) in self.holds.range(accounts) {
-                rows.holds.extend(holds.values().map(|hold| (id, hold)));
-            }
+        match cut {
+            Cut::Accounts(span) => rows.accounts.extend(self.accounts.range(span.bounds())),
+            Cut::Entries(span) => rows.entries.extend(self.entries.range(span.bounds())),
+            Cut::Holds(span) => rows.holds.extend(self.holds.range(span.bounds())),
+            Cut::Keys(span, _) => rows
+                .keys
+                .extend(self.keys.range(span.bounds()).map(|(_, (key, _))| key)),
+            Cut::All => {}
         }
-        if let Some(keys) = keys {
-            rows.keys
-                .extend(self.keys.range(keys).map(|(_, (key, _))| key));
+        if all {
+            rows.accounts.extend(&self.accounts);
+            rows.entries.extend(&self.entries);
+            rows.holds.extend(&self.holds);
+            rows.keys.extend(self.keys.values().map(|(key, _)| key));
         }
         rows
     }
 
     /// Forgets what a cut wrote, once it is committed, and moves the sweep on.
     pub(super) fn folded(&mut self, cut: Cut) {
-        match cut {
-            Cut::All => *self = Unfolded::default(),
-            Cut::Accounts { after, through } => {
-                let ids: Vec<AccountId> = self
-                    .accounts
-                    .range(range(after.as_ref(), through.as_ref()))
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in &ids {
-                    let rows = account_rows(self, id);
-                    self.rows = self.rows.saturating_sub(rows);
-                    self.accounts.remove(id);
-                    self.entries.remove(id);
-                    self.holds.remove(id);
-                }
-                self.sweep.next = match through {
-                    Some(id) => Next::AccountsAfter(id),
-                    None => Next::KeysFrom,
-                };
+        let next = match cut {
+            Cut::All => {
+                *self = Unfolded::default();
+                return;
             }
-            Cut::Keys { after, through, .. } => {
-                let labels: Vec<String> = self
-                    .keys
-                    .range(range(after.as_ref(), through.as_ref()))
-                    .map(|(label, _)| label.clone())
-                    .collect();
-                for label in &labels {
-                    self.keys.remove(label);
-                }
-                self.rows = self.rows.saturating_sub(labels.len());
-                self.sweep = match through {
-                    Some(label) => Sweep {
-                        began_after: self.sweep.began_after,
-                        next: Next::KeysAfter(label),
-                    },
-                    None => Sweep::default(),
-                };
+            Cut::Accounts(span) => {
+                span.remove(&mut self.accounts);
+                span.through
+                    .map_or(Next::Entries(None), |id| Next::Accounts(Some(id)))
             }
-        }
+            Cut::Entries(span) => {
+                span.remove(&mut self.entries);
+                span.through
+                    .map_or(Next::Holds(None), |at| Next::Entries(Some(at)))
+            }
+            Cut::Holds(span) => {
+                span.remove(&mut self.holds);
+                span.through
+                    .map_or(Next::Keys(None), |at| Next::Holds(Some(at)))
+            }
+            Cut::Keys(span, _) => {
+                span.remove(&mut self.keys);
+                match span.through {
+                    Some(label) => Next::Keys(Some(label)),
+                    None => {
+                        self.sweep = Sweep::default();
+                        return;
+                    }
+                }
+            }
+        };
+        self.sweep.next = next;
     }
 
     pub(super) fn account(&self, id: &AccountId) -> Option<StoredAccount> {
@@ -332,10 +314,10 @@ impl Unfolded {
     }
 
     pub(super) fn hold(&self, id: &AccountId, hold: HoldId) -> Option<Hold> {
-        self.holds.get(id)?.get(&hold).cloned()
+        self.holds.get(&(id.clone(), hold)).cloned()
     }
 
-    /// The highest entry number this knows of for `id`.
+    /// The entry count of the account's unfolded state, if it has one.
     pub(super) fn entry_seq(&self, id: &AccountId) -> Option<u64> {
         self.accounts.get(id).map(|stored| stored.entry_seq)
     }
@@ -348,19 +330,20 @@ impl Unfolded {
         query: &LedgerQuery,
         before: Option<u64>,
     ) -> Vec<LedgerRow> {
-        let Some(entries) = self.entries.get(id) else {
-            return Vec::new();
+        let from = Bound::Included((id.clone(), 0));
+        let to = match before {
+            Some(before) => Bound::Excluded((id.clone(), before)),
+            None => Bound::Included((id.clone(), u64::MAX)),
         };
-        entries
-            .iter()
+        self.entries
+            .range((from, to))
             .rev()
-            .filter(|stored| before.is_none_or(|before| stored.seq < before))
-            .filter(|stored| query.matches(&stored.entry))
+            .filter(|(_, entry)| query.matches(entry))
             .take(usize::try_from(query.limit()).unwrap_or(usize::MAX))
-            .map(|stored| LedgerRow {
-                seq: stored.seq,
-                position: stored.seq,
-                entry: stored.entry.clone(),
+            .map(|((_, seq), entry)| LedgerRow {
+                seq: *seq,
+                position: *seq,
+                entry: entry.clone(),
             })
             .collect()
     }
@@ -370,9 +353,18 @@ impl Unfolded {
 #[derive(Debug, Default)]
 pub(super) struct CutRows<'a> {
     pub(super) accounts: Vec<(&'a AccountId, &'a StoredAccount)>,
-    pub(super) entries: Vec<(&'a AccountId, &'a StoredEntry)>,
-    pub(super) holds: Vec<(&'a AccountId, &'a Hold)>,
+    pub(super) entries: Vec<(&'a (AccountId, u64), &'a LedgerEntry)>,
+    pub(super) holds: Vec<(&'a (AccountId, HoldId), &'a Hold)>,
     pub(super) keys: Vec<&'a JournalKey>,
+}
+
+impl CutRows<'_> {
+    fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.entries.is_empty()
+            && self.holds.is_empty()
+            && self.keys.is_empty()
+    }
 }
 
 /// A ledger page from the unfolded entries and the table's rows: each entry once (a
