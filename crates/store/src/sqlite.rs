@@ -110,9 +110,10 @@ impl WriterConnection {
     }
 
     /// Within a write transaction: if another connection has committed since this one
-    /// last looked (`version` differs), it folded the journal before writing, or left
-    /// batches of its own there; either way the journal now holds exactly what the
-    /// tables lack, so the unfolded changes are read anew from it.
+    /// last looked (`version` differs), what is kept in memory may be stale. The journal
+    /// holds every change the tables lack (and perhaps some they have: a fold leaves
+    /// the rows an unfinished sweep began with), so the unfolded changes are read anew
+    /// from it.
     async fn check_version(&mut self, version: i64) -> Result<(), StoreError> {
         if self.version == Some(version) {
             return Ok(());
@@ -133,7 +134,7 @@ impl WriterConnection {
     }
 
     /// Folds every unfolded change into the tables and empties the journal, in one
-    /// transaction.
+    /// transaction: on opening (what a crash left), before a purge and on closing.
     async fn fold_all(&mut self) -> Result<(), StoreError> {
         self.begin().await?;
         let mut sql = QueryBuilder::<Sqlite>::new("");

@@ -1,21 +1,23 @@
 //! The SQLite store's journal: a batch is made durable as one appended row, and folded
-//! into the tables later, many batches at a time.
+//! into the tables later, a cut of neighbouring rows at a time.
 //!
 //! A WAL commit costs the pages it changes. Written into the tables, a charge changes a
 //! page at random for its account's state, one for its history index entries and one
 //! for its idempotency key: about eight pages, 32 KB, per charge, copied, checksummed and
-//! fsync'd at every commit (docs/BENCHMARKS.md, "SQLite alone"). Appended to `journal`
-//! as one row per batch, the same changes fill a few pages in order. What the journal
-//! holds and the tables do not yet, the [`Unfolded`] changes, is kept in memory too,
-//! where the store's reads find it first. Once there are [`FOLD_AT`] rows of it, one
-//! transaction writes them into the tables, where many charges now share each page, and
-//! empties the journal.
+//! fsync'd at every commit (docs/BENCHMARKS.md, "The ceiling of SQLite rows"). Appended
+//! to `journal` as one row per batch, the same changes fill a few pages in order. What
+//! the journal holds and the tables may not yet, the [`Unfolded`] changes, is kept in
+//! memory too, where the store's reads find it first. Once there are [`FOLD_AT`] rows
+//! of it, each commit also folds a [`Cut`] of it into the tables: rows that are
+//! neighbours there, so many share a page. A sweep of cuts goes through every kind of
+//! row in key order; when it is through, the journal rows it began with are deleted.
 //!
-//! Nothing is lost in a crash: the journal is in the database, and opening the database
-//! folds it. Another process writing the same file (an admin command while the server
-//! runs) folds the journal before its own first write; the next write transaction here
-//! sees, by `PRAGMA data_version`, that another connection committed, and drops what it
-//! kept in memory for what the database now holds.
+//! Nothing is lost in a crash: the journal is in the database, a cut commits with the
+//! batch it rides on, and opening the database folds the whole journal. Another process
+//! writing the same file (an admin command while the server runs) folds the journal
+//! when it opens it; the next write transaction here sees, by `PRAGMA data_version`,
+//! that another connection committed, and reads the unfolded changes anew from the
+//! journal.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
