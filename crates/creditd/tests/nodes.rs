@@ -1,8 +1,8 @@
 //! Two `creditd serve` processes on one PostgreSQL database, driven at once on the same
 //! accounts, as two nodes behind a load balancer would be: each account changes in one
 //! order (no overdraft), a request sent to both nodes with one `Idempotency-Key` applies
-//! once, an order id is one purchase, a daily login counts once, and each account's
-//! ledger sums to its balance.
+//! once, an order id is one purchase, a daily login counts once, each account's ledger
+//! sums to its balance, and one node runs the background jobs.
 //!
 //! Skipped, loudly, without a reachable PostgreSQL (`CREDITD_TEST_POSTGRES`); CI sets
 //! `CREDITD_REQUIRE_POSTGRES=1`, which makes that a failure.
@@ -143,10 +143,29 @@ async fn two_nodes_on_one_database_apply_each_change_once_and_never_overdraw() {
             "ledger invariant on {account}"
         );
     }
+    assert_eq!(
+        jobs_sessions(database.url()).await,
+        1,
+        "one node runs the background jobs"
+    );
     for server in servers {
         server.kill();
     }
     database.drop().await;
+}
+
+/// Sessions holding the lock of the node that runs the background jobs (the two-key
+/// advisory lock `("cred", 1)`).
+async fn jobs_sessions(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+         AND classid = x'63726564'::int::oid AND objid = 1 AND objsubid = 2",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .unwrap()
 }
 
 /// The same order, without an idempotency key, through both nodes at once: one purchase

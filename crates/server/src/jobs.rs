@@ -37,10 +37,15 @@ impl Jobs {
         let task = tokio::spawn(async move {
             let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
             let mut purge = tokio::time::interval(PURGE_INTERVAL);
+            let mut leader = Leader::default();
             loop {
                 tokio::select! {
-                    _ = sweep.tick() => sweep_due_accounts(&core, &writer).await,
-                    _ = purge.tick() => purge_idempotency(&core).await,
+                    _ = sweep.tick() => if leader.leads(&core).await {
+                        sweep_due_accounts(&core, &writer).await;
+                    },
+                    _ = purge.tick() => if leader.leads(&core).await {
+                        purge_idempotency(&core).await;
+                    },
                     _ = stopped.changed() => break,
                 }
             }
@@ -52,6 +57,34 @@ impl Jobs {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// Whether this node runs the jobs (one node of those sharing a database), said in the
+/// log when that changes.
+#[derive(Default)]
+struct Leader {
+    leads: Option<bool>,
+}
+
+impl Leader {
+    async fn leads(&mut self, core: &Core) -> bool {
+        let leads = match core.store.leads_jobs().await {
+            Ok(leads) => leads,
+            Err(error) => {
+                tracing::warn!(%error, "jobs: could not tell whether this node runs them");
+                false
+            }
+        };
+        if self.leads != Some(leads) {
+            if leads {
+                tracing::info!("this node runs the background jobs (sweep, purge)");
+            } else {
+                tracing::info!("another node runs the background jobs");
+            }
+            self.leads = Some(leads);
+        }
+        leads
     }
 }
 

@@ -91,6 +91,13 @@ pub trait Store: Send + Sync + 'static {
     /// A service-wide setting.
     async fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
 
+    /// Whether this process should run the background jobs now: one node at a time of
+    /// those sharing a database (the others would only repeat its work). A single
+    /// process's own database: always.
+    async fn leads_jobs(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Forgets idempotency records created before `before`; returns how many.
     async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError>;
 

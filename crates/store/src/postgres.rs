@@ -12,14 +12,15 @@
 //! default). Rows go in as arrays (`unnest`): a batch's usual rows in one statement.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use creditd_ledger::{AccountId, Hold, HoldId, LedgerEntry, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::columns::{
     api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
@@ -39,10 +40,22 @@ const CONNECTIONS: u32 = 12;
 /// How long a node waits for a connection before the request fails (503).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The session lock held by the node that runs the background jobs: the two-key form
+/// of advisory locks, whose keys never meet the one-key locks of write transactions.
+const JOBS_LOCK: (i32, i32) = (0x6372_6564, 1);
+
 /// The PostgreSQL store.
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// A session of its own that holds, or keeps trying for, [`JOBS_LOCK`].
+    jobs: Arc<tokio::sync::Mutex<Option<JobsSession>>>,
+}
+
+#[derive(Debug)]
+struct JobsSession {
+    connection: PgConnection,
+    holds_lock: bool,
 }
 
 impl PostgresStore {
@@ -55,7 +68,10 @@ impl PostgresStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            jobs: Arc::default(),
+        })
     }
 }
 
@@ -169,7 +185,41 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    /// The node whose session holds [`JOBS_LOCK`] leads; when that session ends (the
+    /// node stops or its connection fails), PostgreSQL releases the lock and the next
+    /// node to try takes it.
+    async fn leads_jobs(&self) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs.lock().await;
+        let mut session = match jobs.take() {
+            Some(session) => session,
+            None => JobsSession {
+                connection: PgConnection::connect_with(&self.pool.connect_options()).await?,
+                holds_lock: false,
+            },
+        };
+        let leads = if session.holds_lock {
+            // Still held while its session lives.
+            sqlx::query("SELECT 1")
+                .execute(&mut session.connection)
+                .await
+                .map(|_| true)
+        } else {
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+                .bind(JOBS_LOCK.0)
+                .bind(JOBS_LOCK.1)
+                .fetch_one(&mut session.connection)
+                .await
+        }?;
+        session.holds_lock = leads;
+        *jobs = Some(session);
+        Ok(leads)
+    }
+
     async fn close(&self) {
+        if let Some(session) = self.jobs.lock().await.take() {
+            // Ending the session hands the jobs to another node at once.
+            let _ = session.connection.close().await;
+        }
         self.pool.close().await;
     }
 }

@@ -433,3 +433,30 @@ async fn a_transaction_reading_an_account_waits_for_the_one_writing_it(db: Db) {
     let (seen, ()) = tokio::join!(second, first);
     assert_eq!(seen, 4, "the second transaction saw the first one's entry");
 }
+
+#[tokio::test]
+async fn one_node_at_a_time_runs_the_jobs_on_postgres() {
+    let Some(database) = crate::postgres_or_skip().await else {
+        return;
+    };
+    let first = creditd_store::open(database.url()).await.unwrap();
+    let second = creditd_store::open(database.url()).await.unwrap();
+    assert!(first.leads_jobs().await.unwrap());
+    assert!(!second.leads_jobs().await.unwrap());
+    assert!(first.leads_jobs().await.unwrap(), "it keeps leading");
+    first.close().await;
+    assert!(
+        second.leads_jobs().await.unwrap(),
+        "the next node takes over"
+    );
+    second.close().await;
+    database.drop().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_database_has_one_node_which_runs_the_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let db = creditd_store::open(&url).await.unwrap();
+    assert!(db.leads_jobs().await.unwrap());
+}
