@@ -16,6 +16,7 @@ mod journal;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -34,8 +35,8 @@ use self::journal::{
     Cut, CutRows, FOLD_AT, FOLD_SLICE, JournalBatch, JournalKey, Unfolded, merged_page,
 };
 use crate::columns::{
-    api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
-    record_account, sql, stored_account, to_json,
+    api_key, checked_account, corrupt, count, from_json, idempotency_record, key_label,
+    purchase_record, record_account, sql, stored_account, to_json,
 };
 use crate::instant::to_db;
 use crate::{
@@ -69,6 +70,21 @@ pub struct SqliteStore {
     writer: Arc<Mutex<WriterConnection>>,
     readers: SqlitePool,
     unfolded: Shared,
+    /// This store's name in `journal_writer`.
+    process: Arc<str>,
+}
+
+/// A name for this store among the processes that may open the file: process id,
+/// opening time, and a count within the process.
+fn process_name() -> Arc<str> {
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    let nth = OPENED.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}-{}-{nth}",
+        std::process::id(),
+        Timestamp::now().as_nanosecond()
+    )
+    .into()
 }
 
 /// The one connection that writes.
@@ -85,15 +101,19 @@ struct WriterConnection {
     /// The id of the journal's newest row: the next is numbered on from it.
     last_journal_row: i64,
     unfolded: Shared,
+    process: Arc<str>,
 }
 
 impl WriterConnection {
     /// Ends a transaction a failed batch left open. SQLite may have rolled it back
-    /// already; then the ROLLBACK fails, with nothing left to undo.
+    /// already; then the ROLLBACK fails, with nothing left to undo. What the
+    /// transaction wrote is gone, its claim on `journal_writer` with it: the next reads
+    /// the journal anew and claims again.
     async fn settle(&mut self) {
         if self.in_transaction {
             let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
             self.in_transaction = false;
+            self.version = None;
         }
     }
 
@@ -127,6 +147,12 @@ impl WriterConnection {
             last = row.try_get(0)?;
             fresh.add(from_json(row.try_get(1)?)?)?;
         }
+        // Committed with this transaction: from then on, this process's readers may
+        // trust what it keeps in memory again.
+        sqlx::query("UPDATE journal_writer SET process = ?")
+            .bind(&*self.process)
+            .execute(&mut self.connection)
+            .await?;
         *unfolded(&self.unfolded) = fresh;
         self.last_journal_row = self.last_journal_row.max(last);
         self.version = Some(version);
@@ -186,18 +212,21 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         let shared = Shared::default();
+        let process = process_name();
         let mut writer = WriterConnection {
             connection,
             in_transaction: false,
             version: None,
             last_journal_row: 0,
             unfolded: Arc::clone(&shared),
+            process: Arc::clone(&process),
         };
         writer.fold_all().await?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers,
             unfolded: shared,
+            process,
         })
     }
 }
@@ -214,14 +243,25 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
-        if let Some(stored) = unfolded(&self.unfolded).account(id) {
+        // Taken before the row: a fold that ends meanwhile has written it there first.
+        let kept = unfolded(&self.unfolded).account(id);
+        let row = sqlx::query(
+            "SELECT a.state, a.entry_seq, w.process
+             FROM journal_writer AS w LEFT JOIN accounts AS a ON a.id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_one(&self.readers)
+        .await?;
+        // Kept states are the newest unless another process has committed since this
+        // one's writer last read the journal (an admin command, which folded it).
+        if row.try_get::<&str, _>(2)? == &*self.process
+            && let Some(stored) = kept
+        {
             return Ok(Some(stored));
         }
-        let row = sqlx::query(sql::ACCOUNT)
-            .bind(id.as_str())
-            .fetch_optional(&self.readers)
-            .await?;
-        row.map(|row| stored_account(&row)).transpose()
+        row.try_get::<Option<&str>, _>(0)?
+            .map(|state| checked_account(from_json(state)?, count(row.try_get(1)?)?))
+            .transpose()
     }
 
     async fn ledger_page(

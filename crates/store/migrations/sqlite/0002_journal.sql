@@ -7,3 +7,12 @@ CREATE TABLE journal (
     id   INTEGER PRIMARY KEY,
     data TEXT    NOT NULL
 );
+
+-- The process (one creditd serve, or one admin command) that committed last. While it
+-- is this process, what it keeps unfolded in memory is the newest state of each
+-- account; otherwise its reads of account states come from the tables.
+CREATE TABLE journal_writer (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    process TEXT    NOT NULL
+);
+INSERT INTO journal_writer (id, process) VALUES (1, '');

@@ -200,8 +200,11 @@ async fn a_write_by_another_process_is_what_the_next_transaction_reads() {
     tx.commit(&granted).await.unwrap();
     admin.close().await;
 
-    // The server kept user-1 in memory as it wrote it; its next transaction reads the
-    // grant, and a change numbered from the state it kept is refused.
+    // The server kept user-1 in memory as it wrote it. Its reads show the grant at once,
+    // its next transaction reads it, and a change numbered from the state it kept is
+    // refused.
+    let read = server.account(&id("user-1")).await.unwrap().unwrap();
+    assert_eq!((read.account, read.entry_seq), (account.clone(), 4));
     let mut tx = server.begin().await.unwrap();
     let stored = tx.read(&[id("user-1")], &[], &[]).await.unwrap().accounts;
     assert_eq!(stored[0].account, account);
@@ -215,5 +218,25 @@ async fn a_write_by_another_process_is_what_the_next_transaction_reads() {
             .unwrap()
             .account,
         account
+    );
+    // Once the server has written again, what it keeps is trusted again: a state only
+    // in its memory reads back.
+    let (fresh, changes) = account_with_history("user-2", now);
+    server
+        .begin()
+        .await
+        .unwrap()
+        .commit(&changes)
+        .await
+        .unwrap();
+    assert_eq!(rows(&file, "accounts").await, 1, "user-2 is unfolded");
+    assert_eq!(
+        server
+            .account(&id("user-2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .account,
+        fresh
     );
 }
