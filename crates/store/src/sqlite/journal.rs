@@ -17,7 +17,8 @@
 //! writing the same file (an admin command while the server runs) folds the journal
 //! when it opens it; the next write transaction here sees, by `PRAGMA data_version`,
 //! that another connection committed, and reads the unfolded changes anew from the
-//! journal.
+//! journal. Meanwhile the `journal_writer` row, which names the process that committed
+//! last, tells this process's reads not to trust the account states it keeps.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
