@@ -547,7 +547,7 @@ impl WriteTransaction for SqliteWrite {
             }
         };
         let journal_row = self.writer.last_journal_row.saturating_add(1);
-        if !batch.is_empty() {
+        if batch.rows() > 0 {
             sql.push("INSERT INTO journal (id, data) VALUES (")
                 .push_bind(journal_row)
                 .push(", ")
@@ -604,7 +604,7 @@ impl WriteTransaction for SqliteWrite {
         }
         outcome?;
         self.writer.in_transaction = false;
-        if !batch.is_empty() {
+        if batch.rows() > 0 {
             self.writer.last_journal_row = journal_row;
         }
         let mut unfolded = unfolded(&self.writer.unfolded);

@@ -62,14 +62,6 @@ impl JournalBatch {
             .saturating_add(self.holds.len())
             .saturating_add(self.keys.len())
     }
-
-    /// Whether the batch changed none of the busy tables.
-    pub(super) fn is_empty(&self) -> bool {
-        self.accounts.is_empty()
-            && self.entries.is_empty()
-            && self.holds.is_empty()
-            && self.keys.is_empty()
-    }
 }
 
 /// An idempotency record's columns (see `idempotency_keys`).

@@ -92,7 +92,7 @@ pub(crate) fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) 
 }
 
 /// Commits `changes` in a transaction of their own.
-async fn commit(db: &Db, changes: &Changes) -> Result<(), creditd_store::StoreError> {
+pub(crate) async fn commit(db: &Db, changes: &Changes) -> Result<(), creditd_store::StoreError> {
     db.begin().await.unwrap().commit(changes).await
 }
 

@@ -9,7 +9,7 @@ use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord};
 use jiff::ToSpan;
 use sqlx::{Connection, SqliteConnection};
 
-use crate::conformance::{Db, account_with_history, changes_for, id, t};
+use crate::conformance::{Db, account_with_history, changes_for, commit, id, t};
 
 struct File {
     _dir: tempfile::TempDir,
@@ -107,7 +107,7 @@ async fn batches_committed_before_a_crash_are_folded_when_the_database_is_opened
     let file = file();
     let db = open(&file).await;
     let (accounts, changes) = batch(0, 50);
-    db.begin().await.unwrap().commit(&changes).await.unwrap();
+    commit(&db, &changes).await.unwrap();
     assert_eq!(rows(&file, "journal").await, 1);
     assert_eq!(rows(&file, "accounts").await, 0, "not folded yet");
     assert_reads(&db, &accounts).await;
@@ -131,7 +131,7 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
     let mut accounts = Vec::new();
     for first in (0..4_000).step_by(1_000) {
         let (made, changes) = batch(first, 1_000);
-        db.begin().await.unwrap().commit(&changes).await.unwrap();
+        commit(&db, &changes).await.unwrap();
         accounts.extend(made);
     }
     let mut folded = vec![tables(&file).await];
@@ -140,7 +140,7 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
         assert!(folded.len() < 60, "the sweep never ended: {folded:?}");
         journal = rows(&file, "journal").await;
         let (made, changes) = batch(accounts.len(), 500);
-        db.begin().await.unwrap().commit(&changes).await.unwrap();
+        commit(&db, &changes).await.unwrap();
         accounts.extend(made);
         folded.push(tables(&file).await);
         assert_reads(&db, &accounts[..50]).await;
@@ -170,13 +170,7 @@ async fn a_write_by_another_process_is_what_the_next_transaction_reads() {
     let now = t("2026-11-21T10:00:00Z");
     let server = open(&file).await;
     let (_, changes) = account_with_history("user-1", now);
-    server
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&server, &changes).await.unwrap();
 
     // An admin command: opens the file (folding the journal), reads and grants.
     let admin = open(&file).await;
@@ -222,13 +216,7 @@ async fn a_write_by_another_process_is_what_the_next_transaction_reads() {
     // Once the server has written again, what it keeps is trusted again: a state only
     // in its memory reads back.
     let (fresh, changes) = account_with_history("user-2", now);
-    server
-        .begin()
-        .await
-        .unwrap()
-        .commit(&changes)
-        .await
-        .unwrap();
+    commit(&server, &changes).await.unwrap();
     assert_eq!(rows(&file, "accounts").await, 1, "user-2 is unfolded");
     assert_eq!(
         server
