@@ -377,3 +377,174 @@ pub(super) fn merged_page(
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    //! A model of the journal and the tables, driven by random batches and cuts: what a
+    //! sweep lets go of must be in the tables, and what is kept is the newest.
+    #![allow(
+        clippy::unwrap_used,
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing
+    )]
+
+    use std::collections::{BTreeMap, HashMap};
+
+    use creditd_ledger::{
+        Account, AccountId, BucketId, CreditKind, EntryType, LedgerEntry, Source,
+    };
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
+    use proptest::prelude::*;
+
+    use super::{Cut, JournalBatch, JournalKey, Unfolded};
+
+    /// A row of the tables: an account's state (by its entry count), an entry, a key.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    enum Row {
+        State(String),
+        Entry(String, u64),
+        Key(String),
+    }
+
+    fn entry() -> LedgerEntry {
+        LedgerEntry {
+            at: Timestamp::UNIX_EPOCH,
+            entry_type: EntryType::Grant,
+            amount: 1,
+            kind: CreditKind::General,
+            source: Source::Promotion,
+            bucket_id: BucketId::new(1),
+            hold_id: None,
+            feature: None,
+            quantity: None,
+            order_id: None,
+            frozen: None,
+            note: None,
+        }
+    }
+
+    /// A batch on the accounts named by `picks` (one entry each) with a new key each;
+    /// `seqs` holds each account's entry count so far. Returns the batch and its rows
+    /// with their versions (an account state's is its entry count).
+    fn batch(
+        picks: &[u8],
+        seqs: &mut HashMap<String, u64>,
+        keys: &mut u64,
+    ) -> (JournalBatch, Vec<(Row, u64)>) {
+        let mut batch = JournalBatch::default();
+        let mut rows = Vec::new();
+        for pick in picks {
+            let name = format!("user-{pick}");
+            if batch.accounts.iter().any(|(a, _)| a.id().as_str() == name) {
+                continue;
+            }
+            let id = AccountId::parse(&name).unwrap();
+            let seq = seqs.entry(name.clone()).or_insert(0);
+            *seq += 1;
+            let account = Account::open(id.clone(), TimeZone::UTC, Timestamp::UNIX_EPOCH);
+            batch.accounts.push((account, *seq));
+            batch.entries.push((id, *seq, entry()));
+            *keys += 1;
+            let label = format!("k\n{keys}");
+            batch.keys.push(JournalKey {
+                label: label.clone(),
+                account: String::new(),
+                digest: String::new(),
+                status: 201,
+                body: String::new(),
+                at: 0,
+            });
+            rows.push((Row::State(name.clone()), *seq));
+            rows.push((Row::Entry(name, *seq), *seq));
+            rows.push((Row::Key(label), 0));
+        }
+        (batch, rows)
+    }
+
+    /// What a cut writes, as rows with versions.
+    fn written(unfolded: &Unfolded, cut: &Cut) -> Vec<(Row, u64)> {
+        let rows = unfolded.cut(cut);
+        let mut out = Vec::new();
+        for (id, stored) in rows.accounts {
+            out.push((Row::State(id.to_string()), stored.entry_seq));
+        }
+        for ((id, seq), _) in rows.entries {
+            out.push((Row::Entry(id.to_string(), *seq), *seq));
+        }
+        for key in rows.keys {
+            out.push((Row::Key(key.label.clone()), 0));
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn a_sweep_deletes_only_journal_rows_whose_changes_the_tables_hold(
+            batches in prop::collection::vec(
+                (prop::collection::vec(0u8..40, 1..12), 1usize..40),
+                1..150,
+            ),
+        ) {
+            let mut unfolded = Unfolded::default();
+            let mut journal: BTreeMap<i64, Vec<(Row, u64)>> = BTreeMap::new();
+            let mut tables: HashMap<Row, u64> = HashMap::new();
+            let mut newest: HashMap<Row, u64> = HashMap::new();
+            let mut seqs = HashMap::new();
+            let mut keys = 0;
+            let mut last_row = 0;
+            for (picks, cut_rows) in batches {
+                // As a commit does: the cut is taken before the batch is added.
+                let cut = unfolded.next_cut(cut_rows, last_row);
+                for (row, version) in written(&unfolded, &cut) {
+                    tables.insert(row, version);
+                }
+                if let Cut::Keys(span, emptied_through) = &cut
+                    && span.ends_sweep()
+                {
+                    let deleted: Vec<i64> = journal.range(..=*emptied_through).map(|(id, _)| *id).collect();
+                    for id in deleted {
+                        for (row, version) in journal.remove(&id).unwrap() {
+                            prop_assert!(
+                                tables.get(&row).is_some_and(|folded| *folded >= version),
+                                "journal row {id} deleted with {row:?} v{version} not folded"
+                            );
+                        }
+                    }
+                }
+                unfolded.folded(cut);
+                let (batch, rows) = batch(&picks, &mut seqs, &mut keys);
+                last_row += 1;
+                for (row, version) in &rows {
+                    newest.insert(row.clone(), *version);
+                }
+                journal.insert(last_row, rows);
+                unfolded.add(batch).unwrap();
+            }
+            // Every row's newest version is kept unfolded or in the tables, and what is
+            // kept unfolded is the newest.
+            for (row, version) in &newest {
+                let kept = match row {
+                    Row::State(name) => unfolded
+                        .entry_seq(&AccountId::parse(name).unwrap()),
+                    Row::Entry(name, seq) => unfolded
+                        .entries
+                        .contains_key(&(AccountId::parse(name).unwrap(), *seq))
+                        .then_some(*seq),
+                    Row::Key(label) => unfolded.keys.contains_key(label).then_some(0),
+                };
+                match kept {
+                    Some(kept) => prop_assert_eq!(kept, *version, "{:?}", row),
+                    None => prop_assert_eq!(tables.get(row), Some(version), "{:?}", row),
+                }
+            }
+            // Folding all leaves the tables with every newest version.
+            for (row, version) in written(&unfolded, &Cut::All) {
+                tables.insert(row, version);
+            }
+            for (row, version) in &newest {
+                prop_assert_eq!(tables.get(row), Some(version), "{:?}", row);
+            }
+        }
+    }
+}
