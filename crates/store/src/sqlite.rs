@@ -446,7 +446,7 @@ impl WriteTransaction for SqliteWrite {
                 }
             }
             for label in &labels {
-                if let Some(record) = newer.idempotency(label) {
+                if let Some(record) = newer.idempotency(label)? {
                     records.insert(label.clone(), record);
                 }
             }

@@ -82,8 +82,8 @@ pub(super) struct Unfolded {
     accounts: BTreeMap<AccountId, StoredAccount>,
     entries: BTreeMap<(AccountId, u64), LedgerEntry>,
     holds: BTreeMap<(AccountId, HoldId), Hold>,
-    /// Records by label, with the columns they are folded as.
-    keys: BTreeMap<String, (JournalKey, IdempotencyRecord)>,
+    /// Records by label, as the columns they are folded as.
+    keys: BTreeMap<String, JournalKey>,
     sweep: Sweep,
 }
 
@@ -181,8 +181,9 @@ pub(super) enum Cut {
 }
 
 impl Unfolded {
-    /// Adds a batch committed to the journal (or found there on opening), checking it as
-    /// the tables' rows are checked when read.
+    /// Adds a batch committed to the journal (or found there on opening). Account states
+    /// are checked here, idempotency records when looked up: each as the tables' rows
+    /// are checked when read.
     pub(super) fn add(&mut self, batch: JournalBatch) -> Result<(), StoreError> {
         for (account, entry_seq) in batch.accounts {
             let stored = checked_account(account, entry_seq)?;
@@ -195,15 +196,7 @@ impl Unfolded {
             self.holds.insert((account, hold.id()), hold);
         }
         for key in batch.keys {
-            let record = idempotency_from_columns(
-                &key.account,
-                &key.label,
-                key.digest.clone(),
-                i64::from(key.status),
-                key.body.clone(),
-                key.at,
-            )?;
-            self.keys.insert(key.label.clone(), (key, record));
+            self.keys.insert(key.label.clone(), key);
         }
         Ok(())
     }
@@ -252,14 +245,14 @@ impl Unfolded {
             Cut::Holds(span) => rows.holds.extend(self.holds.range(span.bounds())),
             Cut::Keys(span, _) => rows
                 .keys
-                .extend(self.keys.range(span.bounds()).map(|(_, (key, _))| key)),
+                .extend(self.keys.range(span.bounds()).map(|(_, key)| key)),
             Cut::All => {}
         }
         if all {
             rows.accounts.extend(&self.accounts);
             rows.entries.extend(&self.entries);
             rows.holds.extend(&self.holds);
-            rows.keys.extend(self.keys.values().map(|(key, _)| key));
+            rows.keys.extend(self.keys.values());
         }
         rows
     }
@@ -304,8 +297,21 @@ impl Unfolded {
         self.accounts.get(id).cloned()
     }
 
-    pub(super) fn idempotency(&self, label: &str) -> Option<IdempotencyRecord> {
-        self.keys.get(label).map(|(_, record)| record.clone())
+    /// The record kept under `label`, checked as a row read back is.
+    pub(super) fn idempotency(&self, label: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.keys
+            .get(label)
+            .map(|key| {
+                idempotency_from_columns(
+                    &key.account,
+                    &key.label,
+                    key.digest.clone(),
+                    i64::from(key.status),
+                    key.body.clone(),
+                    key.at,
+                )
+            })
+            .transpose()
     }
 
     pub(super) fn hold(&self, id: &AccountId, hold: HoldId) -> Option<Hold> {
