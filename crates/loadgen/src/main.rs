@@ -22,6 +22,11 @@ use rand::Rng;
 use sqlx::{Connection, PgConnection};
 use tokio::net::TcpStream;
 
+/// The same allocator as the server: the generator shares the machine, so what it
+/// spends on malloc the server does not get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Clone)]
 #[command(name = "creditd-load", about = "Load generator for creditd")]
 struct Args {

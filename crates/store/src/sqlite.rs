@@ -48,11 +48,14 @@ use crate::{
 const READ_CONNECTIONS: u32 = 4;
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// The writer's page cache, in KiB (SQLite takes a negative number as KiB): the index
-/// pages of a few million accounts stay in memory. Readers keep SQLite's small default:
-/// in WAL mode a reader drops its whole cache whenever the database changed, and
-/// dropping a large one costs more than it saves.
-const WRITER_CACHE_KIB: &str = "-65536";
+/// The writer's page cache, in KiB (SQLite takes a negative number as KiB): 2,048
+/// pages, enough for the B-trees' upper levels; leaves come from the OS's cache. Not
+/// larger: a B-tree balance gives pages a temporary number past 1 GiB, and the commit
+/// that follows then walks every slot of the cache's hash table to drop pages past the
+/// end of the file. With 64 MiB that walk was 5% of the server's CPU. Readers keep
+/// SQLite's small default: in WAL mode a reader drops its whole cache whenever the
+/// database changed.
+const WRITER_CACHE_KIB: &str = "-8192";
 
 /// What the journal holds and the tables do not yet, shared by the writer and the
 /// readers (which look there first). Locked only to look up or swap, never across an
