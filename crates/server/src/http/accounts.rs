@@ -63,6 +63,9 @@ pub async fn get_account(
     Ok(Answer::json(StatusCode::OK, &AccountDto::from(&account)))
 }
 
+/// The membership actions, as requests name them.
+pub const MEMBERSHIP_ACTIONS: [&str; 3] = ["start_trial", "activate", "cancel"];
+
 /// Start a trial, activate or renew a paid membership, or cancel.
 #[utoipa::path(post, path = "/v1/accounts/{id}/membership", tag = "accounts",
     params(("id" = String, Path, description = "The platform's account id")),
@@ -99,7 +102,8 @@ pub async fn membership(
         "cancel" => MembershipAction::Cancel,
         other => {
             return Err(Problem::invalid(format!(
-                "action {other:?} is none of start_trial, activate, cancel"
+                "action {other:?} is none of {}",
+                MEMBERSHIP_ACTIONS.join(", ")
             )));
         }
     };
@@ -122,6 +126,12 @@ pub async fn daily_login(
     Ok(state.apply(&caller, Op::DailyLogin(id), &posted).await)
 }
 
+/// What a grant may be, as requests name it.
+pub const GRANT_SOURCES: [(&str, GrantSource); 2] = [
+    ("promotion", GrantSource::Promotion),
+    ("compensation", GrantSource::Compensation),
+];
+
 /// Grant promotion or compensation credits.
 #[utoipa::path(post, path = "/v1/accounts/{id}/grants", tag = "credits in",
     params(("id" = String, Path, description = "The platform's account id")),
@@ -135,15 +145,16 @@ pub async fn grant(
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
     let request = &posted.body;
-    let source = match request.source.as_str() {
-        "promotion" => GrantSource::Promotion,
-        "compensation" => GrantSource::Compensation,
-        other => {
-            return Err(Problem::invalid(format!(
-                "source {other:?} cannot be granted: use promotion or compensation"
-            )));
-        }
-    };
+    let source = GRANT_SOURCES
+        .iter()
+        .find(|(name, _)| *name == request.source)
+        .map(|(_, source)| *source)
+        .ok_or_else(|| {
+            Problem::invalid(format!(
+                "source {:?} cannot be granted: use promotion or compensation",
+                request.source
+            ))
+        })?;
     let expiry = match (&request.expires_at, &request.valid_for) {
         (Some(_), Some(_)) => {
             return Err(Problem::invalid("give expires_at or valid_for, not both"));
@@ -217,7 +228,11 @@ pub async fn purchase(
 #[utoipa::path(post, path = "/v1/accounts/{id}/holds", tag = "credits out",
     params(("id" = String, Path, description = "The platform's account id")),
     request_body = HoldRequest,
-    responses((status = 201, description = "The pending hold", body = HoldDto)))]
+    responses((status = 201, description = "The pending hold", body = HoldDto,
+        links(
+            ("GetHold" = (operation_id = "get_hold", parameters(("hold_id" = "$response.body#/id")))),
+            ("CaptureHold" = (operation_id = "capture", parameters(("hold_id" = "$response.body#/id")))),
+            ("ReleaseHold" = (operation_id = "release", parameters(("hold_id" = "$response.body#/id"))))))))]
 pub async fn hold(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -240,7 +255,8 @@ pub async fn hold(
 #[utoipa::path(post, path = "/v1/accounts/{id}/charges", tag = "credits out",
     params(("id" = String, Path, description = "The platform's account id")),
     request_body = ChargeRequest,
-    responses((status = 201, description = "The captured hold", body = HoldDto)))]
+    responses((status = 201, description = "The captured hold", body = HoldDto,
+        links(("GetHold" = (operation_id = "get_hold", parameters(("hold_id" = "$response.body#/id"))))))))]
 pub async fn charge(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -331,6 +347,7 @@ pub async fn balance(
 #[into_params(parameter_in = Query)]
 pub struct LedgerParams {
     /// Entries per page, 1 … 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
     cursor: Option<String>,
@@ -339,8 +356,10 @@ pub struct LedgerParams {
     #[param(rename = "type")]
     entry_type: Option<String>,
     /// Entries at or after this instant.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Entries before this instant.
+    #[param(format = DateTime)]
     until: Option<String>,
 }
 

@@ -27,7 +27,8 @@ pub async fn catalog(State(state): State<AppState>, Caller(_): Caller) -> Answer
 /// Create an API key; its secret is in this answer only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "service",
     request_body = ApiKeyRequest,
-    responses((status = 201, description = "The key, with its secret", body = ApiKeyDto)))]
+    responses((status = 201, description = "The key, with its secret", body = ApiKeyDto,
+        links(("RevokeKey" = (operation_id = "revoke_key", parameters(("key_id" = "$response.body#/id"))))))))]
 pub async fn create_key(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+mod document;
 mod extract;
 mod holds;
 
@@ -106,7 +107,7 @@ impl Modify for BearerAuth {
 
 /// The router of the whole API on `state`.
 pub fn router(state: AppState) -> axum::Router {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(accounts::put_account, accounts::get_account))
         .routes(routes!(accounts::membership))
         .routes(routes!(accounts::daily_login))
@@ -128,6 +129,8 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(admin::healthz))
         .routes(routes!(admin::metrics))
         .split_for_parts();
+    document::list_accepted_values(&mut openapi, &state.core.catalog);
+    document::spell_link_operation_ids(&mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(

@@ -66,6 +66,57 @@ async fn openapi_describes_every_route_of_the_router() {
 }
 
 #[tokio::test]
+async fn openapi_lists_the_names_a_field_accepts_and_links_to_what_a_post_made() {
+    let app = app().await;
+    let doc = app.get("/openapi.json").await.expect(200);
+    let property = |schema: &str, field: &str| {
+        doc["components"]["schemas"][schema]["properties"][field]["enum"].clone()
+    };
+    assert_eq!(
+        property("GrantRequest", "kind"),
+        json!(["agent", "general"])
+    );
+    assert_eq!(
+        property("GrantRequest", "source"),
+        json!(["promotion", "compensation"])
+    );
+    assert_eq!(
+        property("HoldRequest", "tier"),
+        json!(["general", "premium", null])
+    );
+    assert_eq!(
+        property("ApiKeyRequest", "role"),
+        json!(["admin", "service", "viewer"])
+    );
+    // From the catalog the server was started with.
+    let features = property("ChargeRequest", "feature");
+    assert!(
+        features
+            .as_array()
+            .is_some_and(|f| f.contains(&json!("agent.poster"))),
+        "{features}"
+    );
+    let entry_type = doc["paths"]["/v1/accounts/{id}/ledger"]["get"]["parameters"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "type"))
+        .map(|p| p["schema"]["enum"].clone());
+    assert!(
+        entry_type
+            .as_ref()
+            .and_then(|e| e.as_array())
+            .is_some_and(|e| e.contains(&json!("debit"))),
+        "{entry_type:?}"
+    );
+    let links = &doc["paths"]["/v1/accounts/{id}/holds"]["post"]["responses"]["201"]["links"];
+    assert_eq!(links["CaptureHold"]["operationId"], "capture");
+    assert_eq!(
+        links["CaptureHold"]["parameters"]["hold_id"],
+        "$response.body#/id"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_catalog_shows_features_plans_packages_and_policies() {
     let app = app().await;
     let catalog = app.get("/v1/catalog").await.expect(200);
