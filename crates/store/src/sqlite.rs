@@ -103,6 +103,8 @@ struct WriterConnection {
     version: Option<i64>,
     /// The id of the journal's newest row: the next is numbered on from it.
     last_journal_row: i64,
+    /// Unfolded rows from which each commit also folds a cut ([`FOLD_AT`]).
+    fold_at: usize,
     unfolded: Shared,
     process: Arc<str>,
 }
@@ -196,6 +198,12 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`), runs its
     /// migrations and folds what a previous run left in the journal.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_folding_at(url, FOLD_AT).await
+    }
+
+    /// As [`SqliteStore::open`], but folding once `rows` are unfolded instead of 65,536:
+    /// for tests that want sweeps without tens of thousands of rows.
+    pub async fn open_folding_at(url: &str, rows: usize) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -221,6 +229,7 @@ impl SqliteStore {
             in_transaction: false,
             version: None,
             last_journal_row: 0,
+            fold_at: rows,
             unfolded: Arc::clone(&shared),
             process: Arc::clone(&process),
         };
@@ -540,7 +549,7 @@ impl WriteTransaction for SqliteWrite {
         // before this batch, which the journal row below has).
         let cut = {
             let mut unfolded = unfolded(&self.writer.unfolded);
-            if unfolded.rows() >= FOLD_AT {
+            if unfolded.rows() >= self.writer.fold_at {
                 let rows = FOLD_SLICE.max(batch.rows().saturating_mul(2));
                 let cut = unfolded.next_cut(rows, self.writer.last_journal_row);
                 push_fold(&mut sql, &unfolded.cut(&cut), &cut)?;

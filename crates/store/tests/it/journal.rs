@@ -26,6 +26,15 @@ async fn open(file: &File) -> Db {
     creditd_store::open(&file.url).await.unwrap()
 }
 
+/// A store that folds once 4,096 rows are unfolded, not tens of thousands.
+async fn open_folding_early(file: &File) -> Db {
+    Box::new(
+        creditd_store::SqliteStore::open_folding_at(&file.url, 4_096)
+            .await
+            .unwrap(),
+    )
+}
+
 /// Rows in a table, read on a connection of its own.
 async fn rows(file: &File, table: &str) -> i64 {
     let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
@@ -124,13 +133,14 @@ async fn batches_committed_before_a_crash_are_folded_when_the_database_is_opened
 #[tokio::test]
 async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
     let file = file();
-    let db = open(&file).await;
-    // 6 rows an account, 4,000 accounts: over FOLD_AT, so each write transaction first
-    // folds a cut. New batches keep arriving, as under load, until a sweep through
-    // accounts and keys is done and the journal rows it began with are deleted.
+    let db = open_folding_early(&file).await;
+    // 6 rows an account, 1,000 accounts: over the 4,096 rows this store folds at, so
+    // each write transaction first folds a cut. New batches keep arriving, as under
+    // load, until a sweep through accounts and keys is done and the journal rows it
+    // began with are deleted.
     let mut accounts = Vec::new();
-    for first in (0..4_000).step_by(1_000) {
-        let (made, changes) = batch(first, 1_000);
+    for first in (0..1_000).step_by(250) {
+        let (made, changes) = batch(first, 250);
         commit(&db, &changes).await.unwrap();
         accounts.extend(made);
     }
@@ -139,13 +149,13 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
     while rows(&file, "journal").await >= journal {
         assert!(folded.len() < 60, "the sweep never ended: {folded:?}");
         journal = rows(&file, "journal").await;
-        let (made, changes) = batch(accounts.len(), 500);
+        let (made, changes) = batch(accounts.len(), 125);
         commit(&db, &changes).await.unwrap();
         accounts.extend(made);
         folded.push(tables(&file).await);
         assert_reads(&db, &accounts[..50]).await;
     }
-    // A transaction folds a cut while FOLD_AT rows or more are unfolded.
+    // A transaction folds a cut while 4,096 rows or more are unfolded.
     assert!(
         folded.len() > 2
             && folded.windows(2).all(|pair| pair[0] <= pair[1])
@@ -160,7 +170,7 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
     assert_eq!(rows(&file, "accounts").await, made);
     assert_eq!(rows(&file, "history").await, made * 4);
     assert_eq!(rows(&file, "idempotency_keys").await, made);
-    let db = open(&file).await;
+    let db = open_folding_early(&file).await;
     assert_reads(&db, &accounts).await;
 }
 
