@@ -65,6 +65,24 @@ pub enum GrantSource {
     Compensation,
 }
 
+impl GrantSource {
+    /// Both, in the order the API lists them.
+    pub const ALL: [GrantSource; 2] = [GrantSource::Promotion, GrantSource::Compensation];
+
+    /// The source of the bucket it grants.
+    pub fn source(self) -> Source {
+        match self {
+            GrantSource::Promotion => Source::Promotion,
+            GrantSource::Compensation => Source::Compensation,
+        }
+    }
+
+    /// Its name in the API: its bucket source's.
+    pub fn as_str(self) -> &'static str {
+        self.source().as_str()
+    }
+}
+
 /// A promotion or compensation grant.
 #[derive(Clone, Debug)]
 pub struct Grant {
@@ -512,10 +530,7 @@ impl Moment<'_> {
             }
         };
         self.account.check_room_for_bucket()?;
-        let source = match grant.source {
-            GrantSource::Promotion => Source::Promotion,
-            GrantSource::Compensation => Source::Compensation,
-        };
+        let source = grant.source.source();
         let campaign: Option<Arc<str>> = grant.campaign.map(Into::into);
         let note: Option<Arc<str>> = grant.note.map(Into::into).or_else(|| campaign.clone());
         let id = self.add_bucket(grant.kind, source, grant.amount.get(), expires_at, campaign);

@@ -1342,3 +1342,18 @@ fn a_free_feature_places_a_hold_with_no_allocations() {
     assert_eq!(captured.status(), HoldStatus::Captured);
     assert!(w.journal.entries.is_empty());
 }
+
+#[test]
+fn a_grant_source_is_named_and_stored_as_its_buckets_source() {
+    let named: Vec<(&str, Source)> = GrantSource::ALL
+        .into_iter()
+        .map(|g| (g.as_str(), g.source()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("promotion", Source::Promotion),
+            ("compensation", Source::Compensation)
+        ]
+    );
+}

@@ -126,12 +126,6 @@ pub async fn daily_login(
     Ok(state.apply(&caller, Op::DailyLogin(id), &posted).await)
 }
 
-/// What a grant may be, as requests name it.
-pub const GRANT_SOURCES: [(&str, GrantSource); 2] = [
-    ("promotion", GrantSource::Promotion),
-    ("compensation", GrantSource::Compensation),
-];
-
 /// Grant promotion or compensation credits.
 #[utoipa::path(post, path = "/v1/accounts/{id}/grants", tag = "credits in",
     params(("id" = String, Path, description = "The platform's account id")),
@@ -145,10 +139,9 @@ pub async fn grant(
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
     let request = &posted.body;
-    let source = GRANT_SOURCES
-        .iter()
-        .find(|(name, _)| *name == request.source)
-        .map(|(_, source)| *source)
+    let source = GrantSource::ALL
+        .into_iter()
+        .find(|source| source.as_str() == request.source)
         .ok_or_else(|| {
             Problem::invalid(format!(
                 "source {:?} cannot be granted: use promotion or compensation",

@@ -2,19 +2,20 @@
 //! one of a few names, and links spelled as OpenAPI spells them.
 //!
 //! The request types keep such fields as text, so that a wrong name gets the answer its
-//! handler gives; the derived schemas therefore say only "string". Some of the lists are
-//! the domain's (credit kinds, tiers, entry types, roles), others the configured
-//! catalog's (features, plans, packages), known only when the server starts. So they
-//! are written into the document here, once, from the same constants and catalog the
-//! handlers check against, and a client generated from the document learns them.
+//! handler gives; the derived schemas therefore say only "string". Some of the lists
+//! are the domain's (credit kinds, grant sources, tiers, entry types, roles), others
+//! the configured catalog's (features, plans, packages), known only when the server
+//! starts. So they are written into the document here, once, from the same constants
+//! and catalog the handlers check against, and a client generated from the document
+//! learns them.
 
-use creditd_ledger::{Catalog, CreditKind, EntryType, Tier};
+use creditd_ledger::{Catalog, CreditKind, EntryType, GrantSource, Tier};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::{OpenApi, RefOr};
 
-use super::accounts::{GRANT_SOURCES, MEMBERSHIP_ACTIONS};
+use super::accounts::MEMBERSHIP_ACTIONS;
 use crate::auth::Role;
 
 /// Writes every list of accepted values into `openapi`.
@@ -33,7 +34,7 @@ pub fn list_accepted_values(openapi: &mut OpenApi, catalog: &Catalog) {
         (
             "GrantRequest",
             "source",
-            names(GRANT_SOURCES.map(|(name, _)| name)),
+            names(GrantSource::ALL.map(GrantSource::as_str)),
         ),
         (
             "PurchaseRequest",
