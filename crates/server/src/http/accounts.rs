@@ -143,9 +143,11 @@ pub async fn grant(
         .into_iter()
         .find(|source| source.as_str() == request.source)
         .ok_or_else(|| {
+            let names = GrantSource::ALL.map(GrantSource::as_str);
             Problem::invalid(format!(
-                "source {:?} cannot be granted: use promotion or compensation",
-                request.source
+                "source {:?} cannot be granted: use {}",
+                request.source,
+                names.join(" or ")
             ))
         })?;
     let expiry = match (&request.expires_at, &request.valid_for) {
