@@ -1,38 +1,59 @@
-//! The admin commands of the `creditd` binary, run as a person would, on a fresh
-//! database: what they print and what they change.
+//! The admin commands of the `creditd` binary, run as a person would against a real
+//! `creditd serve`: what they print, what they change, and the one sentence they say
+//! when something is wrong.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use std::net::SocketAddr;
 use std::process::{Command, Output};
 
+use common::{ADMIN, Server, free_addr};
+
+/// A server on a fresh SQLite database, and the CLI pointed at it.
 struct Cli {
+    addr: SocketAddr,
     database: String,
-    _dir: tempfile::TempDir,
+    server: Option<Server>,
+    dir: tempfile::TempDir,
 }
 
 impl Cli {
-    fn new() -> Cli {
+    async fn start() -> Cli {
         let dir = tempfile::tempdir().unwrap();
         let database = format!("sqlite://{}", dir.path().join("cli.db").display());
+        let addr = free_addr();
+        let server = Server::start(addr, &database);
+        server.wait_ready(addr).await;
         Cli {
+            addr,
             database,
-            _dir: dir,
+            server: Some(server),
+            dir,
         }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_creditd"))
+    /// Runs `creditd ARGS` with `key` (none if empty).
+    fn run_with(&self, key: &str, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_creditd"));
+        command
             .args(args)
-            .env("CREDITD_DATABASE_URL", &self.database)
-            .env("CREDITD_ADMIN_KEY", "cli-test-admin")
-            .env_remove("CREDITD_CONFIG")
+            .env("CREDITD_URL", format!("http://{}", self.addr))
+            .env_remove("CREDITD_DATABASE_URL")
+            .env_remove("CREDITD_ADMIN_KEY")
             .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+            .current_dir(self.dir.path());
+        if key.is_empty() {
+            command.env_remove("CREDITD_KEY");
+        } else {
+            command.env("CREDITD_KEY", key);
+        }
+        command.output().unwrap()
     }
 
-    /// Runs a command that must succeed; returns what it printed.
+    /// Runs a command as the admin that must succeed; returns what it printed.
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
+        let output = self.run_with(ADMIN, args);
         let stdout = String::from_utf8(output.stdout).unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -41,12 +62,49 @@ impl Cli {
         );
         stdout
     }
+
+    /// Runs a command with `key` that must fail; returns the one line it said.
+    fn fails_with(&self, key: &str, args: &[&str]) -> String {
+        let output = self.run_with(key, args);
+        assert!(!output.status.success(), "creditd {args:?} succeeded");
+        let said = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(said.lines().count(), 1, "one line, no backtrace: {said}");
+        assert!(said.starts_with("creditd: "), "{said}");
+        said
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        self.fails_with(ADMIN, args)
+    }
+
+    fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.kill();
+        }
+    }
 }
 
-#[test]
-fn grant_adjust_then_read_balance_and_ledger() {
-    let cli = Cli::new();
-    assert!(cli.ok(&["migrate"]).contains("schema up to date"));
+/// A POST as the admin through the API: (status, JSON answer).
+async fn post(addr: SocketAddr, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    common::call(addr, hyper::Method::POST, path, Some(body), None)
+        .await
+        .unwrap()
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn writes_say_what_they_did_and_reads_print_tables_json_and_csv() {
+    let cli = Cli::start().await;
+    let typo = cli.fails(&["grant", "alice", "--amount", "30"]);
+    assert!(
+        typo.contains("there is no account \"alice\"") && typo.contains("--create"),
+        "{typo}"
+    );
     let granted = cli.ok(&[
         "grant",
         "alice",
@@ -56,22 +114,26 @@ fn grant_adjust_then_read_balance_and_ledger() {
         "P7D",
         "--note",
         "welcome",
+        "--create",
     ]);
     assert!(
-        granted.contains("Granted 30 general credits (promotion) to alice"),
+        granted.starts_with("+30 general credits (promotion) to alice: bucket b1; they expire "),
         "{granted}"
     );
     let adjusted = cli.ok(&[
         "adjust", "alice", "--amount", "-5", "--kind", "general", "--reason", "typo",
     ]);
-    assert!(
-        adjusted.contains("Adjusted alice by -5 general credits"),
-        "{adjusted}"
+    assert_eq!(
+        adjusted.trim(),
+        "\u{2212}5 general credits from alice, reason: typo (ledger e2)."
     );
 
     let balance = cli.ok(&["balance", "alice"]);
     assert!(balance.contains("total 25"), "{balance}");
     assert!(balance.contains("promotion"), "{balance}");
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["balance", "alice", "--json"])).unwrap();
+    assert_eq!(json["total"], 25);
     let shown = cli.ok(&["account", "show", "alice"]);
     assert!(
         shown.contains("membership") && shown.contains("none"),
@@ -99,26 +161,110 @@ fn grant_adjust_then_read_balance_and_ledger() {
     );
 }
 
-#[test]
-fn refusals_and_unknown_accounts_fail_with_a_clear_message() {
-    let cli = Cli::new();
-    let refused = cli.run(&[
-        "adjust", "bob", "--amount", "-5", "--kind", "general", "--reason", "x",
-    ]);
-    assert!(!refused.status.success());
-    let said = String::from_utf8_lossy(&refused.stderr);
+#[tokio::test]
+async fn accounts_holds_and_purchases_are_found() {
+    let cli = Cli::start().await;
+    for account in ["team-b", "team-a", "solo"] {
+        cli.ok(&["grant", account, "--amount", "100", "--create"]);
+    }
+    let found = cli.ok(&["account", "search", "team-"]);
     assert!(
-        said.contains("insufficient credits") && said.contains("insufficient_credits"),
-        "{said}"
+        found.contains("2 account(s) starting with \"team-\""),
+        "{found}"
     );
-    let missing = cli.run(&["balance", "nobody"]);
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no account nobody"));
+    assert!(found.contains("team-a") && found.contains("team-b") && !found.contains("solo"));
+    let csv = cli.ok(&["account", "search", "team-", "--csv"]);
+    let ids: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["team-a", "team-b"]);
+
+    // A hold and a purchase made through the API, looked up by support.
+    let addr = cli.addr;
+    let (status, hold) = post(
+        addr,
+        "/v1/accounts/solo/holds",
+        serde_json::json!({"feature": "ai_background", "reference": "job-9"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let hold_id = hold["id"].as_str().unwrap();
+    let shown = cli.ok(&["hold", "show", hold_id]);
+    assert!(
+        shown.contains("ai_background") && shown.contains("pending") && shown.contains("job-9"),
+        "{shown}"
+    );
+    assert!(
+        cli.fails(&["hold", "show", "h99_solo"])
+            .contains("there is no hold")
+    );
+
+    let end = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).to_string();
+    let (status, _) = post(
+        addr,
+        "/v1/accounts/solo/membership",
+        serde_json::json!({"action": "activate", "period_end": end}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let purchase = |order: &str| {
+        serde_json::json!({"order_id": order, "package": "credits_100",
+                           "paid": {"amount_minor": 499, "currency": "USD"}})
+    };
+    let path = "/v1/accounts/solo/purchases";
+    let (status, _) = post(addr, path, purchase("ord/1 #2")).await;
+    assert_eq!(status, 422, "order ids hold no spaces");
+    let (status, _) = post(addr, path, purchase("ord/1#2?")).await;
+    assert_eq!(status, 201);
+    let purchase = cli.ok(&["purchase", "show", "ord/1#2?"]);
+    assert!(
+        purchase.contains("solo") && purchase.contains("499 USD"),
+        "{purchase}"
+    );
+    let missing = cli.fails(&["purchase", "show", "ord-404"]);
+    assert!(missing.contains("no purchase is recorded"), "{missing}");
 }
 
-#[test]
-fn keys_are_created_listed_and_revoked() {
-    let cli = Cli::new();
+#[tokio::test]
+async fn refusals_and_unreachable_servers_get_one_plain_sentence() {
+    let cli = Cli::start().await;
+    let refused = cli.fails(&[
+        "adjust", "bob", "--amount", "-5", "--kind", "general", "--reason", "x", "--create",
+    ]);
+    assert!(
+        refused.contains("insufficient credits") && refused.contains("insufficient_credits"),
+        "{refused}"
+    );
+    let missing = cli.fails(&["balance", "nobody"]);
+    assert!(
+        missing.contains("account nobody does not exist"),
+        "{missing}"
+    );
+
+    let nobody = cli.fails(&["balance", "x", "--url", "http://127.0.0.1:9"]);
+    assert!(
+        nobody.contains("cannot reach creditd at http://127.0.0.1:9"),
+        "{nobody}"
+    );
+    let no_key = cli.fails_with("", &["balance", "x"]);
+    assert!(no_key.contains("needs an API key"), "{no_key}");
+    let wrong_key = cli.fails_with("cdk_nope_nope", &["balance", "x"]);
+    assert!(wrong_key.contains("refused the key"), "{wrong_key}");
+    let created = cli.ok(&["keys", "create", "--name", "reader", "--role", "viewer"]);
+    let viewer = created
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("cdk_"))
+        .unwrap();
+    let narrow = cli.fails_with(viewer, &["grant", "x", "--amount", "1", "--create"]);
+    assert!(narrow.contains("this key may not do that"), "{narrow}");
+}
+
+#[tokio::test]
+async fn keys_are_created_listed_and_revoked_through_the_api() {
+    let cli = Cli::start().await;
     let created = cli.ok(&["keys", "create", "--name", "backend", "--role", "service"]);
     let key = created
         .lines()
@@ -129,7 +275,66 @@ fn keys_are_created_listed_and_revoked() {
     let listed = cli.ok(&["keys", "list"]);
     assert!(listed.contains(id) && listed.contains("backend") && listed.contains("service"));
     assert!(!listed.contains(key), "the list shows no secret");
-    assert!(cli.ok(&["keys", "revoke", id]).contains("Revoked"));
-    let bad = cli.run(&["keys", "create", "--name", "x", "--role", "root"]);
-    assert!(!bad.status.success());
+    let revoked = cli.ok(&["keys", "revoke", id]);
+    assert!(revoked.contains("Revoked service key") && revoked.contains("stops working"));
+    let bad = cli.fails(&["keys", "create", "--name", "x", "--role", "root"]);
+    assert!(bad.contains("root"), "{bad}");
+}
+
+#[tokio::test]
+async fn only_migrate_and_the_break_glass_key_open_the_database() {
+    let mut cli = Cli::start().await;
+    // While the server has the database open, nothing else may write it.
+    let in_use = cli.fails(&[
+        "keys",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "admin",
+        "--database",
+        &cli.database,
+    ]);
+    assert!(
+        in_use.contains("open in another creditd process"),
+        "{in_use}"
+    );
+    cli.stop();
+
+    let made = cli.ok(&[
+        "keys",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "admin",
+        "--database",
+        &cli.database,
+    ]);
+    assert!(made.contains("Created admin key"), "{made}");
+    let elsewhere = format!("sqlite://{}", cli.dir.path().join("typo.db").display());
+    let typo = cli.fails(&["migrate", "--database", &elsewhere]);
+    assert!(
+        typo.contains("there is no SQLite database") && typo.contains("--create"),
+        "{typo}"
+    );
+    let typo = cli.fails(&[
+        "keys",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "admin",
+        "--database",
+        &elsewhere,
+    ]);
+    assert!(typo.contains("--create"), "{typo}");
+    assert!(
+        cli.ok(&["migrate", "--database", &elsewhere, "--create"])
+            .contains("schema up to date")
+    );
+    assert!(
+        cli.ok(&["migrate", "--database", &cli.database])
+            .contains("schema up to date")
+    );
 }

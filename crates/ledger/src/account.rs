@@ -18,7 +18,9 @@ use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, ToSpan};
 
 use crate::hold::Settlement;
-use crate::limits::{Amount, MAX_LIVE_BUCKETS, MAX_PENDING_HOLDS, MAX_QUANTITY, check_text};
+use crate::limits::{
+    Amount, MAX_LIVE_BUCKETS, MAX_PENDING_HOLDS, MAX_QUANTITY, Payment, check_text,
+};
 use crate::{
     AccountId, Allocation, Bucket, BucketId, Catalog, CreditKind, Distribution, EntryType, Hold,
     HoldId, HoldStatus, Journal, LedgerEntry, Membership, MembershipStatus, OrderId, Refusal,
@@ -118,6 +120,9 @@ pub struct Purchase {
     pub credits: PurchaseCredits,
     /// When it was paid; now if not given. Never in the future.
     pub paid_at: Option<Timestamp>,
+    /// What the platform was paid, if it said: kept with the purchase for support and
+    /// reconciliation; no rule depends on it.
+    pub paid: Option<Payment>,
 }
 
 /// The recorded purchase.
@@ -405,7 +410,12 @@ impl Drop for Moment<'_> {
     }
 }
 
-impl Moment<'_> {
+impl<'a> Moment<'a> {
+    /// The catalog the commands are priced by.
+    pub(crate) fn catalog(&self) -> &'a Catalog {
+        self.catalog
+    }
+
     /// The instant commands happen at.
     pub fn now(&self) -> Timestamp {
         self.now
@@ -540,10 +550,7 @@ impl Moment<'_> {
 
     /// Records a purchase paid at `paid_at` (default now) by a member.
     pub fn purchase(&mut self, purchase: Purchase) -> Result<PurchaseReceipt, Refusal> {
-        let credits = match &purchase.credits {
-            PurchaseCredits::Package(name) => self.catalog.package(name)?.credits,
-            PurchaseCredits::Credits(amount) => amount.get(),
-        };
+        let credits = self.catalog.credits_of(&purchase.credits)?;
         let paid_at = purchase.paid_at.unwrap_or(self.now);
         if paid_at > self.now {
             return Err(Refusal::PaidAtInFuture);

@@ -12,8 +12,8 @@ use jiff::Span;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use crate::limits::{MAX_AMOUNT, MAX_QUANTITY};
-use crate::{CreditKind, Refusal, time};
+use crate::limits::{Currency, MAX_AMOUNT, MAX_QUANTITY};
+use crate::{CreditKind, PurchaseCredits, Refusal, time};
 
 /// The built-in catalog of SPEC §3, in the configuration file's own format.
 pub const DEFAULT_CATALOG_TOML: &str = include_str!("default_catalog.toml");
@@ -158,7 +158,7 @@ pub struct Package {
     /// Its list price in minor units (cents).
     pub price_minor: u64,
     /// ISO 4217 currency of the price.
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// Service-wide policies.
@@ -238,11 +238,28 @@ impl Catalog {
             .ok_or_else(|| Refusal::UnknownPlan(name.to_owned()))
     }
 
+    /// The plan called `name`, or the default plan when no name is given: the
+    /// catalog's first (SPEC §2's plans are listed most common first).
+    pub fn plan_or_default(&self, name: Option<&str>) -> Result<&Plan, Refusal> {
+        match name {
+            Some(name) => self.plan(name),
+            None => self.plans.values().next().ok_or(Refusal::NoPlan),
+        }
+    }
+
     /// The package called `name`.
     pub fn package(&self, name: &str) -> Result<&Package, Refusal> {
         self.packages
             .get(name)
             .ok_or_else(|| Refusal::UnknownPackage(name.to_owned()))
+    }
+
+    /// The credits a purchase buys: a package counts as its credits (SPEC §8).
+    pub fn credits_of(&self, bought: &PurchaseCredits) -> Result<u64, Refusal> {
+        match bought {
+            PurchaseCredits::Package(name) => Ok(self.package(name)?.credits),
+            PurchaseCredits::Credits(amount) => Ok(amount.get()),
+        }
     }
 
     /// Every feature, in the configuration's order.
@@ -434,19 +451,13 @@ struct PackageFile {
 impl PackageFile {
     fn check(self, name: &str) -> Result<Package, CatalogError> {
         let at = |field: &str| format!("packages.{name}.{field}");
-        let iso_4217 =
-            self.currency.len() == 3 && self.currency.chars().all(|c| c.is_ascii_uppercase());
-        if !iso_4217 {
-            return Err(invalid(
-                at("currency"),
-                "a three-letter ISO 4217 code is needed",
-            ));
-        }
+        let currency = Currency::parse(&self.currency)
+            .map_err(|_| invalid(at("currency"), "a three-letter ISO 4217 code is needed"))?;
         Ok(Package {
             name: name.into(),
             credits: check_range(at("credits"), self.credits, 1, MAX_AMOUNT)?,
             price_minor: self.price_minor,
-            currency: self.currency,
+            currency,
         })
     }
 }
@@ -725,6 +736,37 @@ mod tests {
         assert!(matches!(
             Catalog::from_toml("[policies]\nunknown = 1"),
             Err(CatalogError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn the_default_plan_is_the_catalogs_first() {
+        let catalog = Catalog::default();
+        let first = catalog.plans().next().unwrap();
+        assert_eq!(catalog.plan_or_default(None).unwrap().name, first.name);
+        assert!(matches!(
+            catalog.plan_or_default(Some("nope")),
+            Err(Refusal::UnknownPlan(_))
+        ));
+        let planless = Catalog::from_toml("[plans]").unwrap();
+        assert_eq!(planless.plan_or_default(None).err(), Some(Refusal::NoPlan));
+    }
+
+    #[test]
+    fn a_package_counts_as_its_credits() {
+        let catalog = Catalog::default();
+        let package = catalog.packages().next().unwrap();
+        let bought = PurchaseCredits::Package(package.name.to_string());
+        assert_eq!(catalog.credits_of(&bought), Ok(package.credits));
+        let amount = crate::Amount::new(42).unwrap();
+        assert_eq!(
+            catalog.credits_of(&PurchaseCredits::Credits(amount)),
+            Ok(42)
+        );
+        let unknown = PurchaseCredits::Package("nope".into());
+        assert!(matches!(
+            catalog.credits_of(&unknown),
+            Err(Refusal::UnknownPackage(_))
         ));
     }
 }

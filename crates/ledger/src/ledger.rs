@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::limits::page_limit;
 use crate::{BucketId, CreditKind, Hold, HoldId, OrderId, Refusal, Source};
 
 /// What happened to a bucket.
@@ -194,11 +195,6 @@ impl Journal {
     }
 }
 
-/// Entries per ledger page when the caller names no limit (SPEC §8).
-pub const DEFAULT_LEDGER_PAGE: u32 = 50;
-/// Most entries per ledger page (SPEC §8): keeps one answer small and one query bounded.
-pub const MAX_LEDGER_PAGE: u32 = 500;
-
 /// Which entries of an account's ledger to show: SPEC §8's `limit`, `type`, `since`
 /// (inclusive) and `until` (exclusive). Pages run newest first; the store pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,7 +206,7 @@ pub struct LedgerQuery {
 }
 
 impl LedgerQuery {
-    /// Checks the page size (1 … [`MAX_LEDGER_PAGE`], default [`DEFAULT_LEDGER_PAGE`]).
+    /// Checks the page size (1 … [`MAX_PAGE`], default [`DEFAULT_PAGE`]).
     /// A window with `until` not after `since` is valid and empty.
     pub fn new(
         limit: Option<u32>,
@@ -218,12 +214,7 @@ impl LedgerQuery {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> Result<LedgerQuery, Refusal> {
-        let limit = limit.unwrap_or(DEFAULT_LEDGER_PAGE);
-        if !(1..=MAX_LEDGER_PAGE).contains(&limit) {
-            return Err(Refusal::PageLimitOutOfRange {
-                max: MAX_LEDGER_PAGE,
-            });
-        }
+        let limit = page_limit(limit)?;
         Ok(LedgerQuery {
             limit,
             entry_type,

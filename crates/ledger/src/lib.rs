@@ -78,6 +78,7 @@ mod account;
 mod balance;
 mod bucket;
 mod catalog;
+mod command;
 mod hold;
 mod ids;
 mod ledger;
@@ -96,15 +97,14 @@ pub use catalog::{
     Catalog, CatalogError, Category, DEFAULT_CATALOG_TOML, Feature, MAX_TRIAL_DAYS, Package, Plan,
     Policies, Price, Tier,
 };
+pub use command::{AccountCommand, Effect, OrderTerms};
 pub use hold::{Allocation, Hold, HoldStatus, Settlement};
 pub use ids::{AccountId, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId};
-pub use ledger::{
-    DEFAULT_LEDGER_PAGE, Distribution, EntryType, Journal, LedgerEntry, LedgerQuery,
-    MAX_LEDGER_PAGE,
-};
+pub use ledger::{Distribution, EntryType, Journal, LedgerEntry, LedgerQuery};
 pub use limits::{
-    Amount, MAX_AMOUNT, MAX_LIVE_BUCKETS, MAX_PAST_MEMBER_PERIODS, MAX_PENDING_HOLDS, MAX_QUANTITY,
-    MAX_TEXT_LEN,
+    Amount, Currency, DEFAULT_PAGE, MAX_AMOUNT, MAX_LIVE_BUCKETS, MAX_PAGE,
+    MAX_PAST_MEMBER_PERIODS, MAX_PENDING_HOLDS, MAX_QUANTITY, MAX_TEXT_LEN, Payment,
+    count_from_json, page_limit,
 };
 pub use membership::{MemberPeriod, Membership, MembershipStatus, Schedule};
 pub use refusal::Refusal;

@@ -51,6 +51,30 @@ pub enum Refusal {
     /// An order id that is empty, too long or not printable.
     #[error("order id must be 1 to 128 printable ASCII characters without spaces")]
     InvalidOrderId,
+    /// A currency that is not an ISO 4217 code.
+    #[error("currency {0:?} must be an ISO 4217 code such as USD")]
+    InvalidCurrency(String),
+    /// A payment of less than nothing.
+    #[error("paid.amount_minor must not be negative")]
+    NegativePayment,
+    /// An order id already recorded with other terms (SPEC §8: not the same purchase).
+    #[error("order {0} was recorded with another account, amount or paid_at")]
+    OrderConflict(crate::OrderId),
+    /// A command that needs an existing account named one that does not exist.
+    #[error("account {0} does not exist")]
+    UnknownAccount(crate::AccountId),
+    /// A purchase naming both a package and a number of credits, or neither.
+    #[error("give package or credits, not both")]
+    PackageOrCredits,
+    /// A grant with both an end and a validity.
+    #[error("give expires_at or valid_for, not both")]
+    ExpiryTwice,
+    /// `activate` without the end of the paid period.
+    #[error("activate needs period_end")]
+    PeriodEndRequired,
+    /// The catalog has no plan to default to.
+    #[error("the catalog has no plan")]
+    NoPlan,
     /// An amount outside 1 … 1,000,000,000.
     #[error("amount must be between 1 and {max}")]
     AmountOutOfRange {
@@ -141,7 +165,8 @@ impl Refusal {
             Refusal::InsufficientCredits { .. } => "insufficient_credits",
             Refusal::MembersOnly => "members_only",
             Refusal::HoldNotPending(_) => "hold_not_pending",
-            Refusal::UnknownHold(_) => "not_found",
+            Refusal::UnknownHold(_) | Refusal::UnknownAccount(_) => "not_found",
+            Refusal::OrderConflict(_) => "idempotency_conflict",
             Refusal::UnknownFeature(_) => "unknown_feature",
             Refusal::TierNotAvailable { .. } => "tier_not_available",
             _ => "invalid_request",

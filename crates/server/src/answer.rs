@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use creditd_ledger::Refusal;
 use serde::Serialize;
 
+use crate::clock::ClockError;
+use crate::command::Refused;
+
 /// Media type of problem answers.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -183,8 +186,8 @@ impl From<Refusal> for Problem {
         let status = match refusal {
             Refusal::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             Refusal::MembersOnly => StatusCode::FORBIDDEN,
-            Refusal::HoldNotPending(_) => StatusCode::CONFLICT,
-            Refusal::UnknownHold(_) => StatusCode::NOT_FOUND,
+            Refusal::HoldNotPending(_) | Refusal::OrderConflict(_) => StatusCode::CONFLICT,
+            Refusal::UnknownHold(_) | Refusal::UnknownAccount(_) => StatusCode::NOT_FOUND,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let mut problem = Problem::new(status, refusal.code(), refusal.to_string());
@@ -200,12 +203,37 @@ impl From<Refusal> for Problem {
     }
 }
 
-impl From<creditd_store::StoreError> for Problem {
+impl From<&creditd_store::StoreError> for Problem {
     /// Corrupt data is a bug (500); anything else the database did may pass (503).
-    fn from(error: creditd_store::StoreError) -> Problem {
+    fn from(error: &creditd_store::StoreError) -> Problem {
         match error {
-            creditd_store::StoreError::Corrupt(_) => Problem::internal(&error),
-            _ => Problem::unavailable(&error),
+            creditd_store::StoreError::Corrupt(_) => Problem::internal(error),
+            _ => Problem::unavailable(error),
+        }
+    }
+}
+
+impl From<creditd_store::StoreError> for Problem {
+    fn from(error: creditd_store::StoreError) -> Problem {
+        Problem::from(&error)
+    }
+}
+
+impl From<&Refused> for Problem {
+    fn from(refused: &Refused) -> Problem {
+        match refused {
+            Refused::Rule(refusal) => Problem::from(refusal.clone()),
+            Refused::Clock(ClockError::Backwards(back)) => {
+                Problem::new(StatusCode::CONFLICT, "clock_backwards", back.to_string())
+            }
+            Refused::Clock(ClockError::NotATestClock) => {
+                Problem::not_found("the service runs on the system clock")
+            }
+            Refused::Clock(ClockError::OutOfRange) => {
+                Problem::invalid("the target time is out of range")
+            }
+            Refused::Store(error) => Problem::from(&**error),
+            Refused::Stopped => Problem::unavailable(&"the writer has stopped"),
         }
     }
 }

@@ -84,12 +84,17 @@ impl Core {
         &self,
         id: &AccountId,
     ) -> Result<Option<(Account, Journal)>, StoreError> {
-        let Some(stored) = self.store.account(id).await? else {
-            return Ok(None);
-        };
-        let mut account = stored.account;
+        Ok(self
+            .store
+            .account(id)
+            .await?
+            .map(|stored| self.brought_to_now(stored.account)))
+    }
+
+    /// `account` as of now, with what catching up produced (see [`Core::account_now`]).
+    pub fn brought_to_now(&self, mut account: Account) -> (Account, Journal) {
         let mut journal = Journal::default();
         drop(account.at(&self.catalog, self.clock.now(), &mut journal));
-        Ok(Some((account, journal)))
+        (account, journal)
     }
 }

@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::core::Core;
-use crate::writer::{Command, Op, Writer};
+use creditd_ledger::AccountCommand;
+
+use crate::command::{Command, Submission};
+use crate::writer::Writer;
 
 /// How often due accounts are caught up.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -103,8 +106,8 @@ pub async fn sweep_due_accounts(core: &Core, writer: &Writer) {
         let writer = writer.clone();
         submitted.spawn(async move {
             writer
-                .submit(Command {
-                    op: Op::CatchUp(id),
+                .submit(Submission {
+                    command: Command::Account(id, AccountCommand::CatchUp),
                     idempotency: None,
                 })
                 .await

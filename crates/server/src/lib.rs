@@ -1,9 +1,11 @@
 //! creditd's server: the HTTP API of SPEC §6 over the ledger core and the store.
 //!
-//! A request goes: [`http`] (auth, parsing, checks) → [`writer`] (changes: one task
-//! that batches concurrent commands into one transaction, group commit) or the store
-//! (reads) → an [`answer::Answer`]. [`core::Core`] holds what they share; the CLI's admin
-//! commands use it without HTTP. [`jobs`] are the background sweeps.
+//! A request goes: [`http`] (auth, parsing into a typed [`command::Command`]) →
+//! [`writer`] (group commit: one task batches concurrent commands into one transaction)
+//! → [`command::Batch`] (each command through the ledger core, under the
+//! [`idempotency`] policy) → a typed [`command::Outcome`] → [`dto`] (its HTTP answer).
+//! Reads go from [`http`] to the store. [`core::Core`] holds what they share; [`jobs`]
+//! are the background sweeps.
 //!
 //! Architecture invariant: handlers never touch SQL and never decide a credit rule; the
 //! ledger core decides, the store keeps, this crate connects them.
@@ -11,9 +13,11 @@
 pub mod answer;
 pub mod auth;
 pub mod clock;
+pub mod command;
 pub mod core;
 pub mod dto;
 pub mod http;
+pub mod idempotency;
 pub mod jobs;
 pub mod metrics;
 pub mod writer;

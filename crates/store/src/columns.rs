@@ -5,15 +5,19 @@
 
 use std::collections::HashSet;
 
-use creditd_ledger::{Account, AccountId, BucketId, OrderId};
+use creditd_ledger::{Account, AccountId, BucketId, Currency, OrderId, Payment};
 use serde::Serialize;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::instant::from_db;
 use crate::{
-    ApiKeyRecord, IdempotencyKey, IdempotencyRecord, Payment, PurchaseRecord, StoreError,
-    StoredAccount,
+    ApiKeyRecord, IdempotencyKey, IdempotencyRecord, PurchaseRecord, StoreError, StoredAccount,
 };
+
+/// A character above every character an account id may hold (SPEC §8's alphabet ends
+/// at `z`): every id that starts with a prefix sorts at or after the prefix and before
+/// the prefix followed by this, so a prefix is a range of the id index.
+pub const ACCOUNT_ID_END: char = '~';
 
 /// The account id under which records of requests about no account are kept.
 pub(crate) const NO_ACCOUNT: &str = "";
@@ -26,6 +30,10 @@ pub(crate) mod sql {
     /// A settled hold's JSON.
     pub(crate) const SETTLED_HOLD: &str =
         "SELECT data FROM history WHERE account_id = $1 AND kind = 'hold' AND number = $2";
+    /// A purchase by order id (`purchase_record`).
+    pub(crate) const PURCHASE: &str = "SELECT order_id, account_id, credits, bucket_id, paid_at,
+        paid_at_requested, expires_at, amount_minor, currency, recorded_at
+        FROM purchases WHERE order_id = $1";
     /// Accounts with an effect due by `$1`, at most `$2`.
     pub(crate) const DUE_ACCOUNTS: &str = "SELECT account_id FROM account_due
         WHERE next_effect_at <= $1 ORDER BY next_effect_at LIMIT $2";
@@ -154,7 +162,7 @@ where
         paid: match (amount_minor, currency) {
             (Some(amount), Some(currency)) => Some(Payment {
                 amount_minor: count(amount)?,
-                currency,
+                currency: Currency::parse(&currency).map_err(corrupt)?,
             }),
             _ => None,
         },

@@ -23,10 +23,11 @@ use async_trait::async_trait;
 use creditd_ledger::{AccountId, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
+pub use columns::ACCOUNT_ID_END;
 pub use postgres::PostgresStore;
 pub use records::{
-    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, LedgerRow, Payment,
-    PurchaseRecord, StoredAccount, StoredEntry,
+    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord,
+    StoredAccount, StoredEntry, entry_number,
 };
 pub use sqlite::SqliteStore;
 
@@ -42,6 +43,16 @@ pub enum StoreError {
     /// A row the store wrote reads back as something the rules cannot produce.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A SQLite database is open in another store, in this process or another (one
+    /// creditd process writes a SQLite file; admin commands go through its API).
+    #[error("{0} is open in another creditd process: stop it first, or go through its API")]
+    InUse(String),
+    /// The lock that keeps a SQLite database to one process could not be taken.
+    #[error("the database lock: {0}")]
+    Lock(String),
+    /// No database at a path that was to be opened, not created.
+    #[error("there is no SQLite database at {0}")]
+    NoDatabase(String),
     /// The database URL names no backend this build has.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
@@ -70,7 +81,7 @@ pub trait Store: Send + Sync + 'static {
         id: &AccountId,
         query: &LedgerQuery,
         before: Option<u64>,
-    ) -> Result<Vec<LedgerRow>, StoreError>;
+    ) -> Result<Vec<StoredEntry>, StoreError>;
 
     /// A hold that is no longer pending.
     async fn settled_hold(
@@ -78,6 +89,18 @@ pub trait Store: Send + Sync + 'static {
         id: &AccountId,
         hold: HoldId,
     ) -> Result<Option<creditd_ledger::Hold>, StoreError>;
+
+    /// Accounts whose id starts with `prefix`, in id order (bytewise), those after
+    /// `after` if given, at most `limit`.
+    async fn accounts_page(
+        &self,
+        prefix: &str,
+        after: Option<&AccountId>,
+        limit: u32,
+    ) -> Result<Vec<StoredAccount>, StoreError>;
+
+    /// The purchase recorded under an order id.
+    async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError>;
 
     /// Accounts with a time-based effect due at or before `now`, at most `limit`.
     async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError>;
@@ -125,8 +148,19 @@ pub trait WriteTransaction: Send {
 /// Opens the store a URL names (`sqlite://PATH`, creating the file if needed, or
 /// `postgres://…`) and runs its migrations.
 pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_with(url, true).await
+}
+
+/// As [`open`], but a SQLite file that does not exist is refused
+/// ([`StoreError::NoDatabase`]) instead of created: for commands where a mistyped path
+/// should not make a new, empty database.
+pub async fn open_existing(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_with(url, false).await
+}
+
+async fn open_with(url: &str, create: bool) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Box::new(SqliteStore::open(url).await?))
+        Ok(Box::new(SqliteStore::open(url, create).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(PostgresStore::open(url).await?))
     } else {

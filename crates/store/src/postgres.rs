@@ -28,8 +28,8 @@ use crate::columns::{
 };
 use crate::instant::to_db;
 use crate::{
-    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, LedgerRow, Store, StoreError, StoredAccount,
-    WriteTransaction,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchaseRecord, Store,
+    StoreError, StoredAccount, StoredEntry, WriteTransaction,
 };
 
 /// Write transactions a node may have open at once (the locks keep each account in
@@ -102,7 +102,7 @@ impl Store for PostgresStore {
         id: &AccountId,
         query: &LedgerQuery,
         before: Option<u64>,
-    ) -> Result<Vec<LedgerRow>, StoreError> {
+    ) -> Result<Vec<StoredEntry>, StoreError> {
         let before = before
             .map_or(Ok(i64::MAX), i64::try_from)
             .map_err(corrupt)?;
@@ -123,14 +123,42 @@ impl Store for PostgresStore {
         .await?;
         rows.iter()
             .map(|row| {
-                let number = count(row.try_get(0)?)?;
-                Ok(LedgerRow {
-                    seq: number,
-                    position: number,
+                Ok(StoredEntry {
+                    seq: count(row.try_get(0)?)?,
                     entry: from_json::<LedgerEntry>(row.try_get(1)?)?,
                 })
             })
             .collect()
+    }
+
+    async fn accounts_page(
+        &self,
+        prefix: &str,
+        after: Option<&AccountId>,
+        limit: u32,
+    ) -> Result<Vec<StoredAccount>, StoreError> {
+        // Bytewise order ("C"), the order of the index of migration 0002, whatever the
+        // database's collation.
+        let rows = sqlx::query(
+            r#"SELECT state, entry_seq FROM accounts
+               WHERE id COLLATE "C" >= $1 AND id COLLATE "C" < $2 AND id COLLATE "C" > $3
+               ORDER BY id COLLATE "C" LIMIT $4"#,
+        )
+        .bind(prefix)
+        .bind(format!("{prefix}{ACCOUNT_ID_END}"))
+        .bind(after.map_or("", AccountId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_account).collect()
+    }
+
+    async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError> {
+        let row = sqlx::query(sql::PURCHASE)
+            .bind(order.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| purchase_record(&row)).transpose()
     }
 
     async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {

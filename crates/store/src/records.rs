@@ -1,7 +1,7 @@
 //! The records the store keeps beside the ledger core's own types.
 
 use creditd_ledger::{
-    Account, AccountId, BucketId, Distribution, Hold, Journal, LedgerEntry, OrderId,
+    Account, AccountId, BucketId, Distribution, Hold, Journal, LedgerEntry, OrderId, Payment,
 };
 use jiff::Timestamp;
 
@@ -14,7 +14,8 @@ pub struct StoredAccount {
     pub entry_seq: u64,
 }
 
-/// A ledger entry with its number within the account (1, 2, … in recording order).
+/// A ledger entry with its number within the account (1, 2, … in recording order), as
+/// written and as read back for a page (a later page continues before its number).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredEntry {
     /// Its number within the account.
@@ -23,25 +24,13 @@ pub struct StoredEntry {
     pub entry: LedgerEntry,
 }
 
-/// A ledger entry as read back for a page: its number, and where the store keeps it
-/// (to continue the page after it).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LedgerRow {
-    /// Its number within the account (`e{seq}`).
-    pub seq: u64,
-    /// The store's position of the entry: a later page starts before it.
-    pub position: u64,
-    /// The entry.
-    pub entry: LedgerEntry,
-}
-
-/// What a payment amounted to, as the platform reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Payment {
-    /// In the currency's minor unit (cents).
-    pub amount_minor: u64,
-    /// ISO 4217 code.
-    pub currency: String,
+/// The number of an account's ledger entry: the entry at `index` (from 0) of those a
+/// transaction adds after the `entries_before` the account had is number
+/// `entries_before + index + 1`. Entries are numbered 1, 2, … in recording order.
+pub fn entry_number(entries_before: u64, index: usize) -> u64 {
+    entries_before
+        .saturating_add(index as u64)
+        .saturating_add(1)
 }
 
 /// A recorded purchase. Its order id is unique across the service.
@@ -151,8 +140,8 @@ impl Changes {
     pub fn record(&mut self, account: Account, entries_before: u64, journal: Journal) {
         let id = account.id().clone();
         let mut seq = entries_before;
-        for entry in journal.entries {
-            seq = seq.saturating_add(1);
+        for (index, entry) in journal.entries.into_iter().enumerate() {
+            seq = entry_number(entries_before, index);
             self.entries.push((id.clone(), StoredEntry { seq, entry }));
         }
         for hold in journal.settled_holds {

@@ -16,7 +16,6 @@ mod journal;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -31,17 +30,15 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use self::journal::{
-    Cut, CutRows, FOLD_AT, FOLD_SLICE, JournalBatch, JournalKey, Unfolded, merged_page,
-};
+use self::journal::{Cut, CutRows, FOLD_AT, FOLD_SLICE, JournalBatch, JournalKey, Unfolded};
 use crate::columns::{
-    api_key, checked_account, corrupt, count, from_json, idempotency_record, key_label,
-    purchase_record, record_account, sql, stored_account, to_json,
+    api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
+    record_account, sql, stored_account, to_json,
 };
 use crate::instant::to_db;
 use crate::{
-    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, LedgerRow, PurchaseRecord, Store,
-    StoreError, StoredAccount, WriteTransaction,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchaseRecord, Store,
+    StoreError, StoredAccount, StoredEntry, WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -73,21 +70,48 @@ pub struct SqliteStore {
     writer: Arc<Mutex<WriterConnection>>,
     readers: SqlitePool,
     unfolded: Shared,
-    /// This store's name in `journal_writer`.
-    process: Arc<str>,
+    /// Held while the store is open: no other store, in this process or another, writes
+    /// the file meanwhile (what is kept unfolded in memory is only this store's).
+    lock: Arc<FileLock>,
 }
 
-/// A name for this store among the processes that may open the file: process id,
-/// opening time, and a count within the process.
-fn process_name() -> Arc<str> {
-    static OPENED: AtomicU64 = AtomicU64::new(0);
-    let nth = OPENED.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}-{}-{nth}",
-        std::process::id(),
-        Timestamp::now().as_nanosecond()
-    )
-    .into()
+/// An exclusive lock on `PATH.lock` beside the database `PATH`, held from opening to
+/// closing (and by the OS only while the process lives: a crash leaves no stale lock).
+/// A lock file of its own, not the database file: SQLite's own locks on the database
+/// are POSIX locks, which any other descriptor of that file would release on closing.
+#[derive(Debug)]
+struct FileLock {
+    file: std::fs::File,
+}
+
+impl FileLock {
+    fn take(database: &std::path::Path) -> Result<FileLock, StoreError> {
+        let mut path = database.as_os_str().to_owned();
+        path.push(".lock");
+        let path = std::path::PathBuf::from(path);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|error| StoreError::Lock(format!("opening {}: {error}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(FileLock { file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StoreError::InUse(database.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Lock(format!(
+                "locking {}: {error}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Releases the lock at closing. Should that fail, the lock goes when the store
+    /// is dropped, with the file.
+    fn release(&self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// The one connection that writes.
@@ -97,52 +121,45 @@ struct WriterConnection {
     /// A transaction was begun and not committed (its batch failed): roll it back
     /// before the next.
     in_transaction: bool,
-    /// `PRAGMA data_version` when the unfolded changes were last known to be what the
-    /// database holds; it changes when another connection commits. `None`: unknown
-    /// (before the first transaction, or after a commit whose outcome is unknown).
-    version: Option<i64>,
+    /// A commit's outcome is unknown (it failed on its way): what is kept unfolded may
+    /// differ from the journal, so the next transaction reads the journal anew.
+    stale: bool,
     /// The id of the journal's newest row: the next is numbered on from it.
     last_journal_row: i64,
     /// Unfolded rows from which each commit also folds a cut ([`FOLD_AT`]).
     fold_at: usize,
     unfolded: Shared,
-    process: Arc<str>,
 }
 
 impl WriterConnection {
     /// Ends a transaction a failed batch left open. SQLite may have rolled it back
-    /// already; then the ROLLBACK fails, with nothing left to undo. What the
-    /// transaction wrote is gone, its claim on `journal_writer` with it: the next reads
-    /// the journal anew and claims again.
-    async fn settle(&mut self) {
+    /// already; then the ROLLBACK fails, with nothing left to undo.
+    async fn roll_back(&mut self) {
         if self.in_transaction {
             let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
             self.in_transaction = false;
-            self.version = None;
         }
     }
 
-    /// Begins a write transaction (`BEGIN IMMEDIATE`: the write lock at once, so another
-    /// process writing the same file makes this wait for `busy_timeout` instead of
-    /// failing at its first write) and brings the unfolded changes up to date.
+    /// Begins a write transaction (`BEGIN IMMEDIATE`: the write lock at once) and, if a
+    /// commit's outcome was unknown, reads the unfolded changes anew.
     async fn begin(&mut self) -> Result<(), StoreError> {
-        self.settle().await;
+        self.roll_back().await;
         self.in_transaction = true;
-        let version = sqlx::query_scalar::<_, i64>(BEGIN_IMMEDIATE)
-            .fetch_one(&mut self.connection)
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.connection)
             .await?;
-        self.check_version(version).await
+        if self.stale {
+            self.read_journal().await?;
+        }
+        Ok(())
     }
 
-    /// Within a write transaction: if another connection has committed since this one
-    /// last looked (`version` differs), what is kept in memory may be stale. The journal
-    /// holds every change the tables lack (and perhaps some they have: a fold leaves
-    /// the rows an unfinished sweep began with), so the unfolded changes are read anew
-    /// from it.
-    async fn check_version(&mut self, version: i64) -> Result<(), StoreError> {
-        if self.version == Some(version) {
-            return Ok(());
-        }
+    /// Within a write transaction: reads what is kept unfolded from the journal, which
+    /// holds every change the tables lack (and perhaps some they have: a sweep deletes
+    /// the rows it folded only once it is through). On opening, and after a commit
+    /// whose outcome is unknown.
+    async fn read_journal(&mut self) -> Result<(), StoreError> {
         let rows = sqlx::query("SELECT id, data FROM journal ORDER BY id")
             .fetch_all(&mut self.connection)
             .await?;
@@ -152,15 +169,9 @@ impl WriterConnection {
             last = row.try_get(0)?;
             fresh.add(from_json(row.try_get(1)?)?)?;
         }
-        // Committed with this transaction: from then on, this process's readers may
-        // trust what it keeps in memory again.
-        sqlx::query("UPDATE journal_writer SET process = ?")
-            .bind(&*self.process)
-            .execute(&mut self.connection)
-            .await?;
         *unfolded(&self.unfolded) = fresh;
         self.last_journal_row = self.last_journal_row.max(last);
-        self.version = Some(version);
+        self.stale = false;
         Ok(())
     }
 
@@ -182,7 +193,7 @@ impl WriterConnection {
             .await;
         if outcome.is_err() {
             // Whether the fold committed is unknown: read the journal anew next time.
-            self.version = None;
+            self.stale = true;
         }
         outcome?;
         self.in_transaction = false;
@@ -191,23 +202,30 @@ impl WriterConnection {
     }
 }
 
-/// Begins a write transaction and reads the database's `data_version`.
-const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE; SELECT data_version FROM pragma_data_version()";
-
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`), runs its
-    /// migrations and folds what a previous run left in the journal.
-    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_folding_at(url, FOLD_AT).await
+    /// Opens the database at `url` (`sqlite://PATH`), creating it if `create`, runs
+    /// its migrations and folds what a previous run left in the journal. Refused while
+    /// another store has the file open ([`StoreError::InUse`]).
+    pub async fn open(url: &str, create: bool) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_folding_at(url, create, FOLD_AT).await
     }
 
     /// As [`SqliteStore::open`], but folding once `rows` are unfolded instead of 65,536:
     /// for tests that want sweeps without tens of thousands of rows.
-    pub async fn open_folding_at(url: &str, rows: usize) -> Result<SqliteStore, StoreError> {
+    pub async fn open_folding_at(
+        url: &str,
+        create: bool,
+        rows: usize,
+    ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT);
+        let path = options.get_filename().to_owned();
+        if !create && !path.exists() {
+            return Err(StoreError::NoDatabase(path.display().to_string()));
+        }
+        let lock = FileLock::take(&path)?;
         let mut connection = options
             .clone()
             .create_if_missing(true)
@@ -223,22 +241,21 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         let shared = Shared::default();
-        let process = process_name();
         let mut writer = WriterConnection {
             connection,
             in_transaction: false,
-            version: None,
+            // What a previous run left in the journal is read by the first transaction.
+            stale: true,
             last_journal_row: 0,
             fold_at: rows,
             unfolded: Arc::clone(&shared),
-            process: Arc::clone(&process),
         };
         writer.fold_all().await?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers,
             unfolded: shared,
-            process,
+            lock: Arc::new(lock),
         })
     }
 }
@@ -247,7 +264,12 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         let mut writer = Arc::clone(&self.writer).lock_owned().await;
-        writer.settle().await;
+        if writer.stale {
+            // The transaction begins here, to read the journal anew within it.
+            writer.begin().await?;
+        } else {
+            writer.roll_back().await;
+        }
         Ok(Box::new(SqliteWrite {
             writer,
             loaded: HashMap::new(),
@@ -255,25 +277,15 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
-        // Taken before the row: a fold that ends meanwhile has written it there first.
-        let kept = unfolded(&self.unfolded).account(id);
-        let row = sqlx::query(
-            "SELECT a.state, a.entry_seq, w.process
-             FROM journal_writer AS w LEFT JOIN accounts AS a ON a.id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_one(&self.readers)
-        .await?;
-        // Kept states are the newest unless another process has committed since this
-        // one's writer last read the journal (an admin command, which folded it).
-        if row.try_get::<&str, _>(2)? == &*self.process
-            && let Some(stored) = kept
-        {
-            return Ok(Some(stored));
+        // The journal is the truth for the states it holds.
+        if let Some(kept) = unfolded(&self.unfolded).account(id) {
+            return Ok(Some(kept));
         }
-        row.try_get::<Option<&str>, _>(0)?
-            .map(|state| checked_account(from_json(state)?, count(row.try_get(1)?)?))
-            .transpose()
+        let row = sqlx::query(sql::ACCOUNT)
+            .bind(id.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| stored_account(&row)).transpose()
     }
 
     async fn ledger_page(
@@ -281,15 +293,24 @@ impl Store for SqliteStore {
         id: &AccountId,
         query: &LedgerQuery,
         before: Option<u64>,
-    ) -> Result<Vec<LedgerRow>, StoreError> {
-        // The unfolded entries first: a fold that ends meanwhile has put them in the
-        // table before they leave memory.
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        // The journal is the truth for the account's entries from its first unfolded
+        // one on; the table for those before it (`UnfoldedEntries`).
         let newest = unfolded(&self.unfolded).ledger_rows(id, query, before);
-        let before_db = before
+        let table_before = match (before, newest.first_unfolded) {
+            (Some(before), Some(first)) => Some(before.min(first)),
+            (before, first) => before.or(first),
+        };
+        let before_db = table_before
             .map_or(Ok(i64::MAX), i64::try_from)
             .map_err(corrupt)?;
+        let mut page = newest.rows;
+        let wanted = usize::try_from(query.limit()).unwrap_or(usize::MAX);
+        if page.len() >= wanted {
+            return Ok(page);
+        }
         let rows = sqlx::query(
-            "SELECT number, number, data FROM history
+            "SELECT number, data FROM history
              WHERE account_id = ?1 AND kind = 'entry' AND number < ?2
                AND (?3 IS NULL OR label = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
              ORDER BY number DESC LIMIT ?6",
@@ -299,20 +320,55 @@ impl Store for SqliteStore {
         .bind(query.entry_type().map(|t| t.as_str()))
         .bind(query.since().map(to_db))
         .bind(query.until().map(to_db))
-        .bind(query.limit())
+        .bind(u32::try_from(wanted.saturating_sub(page.len())).unwrap_or(u32::MAX))
         .fetch_all(&self.readers)
         .await?;
-        let table = rows
+        for row in &rows {
+            page.push(StoredEntry {
+                seq: count(row.try_get(0)?)?,
+                entry: from_json::<LedgerEntry>(row.try_get(1)?)?,
+            });
+        }
+        Ok(page)
+    }
+
+    async fn accounts_page(
+        &self,
+        prefix: &str,
+        after: Option<&AccountId>,
+        limit: u32,
+    ) -> Result<Vec<StoredAccount>, StoreError> {
+        let end = format!("{prefix}{ACCOUNT_ID_END}");
+        let after = after.map_or("", AccountId::as_str);
+        // Taken before the rows: a fold that ends meanwhile has written them there first.
+        let kept = unfolded(&self.unfolded).accounts_in(prefix, &end, after, limit);
+        let rows = sqlx::query(
+            "SELECT state, entry_seq FROM accounts
+             WHERE id >= $1 AND id < $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(prefix)
+        .bind(&end)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut page: std::collections::BTreeMap<AccountId, StoredAccount> = rows
             .iter()
-            .map(|row| {
-                Ok(LedgerRow {
-                    seq: count(row.try_get(0)?)?,
-                    position: count(row.try_get(1)?)?,
-                    entry: from_json::<LedgerEntry>(row.try_get(2)?)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(merged_page(newest, table, query.limit()))
+            .map(|row| stored_account(row).map(|s| (s.account.id().clone(), s)))
+            .collect::<Result<_, _>>()?;
+        page.extend(kept.into_iter().map(|s| (s.account.id().clone(), s)));
+        Ok(page
+            .into_values()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError> {
+        let row = sqlx::query(sql::PURCHASE)
+            .bind(order.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| purchase_record(&row)).transpose()
     }
 
     async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
@@ -380,6 +436,7 @@ impl Store for SqliteStore {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut writer.connection)
             .await;
+        self.lock.release();
     }
 }
 
@@ -398,17 +455,25 @@ struct Loaded {
     entry_seq: u64,
 }
 
-/// A batch's reads in one round trip, with `BEGIN IMMEDIATE` and the database's
-/// `data_version`: four statements, their rows told apart by their number of columns
-/// (1, 2, 6, 10).
-const READ_ALL: &str = "BEGIN IMMEDIATE;
-     SELECT data_version FROM pragma_data_version();
-     SELECT state, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?));
-     SELECT account_id, label, digest, status, body, at FROM idempotency_keys
-     WHERE label IN (SELECT value FROM json_each(?));
-     SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
-            expires_at, amount_minor, currency, recorded_at
-     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))";
+/// A batch's reads in one round trip: three statements, each row tagged with what it
+/// is in its last column, `read`.
+macro_rules! batch_reads {
+    () => {
+        "SELECT state, entry_seq, 'account' AS read FROM accounts
+         WHERE id IN (SELECT value FROM json_each(?));
+         SELECT account_id, label, digest, status, body, at, 'key' AS read FROM idempotency_keys
+         WHERE label IN (SELECT value FROM json_each(?));
+         SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
+                expires_at, amount_minor, currency, recorded_at, 'purchase' AS read
+         FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))"
+    };
+}
+
+/// The batch's reads in the transaction already begun.
+const READS: &str = batch_reads!();
+/// The batch's reads as the first statements of its transaction (`BEGIN IMMEDIATE`:
+/// the write lock at once).
+const BEGIN_AND_READS: &str = concat!("BEGIN IMMEDIATE;\n", batch_reads!());
 
 /// Rows per INSERT statement: far below SQLite's limit on bound parameters.
 const ROWS_PER_INSERT: usize = 1_000;
@@ -424,9 +489,13 @@ impl WriteTransaction for SqliteWrite {
         let names: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
         let labels: Vec<String> = keys.iter().map(key_label).collect();
         let order_ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
-        self.writer.settle().await;
+        let statements = if self.writer.in_transaction {
+            READS
+        } else {
+            BEGIN_AND_READS
+        };
         self.writer.in_transaction = true;
-        let rows = sqlx::query(READ_ALL)
+        let rows = sqlx::query(statements)
             .bind(to_json(&names)?)
             .bind(to_json(&labels)?)
             .bind(to_json(&order_ids)?)
@@ -436,13 +505,12 @@ impl WriteTransaction for SqliteWrite {
         let mut records = HashMap::new();
         let mut reads = BatchReads::default();
         for row in &rows {
-            match row.columns().len() {
-                1 => self.writer.check_version(row.try_get(0)?).await?,
-                2 => {
+            match row.try_get::<&str, _>("read")? {
+                "account" => {
                     let stored = stored_account(row)?;
                     accounts.insert(stored.account.id().clone(), stored);
                 }
-                6 => {
+                "key" => {
                     let record = idempotency_record(row)?;
                     records.insert(key_label(&record.key), record);
                 }
@@ -612,7 +680,7 @@ impl WriteTransaction for SqliteWrite {
             .await;
         if outcome.is_err() {
             // Whether it committed is unknown: read the journal anew next time.
-            self.writer.version = None;
+            self.writer.stale = true;
         }
         outcome?;
         self.writer.in_transaction = false;
@@ -626,7 +694,7 @@ impl WriteTransaction for SqliteWrite {
         let kept = unfolded.add(batch);
         drop(unfolded);
         if kept.is_err() {
-            self.writer.version = None;
+            self.writer.stale = true;
         }
         kept
     }
@@ -687,9 +755,10 @@ impl SqliteWrite {
 }
 
 /// The statements that write a cut of the unfolded changes into the tables and delete
-/// the journal rows folded entirely. A row may be in the tables already (after another
-/// process's commit, the journal is read anew whole): entries, holds and records are
-/// then left as they are, and an account's state is the newest either way.
+/// the journal rows folded entirely. A row may be in the tables already (the journal
+/// read anew whole, on opening or after a commit of unknown outcome, holds the rows a
+/// sweep folded before it was through): entries, holds and records are then left as
+/// they are, and an account's state is the newest either way.
 fn push_fold<'args>(
     sql: &mut QueryBuilder<'args, Sqlite>,
     rows: &CutRows<'_>,

@@ -126,6 +126,7 @@ impl World {
                 order_id: OrderId::parse(order).expect("order id"),
                 credits: PurchaseCredits::Credits(Amount::new(credits).expect("amount")),
                 paid_at,
+                paid: None,
             })
         })
     }
@@ -894,6 +895,7 @@ fn a_package_purchase_grants_the_packages_credits() {
             order_id: OrderId::parse("o-1").expect("id"),
             credits: PurchaseCredits::Package("credits_500".into()),
             paid_at: None,
+            paid: None,
         })
     });
     assert_eq!(receipt.map(|r| r.credits), Ok(500));
@@ -902,6 +904,7 @@ fn a_package_purchase_grants_the_packages_credits() {
             order_id: OrderId::parse("o-2").expect("id"),
             credits: PurchaseCredits::Package("credits_7".into()),
             paid_at: None,
+            paid: None,
         })
     });
     assert_eq!(unknown.map_err(|r| r.code()), Err("invalid_request"));

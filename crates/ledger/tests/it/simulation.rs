@@ -218,6 +218,7 @@ impl World {
                     order_id: order,
                     credits: PurchaseCredits::Credits(Amount::new(*credits).unwrap()),
                     paid_at: Some(now.checked_sub(paid_hours_ago.hours()).unwrap()),
+                    paid: None,
                 })
                 .map(drop),
             Step::Hold {

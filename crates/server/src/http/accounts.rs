@@ -4,27 +4,28 @@ use std::str::FromStr;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use creditd_ledger::{
-    Adjustment, Amount, CreditKind, EntryType, Expiry, Grant, GrantSource, LedgerQuery, MAX_AMOUNT,
-    OrderId, Purchase, PurchaseCredits, Refusal, Tier, Use, parse_duration, parse_time_zone,
+    AccountCommand, AccountId, Adjustment, Amount, CreditKind, EntryType, Expiry, Grant,
+    GrantSource, LedgerQuery, MAX_PAGE, OrderId, Payment, Purchase, PurchaseCredits, Refusal, Tier,
+    Use, count_from_json, page_limit, parse_duration, parse_time_zone,
 };
-use creditd_store::Payment;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
+use super::cursor::Cursor;
 use super::extract::{AccountPath, Caller, Posted};
 use crate::answer::{Answer, Problem};
 use crate::auth::{TOKEN_TTL_DEFAULT_SECONDS, TOKEN_TTL_MAX_SECONDS};
+use crate::command::{Command, Submission};
 use crate::dto::{
-    AccountDto, AdjustmentDto, AdjustmentRequest, BalanceDto, BucketDto, ChargeRequest,
-    DailyLoginDto, EntryDto, GrantRequest, HoldDto, HoldRequest, LedgerPageDto, MembershipRequest,
-    NoFields, PurchaseDto, PurchaseRequest, PutAccountRequest, TokenDto, TokenRequest,
+    AccountDto, AccountPageDto, AdjustmentDto, AdjustmentRequest, BalanceDto, BucketDto,
+    ChargeRequest, DailyLoginDto, EntryDto, GrantRequest, HoldDto, HoldRequest, LedgerPageDto,
+    MembershipRequest, NoFields, PurchaseDto, PurchaseRequest, PutAccountRequest, TokenDto,
+    TokenRequest,
 };
-use crate::writer::{MembershipAction, Op};
+use crate::idempotency::Reply;
 
 /// Create an account, or change its time zone.
 #[utoipa::path(put, path = "/v1/accounts/{id}", tag = "accounts",
@@ -46,7 +47,8 @@ pub async fn put_account(
         .map(parse_time_zone)
         .transpose()?;
     // PUT is idempotent by itself: no Idempotency-Key bookkeeping.
-    Ok(state.submit(&caller, Op::PutAccount(id, zone), None).await)
+    let command = Command::Account(id, AccountCommand::Open { time_zone: zone });
+    Ok(state.submit(command, None).await)
 }
 
 /// An account and its membership.
@@ -61,6 +63,61 @@ pub async fn get_account(
     caller.require_read(&id)?;
     let (account, _) = state.account_now(&id).await?;
     Ok(Answer::json(StatusCode::OK, &AccountDto::from(&account)))
+}
+
+/// Which accounts to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountListParams {
+    /// Only ids that start with this (default: every account).
+    prefix: Option<String>,
+    /// Accounts per page, 1 … 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// From a previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// Accounts by id prefix, in id order (SPEC §13; not for account tokens).
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts",
+    params(AccountListParams),
+    responses((status = 200, description = "A page of accounts", body = AccountPageDto)))]
+pub async fn list_accounts(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    params: Result<Query<AccountListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Answer, Problem> {
+    caller.require_key()?;
+    let Query(params) = params.map_err(|e| Problem::invalid(e.body_text()))?;
+    let limit = page_limit(params.limit.as_deref().map(limit_number).transpose()?)?;
+    let prefix = params.prefix.unwrap_or_default();
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|text| AccountId::parse(&Cursor::Accounts.decode(text)?).map_err(Problem::from))
+        .transpose()?;
+    let page = state
+        .core
+        .store
+        .accounts_page(&prefix, after.as_ref(), limit)
+        .await
+        .map_err(Problem::from)?;
+    let full = page.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+    let accounts: Vec<AccountDto> = page
+        .into_iter()
+        .map(|stored| AccountDto::from(&state.core.brought_to_now(stored.account).0))
+        .collect();
+    let next_cursor = accounts
+        .last()
+        .filter(|_| full)
+        .map(|last| Cursor::Accounts.encode(&last.id));
+    Ok(Answer::json(
+        StatusCode::OK,
+        &AccountPageDto {
+            accounts,
+            next_cursor,
+        },
+    ))
 }
 
 /// The membership actions, as requests name them.
@@ -79,27 +136,14 @@ pub async fn membership(
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
     let request = &posted.body;
-    let plan = || {
-        request.plan.clone().or_else(|| {
-            state
-                .core
-                .catalog
-                .plans()
-                .next()
-                .map(|p| p.name.to_string())
-        })
-    };
+    let plan = request.plan.clone();
     let action = match request.action.as_str() {
-        "start_trial" => {
-            MembershipAction::StartTrial(plan().ok_or_else(|| Problem::invalid("no plan"))?)
-        }
-        "activate" => {
-            let end = request
-                .period_end
-                .ok_or_else(|| Problem::invalid("activate needs period_end"))?;
-            MembershipAction::Activate(plan().ok_or_else(|| Problem::invalid("no plan"))?, end)
-        }
-        "cancel" => MembershipAction::Cancel,
+        "start_trial" => AccountCommand::StartTrial { plan },
+        "activate" => AccountCommand::Activate {
+            plan,
+            period_end: request.period_end.ok_or(Refusal::PeriodEndRequired)?,
+        },
+        "cancel" => AccountCommand::Cancel,
         other => {
             return Err(Problem::invalid(format!(
                 "action {other:?} is none of {}",
@@ -108,7 +152,7 @@ pub async fn membership(
         }
     };
     Ok(state
-        .apply(&caller, Op::Membership(id, action), &posted)
+        .apply(&caller, Command::Account(id, action), &posted)
         .await)
 }
 
@@ -123,7 +167,8 @@ pub async fn daily_login(
     posted: Posted<NoFields>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    Ok(state.apply(&caller, Op::DailyLogin(id), &posted).await)
+    let command = Command::Account(id, AccountCommand::DailyLogin);
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// Grant promotion or compensation credits.
@@ -151,22 +196,21 @@ pub async fn grant(
             ))
         })?;
     let expiry = match (&request.expires_at, &request.valid_for) {
-        (Some(_), Some(_)) => {
-            return Err(Problem::invalid("give expires_at or valid_for, not both"));
-        }
+        (Some(_), Some(_)) => return Err(Refusal::ExpiryTwice.into()),
         (Some(at), None) => Expiry::At(*at),
         (None, Some(text)) => Expiry::ValidFor(parse_duration(text)?),
         (None, None) => Expiry::Never,
     };
     let grant = Grant {
         kind: kind(&request.kind)?,
-        amount: amount(request.amount)?,
+        amount: Amount::try_from(request.amount)?,
         source,
         expiry,
         campaign: request.campaign.clone(),
         note: request.note.clone(),
     };
-    Ok(state.apply(&caller, Op::Grant(id, grant), &posted).await)
+    let command = Command::Account(id, AccountCommand::Grant(grant));
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// Record a purchase (members only); the same order again answers 200 with the first
@@ -186,37 +230,22 @@ pub async fn purchase(
     let request = &posted.body;
     let credits = match (&request.package, request.credits) {
         (Some(name), None) => PurchaseCredits::Package(name.clone()),
-        (None, Some(credits)) => PurchaseCredits::Credits(amount(credits)?),
-        (Some(_), Some(_)) => return Err(Problem::invalid("give package or credits, not both")),
-        (None, None) => return Err(Problem::invalid("give package or credits")),
+        (None, Some(credits)) => PurchaseCredits::Credits(Amount::try_from(credits)?),
+        _ => return Err(Refusal::PackageOrCredits.into()),
     };
     let paid = request
         .paid
         .as_ref()
-        .map(|paid| {
-            let amount_minor = u64::try_from(paid.amount_minor)
-                .map_err(|_| Problem::invalid("paid.amount_minor must not be negative"))?;
-            let currency_ok =
-                paid.currency.len() == 3 && paid.currency.bytes().all(|b| b.is_ascii_uppercase());
-            if !currency_ok {
-                return Err(Problem::invalid(
-                    "paid.currency must be an ISO 4217 code such as USD",
-                ));
-            }
-            Ok(Payment {
-                amount_minor,
-                currency: paid.currency.clone(),
-            })
-        })
+        .map(|paid| Payment::new(paid.amount_minor, &paid.currency))
         .transpose()?;
     let purchase = Purchase {
         order_id: OrderId::parse(&request.order_id)?,
         credits,
         paid_at: request.paid_at,
+        paid,
     };
-    Ok(state
-        .apply(&caller, Op::Purchase(id, purchase, paid), &posted)
-        .await)
+    let command = Command::Account(id, AccountCommand::Purchase(purchase));
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// Reserve the cost of a use before the work.
@@ -243,7 +272,8 @@ pub async fn hold(
         r.ttl_seconds,
         &r.reference,
     )?;
-    Ok(state.apply(&caller, Op::Hold(id, intended), &posted).await)
+    let command = Command::Account(id, AccountCommand::PlaceHold(intended));
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// Pay for a use in one step: a hold captured at once.
@@ -267,9 +297,8 @@ pub async fn charge(
         None,
         &r.reference,
     )?;
-    Ok(state
-        .apply(&caller, Op::Charge(id, intended), &posted)
-        .await)
+    let command = Command::Account(id, AccountCommand::Charge(intended));
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// An admin's adjustment, with a reason.
@@ -285,17 +314,13 @@ pub async fn adjust(
 ) -> Result<Answer, Problem> {
     caller.require_admin()?;
     let request = &posted.body;
-    if request.amount == 0 || request.amount.unsigned_abs() > MAX_AMOUNT {
-        return Err(Refusal::AmountOutOfRange { max: MAX_AMOUNT }.into());
-    }
     let adjustment = Adjustment {
         amount: request.amount,
         kind: kind(&request.kind)?,
         reason: request.reason.clone(),
     };
-    Ok(state
-        .apply(&caller, Op::Adjust(id, adjustment), &posted)
-        .await)
+    let command = Command::Account(id, AccountCommand::Adjust(adjustment));
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// A read-only token for this account (for the end user's page).
@@ -316,8 +341,11 @@ pub async fn token(
             "ttl_seconds must be between 1 and {TOKEN_TTL_MAX_SECONDS}"
         )));
     }
-    let op = Op::Token(id, SignedDuration::from_secs(ttl));
-    Ok(state.apply(&caller, op, &posted).await)
+    let command = Command::Token {
+        account: id,
+        ttl: SignedDuration::from_secs(ttl),
+    };
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// The balance now.
@@ -370,16 +398,7 @@ pub async fn ledger(
 ) -> Result<Answer, Problem> {
     caller.require_read(&id)?;
     let Query(params) = params.map_err(|e| Problem::invalid(e.body_text()))?;
-    let limit = params
-        .limit
-        .as_deref()
-        .map(|text| {
-            text.parse::<u32>()
-                .map_err(|_| Refusal::PageLimitOutOfRange {
-                    max: creditd_ledger::MAX_LEDGER_PAGE,
-                })
-        })
-        .transpose()?;
+    let limit = params.limit.as_deref().map(limit_number).transpose()?;
     let entry_type = params
         .entry_type
         .as_deref()
@@ -391,15 +410,29 @@ pub async fn ledger(
     let since = params.since.as_deref().map(instant).transpose()?;
     let until = params.until.as_deref().map(instant).transpose()?;
     let query = LedgerQuery::new(limit, entry_type, since, until)?;
-    let before = params.cursor.as_deref().map(cursor_seq).transpose()?;
+    let before = params
+        .cursor
+        .as_deref()
+        .map(|text| {
+            Cursor::Ledger
+                .decode(text)?
+                .parse::<u64>()
+                .map_err(|_| Problem::invalid("cursor is not one this service gave"))
+        })
+        .transpose()?;
 
     // The ledger shows time's effects (expiries, distributions) as entries: record any
     // that are due before reading.
     let (_, due) = state.account_now(&id).await?;
     if !due.entries.is_empty() {
-        let answer = state.submit_internal(Op::CatchUp(id.clone())).await;
-        if answer.status != StatusCode::NO_CONTENT {
-            return Ok(answer);
+        let command = Command::Account(id.clone(), AccountCommand::CatchUp);
+        let submission = Submission {
+            command,
+            idempotency: None,
+        };
+        match state.writer.submit(submission).await {
+            Reply::Done(Ok(_)) => {}
+            other => return Ok(other.into()),
         }
     }
     let page = state
@@ -412,7 +445,7 @@ pub async fn ledger(
     let next_cursor = page
         .last()
         .filter(|_| full)
-        .map(|last| URL_SAFE_NO_PAD.encode(format!("v1:{}", last.position)));
+        .map(|last| Cursor::Ledger.encode(&last.seq.to_string()));
     let dto = LedgerPageDto {
         entries: page
             .iter()
@@ -433,20 +466,17 @@ fn use_of(
 ) -> Result<Use, Problem> {
     Ok(Use {
         feature: feature.to_owned(),
-        quantity: quantity.map(count),
+        quantity: quantity.map(count_from_json),
         tier: tier_name.map(tier).transpose()?,
-        ttl_seconds: ttl_seconds.map(count),
+        ttl_seconds: ttl_seconds.map(count_from_json),
         reference: reference.clone(),
     })
 }
 
-fn cursor_seq(text: &str) -> Result<u64, Problem> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("v1:")?.parse().ok())
-        .ok_or_else(|| Problem::invalid("cursor is not one this service gave"))
+/// A page size as a query gives it: text that is no number is out of range.
+fn limit_number(text: &str) -> Result<u32, Refusal> {
+    text.parse::<u32>()
+        .map_err(|_| Refusal::PageLimitOutOfRange { max: MAX_PAGE })
 }
 
 fn instant(text: &str) -> Result<Timestamp, Problem> {
@@ -462,16 +492,4 @@ fn kind(text: &str) -> Result<CreditKind, Problem> {
 fn tier(text: &str) -> Result<Tier, Problem> {
     Tier::from_str(text)
         .map_err(|_| Problem::invalid(format!("tier {text:?} is neither general nor premium")))
-}
-
-fn amount(value: i64) -> Result<Amount, Problem> {
-    let credits =
-        u64::try_from(value).map_err(|_| Refusal::AmountOutOfRange { max: MAX_AMOUNT })?;
-    Ok(Amount::new(credits)?)
-}
-
-/// A count from JSON for the core to range-check: negative and huge values become
-/// `u32::MAX`, which every range refuses with its own message.
-fn count(value: i64) -> u32 {
-    u32::try_from(value).unwrap_or(u32::MAX)
 }

@@ -8,10 +8,10 @@ use super::AppState;
 use super::extract::{Caller, Posted};
 use crate::answer::{Answer, Problem};
 use crate::auth::Role;
+use crate::command::{ClockMove, Command};
 use crate::dto::{
     ApiKeyDto, ApiKeyListDto, ApiKeyRequest, CatalogDto, ClockDto, ClockRequest, HealthDto,
 };
-use crate::writer::{ClockMove, Op};
 
 /// Longest API key name.
 const MAX_KEY_NAME_LEN: usize = 100;
@@ -48,9 +48,11 @@ pub async fn create_key(
             request.role
         ))
     })?;
-    Ok(state
-        .apply(&caller, Op::CreateKey(name.to_owned(), role), &posted)
-        .await)
+    let command = Command::CreateKey {
+        name: name.to_owned(),
+        role,
+    };
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// Every API key, without secrets.
@@ -63,17 +65,7 @@ pub async fn list_keys(
     caller.require_admin()?;
     let keys = state.core.store.api_keys().await.map_err(Problem::from)?;
     let dto = ApiKeyListDto {
-        keys: keys
-            .into_iter()
-            .map(|k| ApiKeyDto {
-                id: k.id,
-                name: k.name,
-                role: k.role,
-                created_at: k.created_at,
-                revoked_at: k.revoked_at,
-                key: None,
-            })
-            .collect(),
+        keys: keys.iter().map(|k| ApiKeyDto::new(k, None)).collect(),
     };
     Ok(Answer::json(StatusCode::OK, &dto))
 }
@@ -95,7 +87,7 @@ pub async fn revoke_key(
         .await
         .map_err(Problem::from)?
         .ok_or_else(|| Problem::not_found(format!("no API key {key_id:?}")))?;
-    Ok(state.submit(&caller, Op::RevokeKey(record), None).await)
+    Ok(state.submit(Command::RevokeKey(record), None).await)
 }
 
 /// The test clock's time (`--test-clock` only).
@@ -135,14 +127,21 @@ pub async fn move_clock(
         (None, Some(seconds)) => ClockMove::Advance(seconds),
         _ => return Err(Problem::invalid("give now or advance_seconds")),
     };
-    Ok(state.apply(&caller, Op::MoveClock(movement), &posted).await)
+    Ok(state
+        .apply(&caller, Command::MoveClock(movement), &posted)
+        .await)
 }
 
 /// Health: 200 when the service answers.
 #[utoipa::path(get, path = "/healthz", tag = "service",
     responses((status = 200, description = "Healthy", body = HealthDto)))]
 pub async fn healthz() -> Answer {
-    Answer::json(StatusCode::OK, &HealthDto { status: "ok" })
+    Answer::json(
+        StatusCode::OK,
+        &HealthDto {
+            status: "ok".into(),
+        },
+    )
 }
 
 /// Metrics in the Prometheus text format.

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::extract::{Caller, HoldPath, Posted};
 use crate::answer::{Answer, Problem};
+use crate::command::Command;
 use crate::dto::{CaptureRequest, HoldDto, NoFields};
-use crate::writer::Op;
+use creditd_ledger::{AccountCommand, count_from_json};
 
 /// A hold, pending or settled.
 #[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "credits out",
@@ -50,13 +51,9 @@ pub async fn capture(
     posted: Posted<CaptureRequest>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    let quantity = posted
-        .body
-        .quantity
-        .map(|q| u32::try_from(q).unwrap_or(u32::MAX));
-    Ok(state
-        .apply(&caller, Op::Capture(account, hold, quantity), &posted)
-        .await)
+    let quantity = posted.body.quantity.map(count_from_json);
+    let command = Command::Account(account, AccountCommand::Capture { hold, quantity });
+    Ok(state.apply(&caller, command, &posted).await)
 }
 
 /// Return everything the hold reserved.
@@ -70,7 +67,6 @@ pub async fn release(
     posted: Posted<NoFields>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    Ok(state
-        .apply(&caller, Op::Release(account, hold), &posted)
-        .await)
+    let command = Command::Account(account, AccountCommand::Release(hold));
+    Ok(state.apply(&caller, command, &posted).await)
 }

@@ -1,13 +1,15 @@
 //! The HTTP API of SPEC §6, one module per resource. Handlers are thin: they check the
-//! caller, turn the request into a domain command, hand it to the writer (changes) or
-//! the store (reads), and return the answer. Every route is registered together with its
+//! caller, parse the request once into a typed [`Command`], hand it to the writer
+//! (changes) or ask the store (reads), and encode the answer (`crate::dto`). Every route is registered together with its
 //! OpenAPI description, so `/openapi.json` cannot drift from the router.
 
 mod accounts;
 mod admin;
+mod cursor;
 mod document;
 mod extract;
 mod holds;
+mod purchases;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,9 +30,11 @@ pub use extract::{MAX_BODY_BYTES, Posted};
 
 use crate::answer::{Answer, Problem};
 use crate::auth::Principal;
+use crate::command::{Command, Submission};
 use crate::core::Core;
+use crate::idempotency::Idempotency;
 use crate::metrics::RouteLabels;
-use crate::writer::{Command, Idempotency, Op, Writer};
+use crate::writer::Writer;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -42,8 +46,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Sends `op` to the writer with the request's idempotency key, if any.
-    async fn apply<T>(&self, caller: &Principal, op: Op, posted: &Posted<T>) -> Answer {
+    /// Sends `command` to the writer with the request's idempotency key, if any.
+    async fn apply<T>(&self, caller: &Principal, command: Command, posted: &Posted<T>) -> Answer {
         let idempotency = posted.idempotency_key.as_ref().map(|key| Idempotency {
             key: IdempotencyKey {
                 owner: caller.owner(),
@@ -51,26 +55,18 @@ impl AppState {
             },
             fingerprint: posted.fingerprint.clone(),
         });
-        self.submit(caller, op, idempotency).await
+        self.submit(command, idempotency).await
     }
 
-    async fn submit(
-        &self,
-        _caller: &Principal,
-        op: Op,
-        idempotency: Option<Idempotency>,
-    ) -> Answer {
-        self.writer.submit(Command { op, idempotency }).await
-    }
-
-    /// A change the service makes for itself (catching up before a ledger read).
-    async fn submit_internal(&self, op: Op) -> Answer {
+    /// Sends `command` to the writer and encodes its reply.
+    async fn submit(&self, command: Command, idempotency: Option<Idempotency>) -> Answer {
         self.writer
-            .submit(Command {
-                op,
-                idempotency: None,
+            .submit(Submission {
+                command,
+                idempotency,
             })
             .await
+            .into()
     }
 
     /// The account as of now, and the time-based effects not yet recorded; 404 if it
@@ -108,6 +104,7 @@ impl Modify for BearerAuth {
 /// The router of the whole API on `state`.
 pub fn router(state: AppState) -> axum::Router {
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(accounts::list_accounts))
         .routes(routes!(accounts::put_account, accounts::get_account))
         .routes(routes!(accounts::membership))
         .routes(routes!(accounts::daily_login))
@@ -119,6 +116,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(accounts::token))
         .routes(routes!(accounts::balance))
         .routes(routes!(accounts::ledger))
+        .routes(routes!(purchases::get_purchase))
         .routes(routes!(holds::get_hold))
         .routes(routes!(holds::capture))
         .routes(routes!(holds::release))

@@ -6,6 +6,7 @@
 mod auth;
 mod credits;
 mod idempotency;
+mod reads;
 mod requests;
 mod service;
 

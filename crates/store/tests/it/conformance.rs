@@ -44,6 +44,7 @@ on_every_backend!(
     a_transaction_reading_an_account_waits_for_the_one_writing_it,
     accounts_are_due_when_their_next_effect_has_come,
     one_commit_writes_every_kind_of_change,
+    accounts_are_listed_by_prefix_in_id_order_page_after_page,
 );
 
 pub(crate) type Db = Box<dyn Store>;
@@ -144,7 +145,7 @@ async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence(d
     let one = LedgerQuery::new(Some(1), None, None, None).unwrap();
     let first = db.ledger_page(&user, &one, None).await.unwrap();
     let second = db
-        .ledger_page(&user, &one, Some(first[0].position))
+        .ledger_page(&user, &one, Some(first[0].seq))
         .await
         .unwrap();
     assert_eq!((first[0].seq, second[0].seq), (3, 2));
@@ -220,9 +221,9 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age(db
         paid_at: now,
         paid_at_requested: None,
         expires_at: now + 10.hours(),
-        paid: Some(creditd_store::Payment {
+        paid: Some(creditd_ledger::Payment {
             amount_minor: 499,
-            currency: "USD".into(),
+            currency: creditd_ledger::Currency::parse("USD").unwrap(),
         }),
         recorded_at: now,
     };
@@ -244,11 +245,11 @@ async fn idempotency_records_and_purchases_are_found_by_key_and_purged_by_age(db
         OrderId::parse("order-1").unwrap(),
         OrderId::parse("order-2").unwrap(),
     ];
-    assert_eq!(
-        tx.read(&[], &[], &orders).await.unwrap().purchases,
-        [purchase]
-    );
+    let found = tx.read(&[], &[], &orders).await.unwrap().purchases;
+    assert_eq!(found, std::slice::from_ref(&purchase));
     drop(tx);
+    assert_eq!(db.purchase(&orders[0]).await.unwrap(), Some(purchase));
+    assert_eq!(db.purchase(&orders[1]).await.unwrap(), None);
 
     assert_eq!(db.purge_idempotency(now).await.unwrap(), 0);
     assert_eq!(db.purge_idempotency(now + 1.second()).await.unwrap(), 1);
@@ -465,4 +466,39 @@ async fn a_sqlite_database_has_one_node_which_runs_the_jobs() {
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     let db = creditd_store::open(&url).await.unwrap();
     assert!(db.leads_jobs().await.unwrap());
+}
+
+async fn accounts_are_listed_by_prefix_in_id_order_page_after_page(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let mut changes = Changes::default();
+    for name in [
+        "user-2", "user-10", "user-1", "user", "usex", "Z-user", "user~",
+    ] {
+        let Ok(account_id) = AccountId::parse(name) else {
+            continue; // `~` is no account id character: it cannot be stored
+        };
+        changes.record(
+            Account::open(account_id, TimeZone::UTC, now),
+            0,
+            Journal::default(),
+        );
+    }
+    commit(&db, &changes).await.unwrap();
+    let names = |page: Vec<creditd_store::StoredAccount>| -> Vec<String> {
+        page.iter().map(|s| s.account.id().to_string()).collect()
+    };
+    let all = db.accounts_page("user", None, 10).await.unwrap();
+    assert_eq!(names(all), ["user", "user-1", "user-10", "user-2"]);
+    let first = db.accounts_page("user-", None, 2).await.unwrap();
+    assert_eq!(names(first), ["user-1", "user-10"]);
+    let next = db
+        .accounts_page("user-", Some(&id("user-10")), 2)
+        .await
+        .unwrap();
+    assert_eq!(names(next), ["user-2"]);
+    let everyone = db.accounts_page("", None, 10).await.unwrap();
+    assert_eq!(
+        names(everyone),
+        ["Z-user", "user", "user-1", "user-10", "user-2", "usex"]
+    );
 }

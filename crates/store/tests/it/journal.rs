@@ -1,15 +1,12 @@
 //! The SQLite store's journal (`src/sqlite/journal.rs`): batches committed as journal
-//! rows and folded into the tables later must read back the same at every moment, after
-//! a crash, and when another process writes the same file.
+//! rows and folded into the tables later must read back the same at every moment and
+//! after a crash; and one store at a time has the file open.
 
-use creditd_ledger::{
-    Account, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, HoldId, Journal, LedgerQuery,
-};
-use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord};
-use jiff::ToSpan;
+use creditd_ledger::{Account, HoldId, LedgerQuery};
+use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord, StoreError};
 use sqlx::{Connection, SqliteConnection};
 
-use crate::conformance::{Db, account_with_history, changes_for, commit, id, t};
+use crate::conformance::{Db, account_with_history, commit, t};
 
 struct File {
     _dir: tempfile::TempDir,
@@ -29,7 +26,7 @@ async fn open(file: &File) -> Db {
 /// A store that folds once 4,096 rows are unfolded, not tens of thousands.
 async fn open_folding_early(file: &File) -> Db {
     Box::new(
-        creditd_store::SqliteStore::open_folding_at(&file.url, 4_096)
+        creditd_store::SqliteStore::open_folding_at(&file.url, true, 4_096)
             .await
             .unwrap(),
     )
@@ -175,66 +172,35 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
 }
 
 #[tokio::test]
-async fn a_write_by_another_process_is_what_the_next_transaction_reads() {
+async fn one_store_at_a_time_opens_a_database_file() {
     let file = file();
-    let now = t("2026-11-21T10:00:00Z");
     let server = open(&file).await;
-    let (_, changes) = account_with_history("user-1", now);
-    commit(&server, &changes).await.unwrap();
-
-    // An admin command: opens the file (folding the journal), reads and grants.
-    let admin = open(&file).await;
-    let mut tx = admin.begin().await.unwrap();
-    let stored = tx.read(&[id("user-1")], &[], &[]).await.unwrap().accounts;
-    let mut account = stored[0].account.clone();
-    assert_eq!(stored[0].entry_seq, 3);
-    let mut journal = Journal::default();
-    account
-        .at(&Catalog::default(), now + 1.minute(), &mut journal)
-        .grant(Grant {
-            kind: CreditKind::General,
-            amount: Amount::new(5).unwrap(),
-            source: GrantSource::Compensation,
-            expiry: Expiry::Never,
-            campaign: None,
-            note: None,
-        })
-        .unwrap();
-    let granted = changes_for(&account, 3, &journal);
-    tx.commit(&granted).await.unwrap();
-    admin.close().await;
-
-    // The server kept user-1 in memory as it wrote it. Its reads show the grant at once,
-    // its next transaction reads it, and a change numbered from the state it kept is
-    // refused.
-    let read = server.account(&id("user-1")).await.unwrap().unwrap();
-    assert_eq!((read.account, read.entry_seq), (account.clone(), 4));
-    let mut tx = server.begin().await.unwrap();
-    let stored = tx.read(&[id("user-1")], &[], &[]).await.unwrap().accounts;
-    assert_eq!(stored[0].account, account);
-    assert_eq!(stored[0].entry_seq, 4);
-    assert!(tx.commit(&granted).await.is_err());
-    assert_eq!(
-        server
-            .account(&id("user-1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .account,
-        account
+    let second = creditd_store::open(&file.url).await;
+    assert!(
+        matches!(second, Err(StoreError::InUse(_))),
+        "a second writer would not see what the first keeps unfolded"
     );
-    // Once the server has written again, what it keeps is trusted again: a state only
-    // in its memory reads back.
-    let (fresh, changes) = account_with_history("user-2", now);
-    commit(&server, &changes).await.unwrap();
-    assert_eq!(rows(&file, "accounts").await, 1, "user-2 is unfolded");
-    assert_eq!(
-        server
-            .account(&id("user-2"))
-            .await
-            .unwrap()
-            .unwrap()
-            .account,
-        fresh
-    );
+    server.close().await;
+    // Closed, the file opens again, in this process or another.
+    let again = open(&file).await;
+    again.close().await;
+    drop(again);
+    // Dropped without closing (as by a crash, where the OS drops the lock), too.
+    drop(server);
+    let after_a_crash = open(&file).await;
+    drop(after_a_crash);
+    open(&file).await.close().await;
+}
+
+#[tokio::test]
+async fn a_missing_database_file_is_created_only_when_asked() {
+    let file = file();
+    let missing = creditd_store::open_existing(&file.url).await;
+    assert!(matches!(missing, Err(StoreError::NoDatabase(_))));
+    open(&file).await.close().await;
+    creditd_store::open_existing(&file.url)
+        .await
+        .unwrap()
+        .close()
+        .await;
 }

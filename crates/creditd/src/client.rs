@@ -1,0 +1,168 @@
+//! The admin commands' HTTP client: one running creditd, one key. Answers come back as
+//! the API's own answer types (`creditd_server::dto`); what goes wrong comes back as one
+//! plain sentence a person can act on: nothing listening, a key refused, a role too
+//! narrow, or the problem the server explained.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cli::Remote;
+
+/// How long one call may take: an admin command's calls are small, and a server that
+/// takes longer is stuck, not busy.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running creditd, as the admin commands reach it.
+pub struct Api {
+    http: reqwest::Client,
+    base: Url,
+    key: Option<String>,
+}
+
+/// The fields of a problem answer (RFC 9457) a person needs.
+#[derive(serde::Deserialize, Default)]
+struct Problem {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    detail: String,
+}
+
+impl Api {
+    /// A client for the server `remote` names.
+    pub fn new(remote: &Remote) -> anyhow::Result<Api> {
+        let base = Url::parse(&remote.url)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                anyhow!(
+                    "--url {:?} is not an http:// or https:// address of a creditd server",
+                    remote.url
+                )
+            })?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .user_agent(concat!("creditd-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("starting the HTTP client")?;
+        Ok(Api {
+            http,
+            base,
+            key: remote.key.clone().filter(|key| !key.is_empty()),
+        })
+    }
+
+    /// The URL of the path made of `segments`, each percent-encoded as one segment.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+        let request = self.http.request(method, self.url(segments));
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// `GET` a path; its answer.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
+        let answer = self
+            .exchange(self.request(Method::GET, segments).query(query))
+            .await?;
+        self.accept(answer).await
+    }
+
+    /// `GET` a path that may name nothing: `None` on 404.
+    pub async fn find<T: DeserializeOwned>(&self, segments: &[&str]) -> anyhow::Result<Option<T>> {
+        let answer = self.exchange(self.request(Method::GET, segments)).await?;
+        if answer.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.accept(answer).await.map(Some)
+    }
+
+    /// `POST` a JSON body; the answer.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        let answer = self
+            .exchange(self.request(Method::POST, segments).json(body))
+            .await?;
+        self.accept(answer).await
+    }
+
+    /// `DELETE` a path.
+    pub async fn delete(&self, segments: &[&str]) -> anyhow::Result<()> {
+        let answer = self
+            .exchange(self.request(Method::DELETE, segments))
+            .await?;
+        self.accept(answer).await
+    }
+
+    /// Sends a request; a server that cannot be reached becomes its sentence.
+    async fn exchange(&self, request: RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        request.send().await.map_err(|error| {
+            if error.is_connect() {
+                anyhow!(
+                    "cannot reach creditd at {}: nothing answers there. Is `creditd serve` \
+                     running? (set the address with --url or CREDITD_URL)",
+                    self.base
+                )
+            } else if error.is_timeout() {
+                anyhow!("creditd at {} did not answer in time", self.base)
+            } else {
+                anyhow!("calling creditd at {}: {error}", self.base)
+            }
+        })
+    }
+
+    /// The answer's body if it is a success; else the refusal as a sentence.
+    async fn accept<T: DeserializeOwned>(&self, answer: reqwest::Response) -> anyhow::Result<T> {
+        let status = answer.status();
+        let bytes = answer.bytes().await.context("reading creditd's answer")?;
+        if !status.is_success() {
+            let problem: Problem = serde_json::from_slice(&bytes).unwrap_or_default();
+            return Err(self.refusal(status, problem));
+        }
+        // 204 carries no body: JSON `null` stands in, for `()`.
+        let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(text)
+            .with_context(|| format!("creditd's answer ({status}) is not what this CLI expects"))
+    }
+
+    fn refusal(&self, status: StatusCode, problem: Problem) -> anyhow::Error {
+        match status {
+            StatusCode::UNAUTHORIZED if self.key.is_none() => anyhow!(
+                "creditd at {} needs an API key: pass --key or set CREDITD_KEY",
+                self.base
+            ),
+            StatusCode::UNAUTHORIZED => anyhow!(
+                "creditd at {} refused the key: it is unknown or revoked",
+                self.base
+            ),
+            StatusCode::FORBIDDEN if problem.code == "forbidden" => {
+                anyhow!("this key may not do that: {}", problem.detail)
+            }
+            _ if problem.detail.is_empty() => anyhow!("creditd answered {status}"),
+            _ => anyhow!("{} ({})", problem.detail, problem.code),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! What runs here rather than through the API: `serve`, and the two commands that open
+//! the database (SPEC §12): `migrate`, and `keys create --database` for the operator
+//! who lost every admin key.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use creditd_ledger::Catalog;
+use creditd_server::auth::{Role, new_api_key};
+use creditd_server::dto::ApiKeyDto;
+use creditd_server::{CommitMode, Core, Service, clock::Clock};
+use creditd_store::{Changes, redacted};
+
+use crate::admin::print_new_key;
+use crate::cli::{Commit, ServeArgs};
+
+/// `creditd serve`: creates a SQLite database on the first start (README).
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let catalog = match &args.config {
+        None => Catalog::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the catalog {}", path.display()))?;
+            Catalog::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+    };
+    let clock = if args.test_clock {
+        Clock::test()
+    } else {
+        Clock::System
+    };
+    let database = &args.db.database;
+    let store = creditd_store::open(database)
+        .await
+        .with_context(|| format!("opening {}", redacted(database)))?;
+    let env_admin = std::env::var("CREDITD_ADMIN_KEY")
+        .ok()
+        .filter(|key| !key.is_empty());
+    let (core, first) = Core::open(Arc::from(store), catalog, clock, env_admin.as_deref())
+        .await
+        .context("preparing the service")?;
+    if let Some(key) = first.admin_key {
+        println!("No API key existed, so creditd created an admin key. It is shown only now:");
+        println!();
+        println!("    {key}");
+        println!();
+        println!(
+            "Keep it safe; create narrower keys with POST /v1/api-keys or `creditd keys create`."
+        );
+    }
+    let mode = match args.commit {
+        Commit::Group => CommitMode::Group,
+        Commit::PerRequest => CommitMode::PerRequest,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(
+        listen = %args.listen,
+        database = %redacted(database),
+        test_clock = args.test_clock,
+        "creditd is ready"
+    );
+    Service::start(core, mode)
+        .serve(listener, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("creditd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Opens the database for a command that is not the server: a SQLite file that does
+/// not exist is refused unless `create` (a mistyped path would otherwise make a new,
+/// empty database).
+async fn open(database: &str, create: bool) -> anyhow::Result<Box<dyn creditd_store::Store>> {
+    let opened = if create {
+        creditd_store::open(database).await
+    } else {
+        creditd_store::open_existing(database).await
+    };
+    opened.with_context(|| {
+        let hint = if create {
+            ""
+        } else {
+            " (pass --create to create it)"
+        };
+        format!("opening {}{hint}", redacted(database))
+    })
+}
+
+/// `creditd migrate`.
+pub async fn migrate(database: &str, create: bool) -> anyhow::Result<()> {
+    let store = open(database, create).await?;
+    store.close().await;
+    println!("{}: schema up to date", redacted(database));
+    Ok(())
+}
+
+/// `creditd keys create --database URL`: writes a new key straight into the database,
+/// for when no admin key is left to ask the API with.
+pub async fn break_glass_key(
+    database: &str,
+    create: bool,
+    name: &str,
+    role: &str,
+) -> anyhow::Result<()> {
+    let Some(role) = Role::parse(role) else {
+        bail!("role {role:?} is none of admin, service, viewer");
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("--name must say what the key is for");
+    }
+    let store = open(database, create).await?;
+    let new = new_api_key(name, role, jiff::Timestamp::now());
+    let changes = Changes {
+        new_api_keys: vec![new.record.clone()],
+        ..Changes::default()
+    };
+    let written = async { store.begin().await?.commit(&changes).await }.await;
+    store.close().await;
+    written.context("writing the key")?;
+    print_new_key(&ApiKeyDto::new(&new.record, Some(new.key)));
+    Ok(())
+}

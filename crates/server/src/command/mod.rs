@@ -1,0 +1,315 @@
+//! Commands: every change the service makes, as a typed request with a typed outcome.
+//!
+//! A handler parses a request once into a [`Command`]; the writer runs a batch of them
+//! in one transaction through [`Batch::apply`], which hands account commands to the
+//! ledger core ([`creditd_ledger::AccountCommand`]) and runs the service's own (tokens,
+//! keys, the test clock) in [`service`]. Each answers an [`Outcome`] or a [`Refused`];
+//! the HTTP layer encodes them (`crate::dto`), and nothing here knows HTTP.
+//!
+//! A batch's commands see each other's effects: a [`Batch`] keeps the accounts it read
+//! and changed, the purchases recorded so far, and the [`Changes`] to commit.
+
+mod account;
+mod service;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use creditd_ledger::{
+    Account, AccountCommand, AccountId, Bucket, DailyLogin, Hold, Journal, OrderId, Refusal,
+};
+use creditd_store::{
+    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord,
+    StoreError, StoredEntry,
+};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::auth::Role;
+use crate::clock::ClockError;
+use crate::core::Core;
+use crate::idempotency::Idempotency;
+
+pub use service::ClockMove;
+
+/// One change to make.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// A write on one account, decided by the ledger core.
+    Account(AccountId, AccountCommand),
+    /// A read-only token for an account, valid for `ttl`.
+    Token {
+        /// The account it reads.
+        account: AccountId,
+        /// How long it works.
+        ttl: SignedDuration,
+    },
+    /// A new API key.
+    CreateKey {
+        /// What it is for.
+        name: String,
+        /// What it may do.
+        role: Role,
+    },
+    /// Revoke an API key (as read by the caller).
+    RevokeKey(ApiKeyRecord),
+    /// Move the test clock.
+    MoveClock(ClockMove),
+}
+
+impl Command {
+    /// The account the command is about, if any.
+    pub fn account(&self) -> Option<&AccountId> {
+        match self {
+            Command::Account(id, _) => Some(id),
+            Command::Token { .. }
+            | Command::CreateKey { .. }
+            | Command::RevokeKey(_)
+            | Command::MoveClock(_) => None,
+        }
+    }
+
+    /// The order id a purchase records, which the batch must read first.
+    fn order(&self) -> Option<&OrderId> {
+        match self {
+            Command::Account(_, AccountCommand::Purchase(purchase)) => Some(&purchase.order_id),
+            _ => None,
+        }
+    }
+}
+
+/// A command as the writer carries it: with the client's idempotency key, if any.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    /// What to do.
+    pub command: Command,
+    /// The key to answer retries from.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// What a command did.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The account after the command (opened, zone or membership changed).
+    Account {
+        /// Its state.
+        account: Box<Account>,
+        /// Whether the command created it: an `Open` of an account that did not exist.
+        created: bool,
+    },
+    /// A daily login.
+    DailyLogin(DailyLogin),
+    /// A promotion or compensation bucket.
+    Granted {
+        /// The bucket.
+        bucket: Bucket,
+        /// Whether it is frozen now.
+        frozen: bool,
+    },
+    /// A purchase.
+    Purchased {
+        /// As recorded.
+        record: PurchaseRecord,
+        /// `false`: recorded before under this order id, and nothing was granted now.
+        new: bool,
+    },
+    /// A hold placed, charged, captured or released.
+    Hold {
+        /// Its account.
+        account: AccountId,
+        /// The hold.
+        hold: Hold,
+        /// Whether the command created it (a hold or charge) or settled it.
+        created: bool,
+    },
+    /// An adjustment's ledger entries, numbered.
+    Adjusted {
+        /// The account.
+        account: AccountId,
+        /// Every entry it made, in recording order.
+        entries: Vec<StoredEntry>,
+    },
+    /// Time's effects on an account recorded.
+    CaughtUp,
+    /// A read-only account token.
+    Token {
+        /// The bearer token.
+        token: String,
+        /// When it stops working.
+        expires_at: Timestamp,
+    },
+    /// A new API key and its secret (shown once).
+    KeyCreated {
+        /// The key as stored.
+        record: ApiKeyRecord,
+        /// The secret to give its holder.
+        secret: String,
+    },
+    /// An API key revoked.
+    KeyRevoked,
+    /// The test clock moved to this instant.
+    ClockMoved(Timestamp),
+}
+
+/// Why a command did not happen. Nothing of it was changed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Refused {
+    /// A rule of the ledger refused it.
+    #[error(transparent)]
+    Rule(#[from] Refusal),
+    /// The test clock cannot move so.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// The batch's transaction failed; the command may be retried.
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+    /// The writer has stopped (the service is shutting down).
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+/// An account within a batch.
+#[derive(Default)]
+struct Slot {
+    /// `None`: the account does not exist (yet).
+    account: Option<Account>,
+    /// Ledger entries stored before this batch.
+    entry_seq: u64,
+    journal: Journal,
+    touched: bool,
+}
+
+/// One batch's view of the service: what it read, and what its commands changed.
+pub struct Batch<'a> {
+    core: &'a Core,
+    accounts: HashMap<AccountId, Slot>,
+    idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    purchases: HashMap<OrderId, PurchaseRecord>,
+    changes: Changes,
+    keys_to_remember: Vec<ApiKeyRecord>,
+}
+
+/// What a batch must read before it runs: its accounts, the idempotency records of its
+/// keys, and the purchases under its order ids.
+#[derive(Debug, Default)]
+pub struct BatchNeeds {
+    /// Accounts, sorted, once each.
+    pub accounts: Vec<AccountId>,
+    /// Idempotency keys.
+    pub keys: Vec<IdempotencyKey>,
+    /// Order ids of purchases.
+    pub orders: Vec<OrderId>,
+}
+
+impl BatchNeeds {
+    /// What `submissions` need.
+    pub fn of<'s>(submissions: impl Iterator<Item = &'s Submission> + Clone) -> BatchNeeds {
+        let mut accounts: Vec<AccountId> = submissions
+            .clone()
+            .filter_map(|s| s.command.account().cloned())
+            .collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        BatchNeeds {
+            accounts,
+            keys: submissions
+                .clone()
+                .filter_map(|s| Some(s.idempotency.as_ref()?.key.clone()))
+                .collect(),
+            orders: submissions
+                .filter_map(|s| s.command.order().cloned())
+                .collect(),
+        }
+    }
+}
+
+/// What must happen once a batch is committed, and only then.
+pub struct AfterCommit {
+    keys_to_remember: Vec<ApiKeyRecord>,
+}
+
+impl AfterCommit {
+    /// New and revoked keys take effect for authentication.
+    pub fn apply(self, core: &Core) {
+        for record in self.keys_to_remember {
+            core.auth.remember(record);
+        }
+    }
+}
+
+impl<'a> Batch<'a> {
+    /// A batch over what its transaction read.
+    pub fn new(core: &'a Core, reads: BatchReads) -> Batch<'a> {
+        let accounts = reads
+            .accounts
+            .into_iter()
+            .map(|stored| {
+                let id = stored.account.id().clone();
+                let slot = Slot {
+                    entry_seq: stored.entry_seq,
+                    account: Some(stored.account),
+                    ..Slot::default()
+                };
+                (id, slot)
+            })
+            .collect();
+        Batch {
+            core,
+            accounts,
+            idempotency: reads
+                .idempotency
+                .into_iter()
+                .map(|record| (record.key.clone(), record))
+                .collect(),
+            purchases: reads
+                .purchases
+                .into_iter()
+                .map(|record| (record.order_id.clone(), record))
+                .collect(),
+            changes: Changes::default(),
+            keys_to_remember: Vec::new(),
+        }
+    }
+
+    /// Runs one command at the service's now.
+    pub fn apply(&mut self, command: &Command) -> Result<Outcome, Refused> {
+        let now = self.core.clock.now();
+        match command {
+            Command::Account(id, command) => self.on_account(id, command, now),
+            Command::Token { account, ttl } => self.token(account, *ttl, now),
+            Command::CreateKey { name, role } => Ok(self.create_key(name, *role, now)),
+            Command::RevokeKey(record) => Ok(self.revoke_key(record, now)),
+            Command::MoveClock(movement) => self.move_clock(*movement),
+        }
+    }
+
+    /// The idempotency record stored (or answered earlier in this batch) under `key`.
+    pub(crate) fn idempotency_record(&self, key: &IdempotencyKey) -> Option<&IdempotencyRecord> {
+        self.idempotency.get(key)
+    }
+
+    /// Stores the first answer to a request sent with an idempotency key.
+    pub(crate) fn remember_answer(&mut self, record: IdempotencyRecord) {
+        self.idempotency.insert(record.key.clone(), record.clone());
+        self.changes.idempotency.push(record);
+    }
+
+    /// The service's now, for the records the batch keeps.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.core.clock.now()
+    }
+
+    /// The batch's changes: every touched account with its new entries numbered.
+    pub fn finish(mut self) -> (Changes, AfterCommit) {
+        for slot in self.accounts.into_values() {
+            if let Some(account) = slot.account
+                && slot.touched
+            {
+                self.changes.record(account, slot.entry_seq, slot.journal);
+            }
+        }
+        let after = AfterCommit {
+            keys_to_remember: self.keys_to_remember,
+        };
+        (self.changes, after)
+    }
+}

@@ -1,0 +1,236 @@
+//! Service-wide answers and requests: the catalog, API keys, the test clock, health.
+
+use creditd_ledger::Catalog;
+use creditd_store::ApiKeyRecord;
+use indexmap::IndexMap;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Name;
+
+/// `POST /v1/api-keys`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRequest {
+    /// What the key is for.
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// `admin`, `service` or `viewer`.
+    pub role: String,
+}
+
+/// `POST /v1/test-clock`: one of the two.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockRequest {
+    /// Move to this instant.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub now: Option<Timestamp>,
+    /// Move forward by this many seconds.
+    #[schema(minimum = 0)]
+    pub advance_seconds: Option<i64>,
+}
+
+/// An API key (its secret only in the answer that created it).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyDto {
+    /// Public id.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When it was revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Timestamp>,
+    /// The secret, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl ApiKeyDto {
+    /// A key as shown, with its secret only in the answer that created it.
+    pub fn new(record: &ApiKeyRecord, key: Option<String>) -> ApiKeyDto {
+        ApiKeyDto {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            role: record.role.clone(),
+            created_at: record.created_at,
+            revoked_at: record.revoked_at,
+            key,
+        }
+    }
+}
+
+/// The keys.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyListDto {
+    /// Every key, oldest first, without secrets.
+    pub keys: Vec<ApiKeyDto>,
+}
+
+/// The test clock.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClockDto {
+    /// Its time.
+    #[schema(value_type = String, format = DateTime)]
+    pub now: Timestamp,
+}
+
+/// Health.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthDto {
+    /// `ok`.
+    #[schema(value_type = String)]
+    pub status: Name,
+}
+
+/// A feature of the catalog.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FeatureDto {
+    /// Its name.
+    pub name: String,
+    /// `tool` or `agent`.
+    #[schema(value_type = String)]
+    pub category: Name,
+    /// What one unit is.
+    pub unit: String,
+    /// Units per priced block.
+    pub block: u32,
+    /// Quantity of a use that names none.
+    pub default_quantity: u32,
+    /// Price per block by tier; a tier without a price is absent.
+    pub prices: IndexMap<String, u64>,
+}
+
+/// A plan.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanDto {
+    /// Its name.
+    pub name: String,
+    /// Length of the trial in calendar days.
+    pub trial_days: u32,
+    /// Credits of the trial.
+    pub trial_credits: u64,
+    /// Subscription credits per month.
+    pub monthly_credits: u64,
+    /// Agent credits per month.
+    pub monthly_agent_credits: u64,
+}
+
+/// A package of credits.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PackageDto {
+    /// Its name.
+    pub name: String,
+    /// Credits.
+    pub credits: u64,
+    /// Price in the currency's minor unit.
+    pub price_minor: u64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// Service-wide policies.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PoliciesDto {
+    /// Agent credits of a daily login.
+    pub daily_login_credits: u64,
+    /// Validity of purchased credits (ISO 8601).
+    pub purchase_validity: String,
+    /// Validity of credits returned into an expired bucket (ISO 8601).
+    pub refund_grace: String,
+    /// Default hold TTL.
+    pub hold_ttl_default_seconds: u32,
+    /// Shortest hold TTL.
+    pub hold_ttl_min_seconds: u32,
+    /// Longest hold TTL.
+    pub hold_ttl_max_seconds: u32,
+    /// Zone of accounts created without one.
+    pub default_timezone: String,
+}
+
+/// The catalog.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CatalogDto {
+    /// Features by name.
+    pub features: IndexMap<String, FeatureDto>,
+    /// Plans by name.
+    pub plans: IndexMap<String, PlanDto>,
+    /// Packages by name.
+    pub packages: IndexMap<String, PackageDto>,
+    /// Policies.
+    pub policies: PoliciesDto,
+}
+
+impl From<&Catalog> for CatalogDto {
+    fn from(catalog: &Catalog) -> CatalogDto {
+        let features = catalog
+            .features()
+            .map(|f| {
+                let prices = [("general", f.general), ("premium", f.premium)]
+                    .into_iter()
+                    .filter_map(|(tier, price)| Some((tier.to_owned(), price?)))
+                    .collect();
+                let dto = FeatureDto {
+                    name: f.name.to_string(),
+                    category: f.category.as_str().into(),
+                    unit: f.unit.clone(),
+                    block: f.block,
+                    default_quantity: f.default_quantity,
+                    prices,
+                };
+                (f.name.to_string(), dto)
+            })
+            .collect();
+        let plans = catalog
+            .plans()
+            .map(|p| {
+                let dto = PlanDto {
+                    name: p.name.to_string(),
+                    trial_days: p.trial_days,
+                    trial_credits: p.trial_credits,
+                    monthly_credits: p.monthly_credits,
+                    monthly_agent_credits: p.monthly_agent_credits,
+                };
+                (p.name.to_string(), dto)
+            })
+            .collect();
+        let packages = catalog
+            .packages()
+            .map(|p| {
+                let dto = PackageDto {
+                    name: p.name.to_string(),
+                    credits: p.credits,
+                    price_minor: p.price_minor,
+                    currency: p.currency.to_string(),
+                };
+                (p.name.to_string(), dto)
+            })
+            .collect();
+        let policies = catalog.policies();
+        CatalogDto {
+            features,
+            plans,
+            packages,
+            policies: PoliciesDto {
+                daily_login_credits: policies.daily_login_credits,
+                purchase_validity: policies.purchase_validity.to_string(),
+                refund_grace: policies.refund_grace.to_string(),
+                hold_ttl_default_seconds: policies.hold_ttl_default_seconds,
+                hold_ttl_min_seconds: policies.hold_ttl_min_seconds,
+                hold_ttl_max_seconds: policies.hold_ttl_max_seconds,
+                default_timezone: policies
+                    .default_time_zone
+                    .iana_name()
+                    .unwrap_or("UTC")
+                    .to_owned(),
+            },
+        }
+    }
+}

@@ -1,0 +1,4 @@
+-- One creditd process writes a SQLite database (it holds PATH.lock while it has the file
+-- open; admin commands go through its API), so no process needs to learn whether
+-- another has committed since: the table that told it goes.
+DROP TABLE journal_writer;
