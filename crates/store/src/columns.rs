@@ -1,18 +1,115 @@
 //! How the store's records sit in columns, the same in every database: instants as
-//! integer microseconds, the ledger core's types as JSON (which the store saves and
-//! reads back but never interprets), an idempotency key as one label. Rows read back are
-//! decoded and checked here, whichever database they came from.
+//! integer microseconds, the ledger core's types as JSON in a stated [`FORMAT`] (which
+//! the store saves and reads back but never interprets), an idempotency key as one
+//! label. Rows read back are decoded and checked here, whichever database they came
+//! from, and the rows of `history` are built here for both.
 
 use std::collections::HashSet;
 
-use creditd_ledger::{Account, AccountId, BucketId, Currency, OrderId, Payment};
+use creditd_ledger::{Account, AccountId, BucketId, Currency, Hold, LedgerEntry, OrderId, Payment};
 use serde::Serialize;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::instant::from_db;
+use crate::instant::{from_db, to_db};
 use crate::{
-    ApiKeyRecord, IdempotencyKey, IdempotencyRecord, PurchaseRecord, StoreError, StoredAccount,
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, StoreError,
+    StoredAccount, StoredEntry,
 };
+
+/// The format this version writes the ledger core's types in: account states, ledger
+/// entries and settled holds (and, on SQLite, the journal's batches of them). Every
+/// row that holds one says its format in a `format` column, and [`decode`] reads every
+/// format there has been. Format 1 is the core's serde JSON as of this version, pinned
+/// by the files under `tests/golden/format-1/`. A change to those types that changes
+/// their JSON is format 2: its number here, a decoder for format 1 kept beside it (or a
+/// migration that rewrites the rows), and golden files of its own; format 1's files
+/// keep reading back.
+pub const FORMAT: i64 = 1;
+
+/// One of the core's types as this version stores it (in [`FORMAT`]).
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    to_json(value)
+}
+
+/// One of the core's types as a row in `format` holds it.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    format: i64,
+    text: &str,
+) -> Result<T, StoreError> {
+    match format {
+        1 => from_json(text),
+        other => Err(StoreError::Corrupt(format!(
+            "a row is stored in format {other}; this version reads formats 1 to {FORMAT}: \
+             was the database written by a newer creditd?"
+        ))),
+    }
+}
+
+/// A ledger entry or settled hold as `history` keeps it, in both databases.
+pub(crate) struct HistoryRow<'a> {
+    pub(crate) account: &'a str,
+    /// `entry` or `hold`.
+    pub(crate) kind: &'static str,
+    /// The entry's or hold's number within the account.
+    pub(crate) number: i64,
+    /// When it happened (for a hold, when it settled).
+    pub(crate) at: i64,
+    /// The entry's type or the hold's status, for filters.
+    pub(crate) label: &'static str,
+    /// The core's entry or hold, encoded in [`FORMAT`].
+    pub(crate) data: String,
+}
+
+/// The `history` rows of a batch's new ledger entries and settled holds.
+pub(crate) fn history_rows(changes: &Changes) -> Result<Vec<HistoryRow<'_>>, StoreError> {
+    let mut rows = Vec::with_capacity(
+        changes
+            .entries
+            .len()
+            .saturating_add(changes.settled_holds.len()),
+    );
+    for (account, stored) in &changes.entries {
+        rows.push(entry_row(account, stored.seq, &stored.entry)?);
+    }
+    for (account, hold) in &changes.settled_holds {
+        rows.push(hold_row(account, hold)?);
+    }
+    Ok(rows)
+}
+
+/// The `history` row of a ledger entry.
+pub(crate) fn entry_row<'a>(
+    account: &'a AccountId,
+    seq: u64,
+    entry: &LedgerEntry,
+) -> Result<HistoryRow<'a>, StoreError> {
+    Ok(HistoryRow {
+        account: account.as_str(),
+        kind: "entry",
+        number: i64::try_from(seq).map_err(corrupt)?,
+        at: to_db(entry.at),
+        label: entry.entry_type.as_str(),
+        data: encode(entry)?,
+    })
+}
+
+/// The `history` row of a settled hold.
+pub(crate) fn hold_row<'a>(
+    account: &'a AccountId,
+    hold: &Hold,
+) -> Result<HistoryRow<'a>, StoreError> {
+    let settled = hold
+        .settlement()
+        .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
+    Ok(HistoryRow {
+        account: account.as_str(),
+        kind: "hold",
+        number: i64::try_from(hold.id().get()).map_err(corrupt)?,
+        at: to_db(settled.at),
+        label: hold.status().as_str(),
+        data: encode(hold)?,
+    })
+}
 
 /// A character above every character an account id may hold (SPEC §8's alphabet ends
 /// at `z`): every id that starts with a prefix sorts at or after the prefix and before
@@ -26,10 +123,10 @@ pub(crate) const NO_ACCOUNT: &str = "";
 /// (`$1`, `$2`, … mean the same in SQLite and PostgreSQL when they first appear in order).
 pub(crate) mod sql {
     /// An account (`stored_account`).
-    pub(crate) const ACCOUNT: &str = "SELECT state, entry_seq FROM accounts WHERE id = $1";
-    /// A settled hold's JSON.
-    pub(crate) const SETTLED_HOLD: &str =
-        "SELECT data FROM history WHERE account_id = $1 AND kind = 'hold' AND number = $2";
+    pub(crate) const ACCOUNT: &str = "SELECT state, entry_seq, format FROM accounts WHERE id = $1";
+    /// A settled hold (`settled_hold`).
+    pub(crate) const SETTLED_HOLD: &str = "SELECT data, format FROM history
+        WHERE account_id = $1 AND kind = 'hold' AND number = $2";
     /// A purchase by order id (`purchase_record`).
     pub(crate) const PURCHASE: &str = "SELECT order_id, account_id, credits, bucket_id, paid_at,
         paid_at_requested, expires_at, amount_minor, currency, recorded_at
@@ -80,9 +177,32 @@ where
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     checked_account(
-        from_json(row.try_get::<&str, _>(0)?)?,
+        decode(row.try_get(2)?, row.try_get::<&str, _>(0)?)?,
         count(row.try_get(1)?)?,
     )
+}
+
+/// A settled hold from its row (`data, format`).
+pub(crate) fn settled_hold<'r, R: Row>(row: &'r R) -> Result<Hold, StoreError>
+where
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    decode(row.try_get(1)?, row.try_get::<&str, _>(0)?)
+}
+
+/// A ledger entry from its row (`number, data, format`).
+pub(crate) fn stored_entry<'r, R: Row>(row: &'r R) -> Result<StoredEntry, StoreError>
+where
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(StoredEntry {
+        seq: count(row.try_get(0)?)?,
+        entry: decode(row.try_get(2)?, row.try_get::<&str, _>(1)?)?,
+    })
 }
 
 /// An account state read back, from a row or the SQLite journal, once it is checked.
@@ -198,4 +318,75 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
 
 pub(crate) fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use creditd_ledger::{Catalog, Hold, HoldStatus, Journal, LedgerEntry, MembershipStatus};
+    use serde_json::Value;
+
+    use super::*;
+
+    /// States, entries and holds written by the version that made format 1.
+    const ACCOUNT: &str = include_str!("../tests/golden/format-1/account.json");
+    const ENTRIES: &str = include_str!("../tests/golden/format-1/entries.json");
+    const HOLDS: &str = include_str!("../tests/golden/format-1/holds.json");
+
+    /// `text` as this version writes what it decoded: the same JSON, or format 1 has
+    /// changed and FORMAT must move on (see its docs).
+    fn assert_written_as_read(text: &str, again: &str) {
+        let read: Value = serde_json::from_str(text).expect("JSON");
+        let written: Value = serde_json::from_str(again).expect("JSON");
+        assert_eq!(
+            read, written,
+            "format 1 is no longer what this version writes"
+        );
+    }
+
+    #[test]
+    fn format_1_account_states_read_back_and_are_what_this_version_writes() {
+        let account: Account = decode(1, ACCOUNT).expect("a format 1 state");
+        let stored = checked_account(account, 16).expect("a state the rules can produce");
+        let account = &stored.account;
+        assert_eq!(account.id().as_str(), "golden-1");
+        assert_eq!(account.membership().status(), MembershipStatus::Lapsed);
+        assert_eq!(account.pending_holds().len(), 1);
+        let mut journal = Journal::default();
+        let mut later = account.clone();
+        let balance = later
+            .at(&Catalog::default(), account.as_of(), &mut journal)
+            .account()
+            .balance();
+        assert_eq!((balance.general.frozen, balance.agent.held), (600, 4));
+        assert_written_as_read(ACCOUNT, &encode(account).expect("encodes"));
+    }
+
+    #[test]
+    fn format_1_ledger_entries_and_settled_holds_read_back_and_are_what_this_version_writes() {
+        let entries: Vec<Value> = serde_json::from_str(ENTRIES).expect("JSON");
+        assert_eq!(entries.len(), 16);
+        for text in entries.iter().map(Value::to_string) {
+            let entry: LedgerEntry = decode(1, &text).expect("a format 1 entry");
+            assert_written_as_read(&text, &encode(&entry).expect("encodes"));
+        }
+        let holds: Vec<Value> = serde_json::from_str(HOLDS).expect("JSON");
+        let mut statuses = Vec::new();
+        for text in holds.iter().map(Value::to_string) {
+            let hold: Hold = decode(1, &text).expect("a format 1 hold");
+            statuses.push(hold.status());
+            assert_written_as_read(&text, &encode(&hold).expect("encodes"));
+        }
+        assert!(
+            statuses.contains(&HoldStatus::Captured) && statuses.contains(&HoldStatus::Expired)
+        );
+    }
+
+    #[test]
+    fn a_format_this_version_does_not_know_is_refused_not_misread() {
+        let refused = decode::<Account>(FORMAT + 1, ACCOUNT);
+        assert!(
+            matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("format 2")),
+            "{refused:?}"
+        );
+    }
 }

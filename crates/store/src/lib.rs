@@ -141,7 +141,8 @@ pub trait WriteTransaction: Send {
         orders: &[OrderId],
     ) -> Result<BatchReads, StoreError>;
 
-    /// Writes every change and commits; returns once the transaction is durable.
+    /// Writes every change and commits; returns once the transaction is durable. The
+    /// accounts it writes are ones this transaction read (and so locked).
     async fn commit(self: Box<Self>, changes: &Changes) -> Result<(), StoreError>;
 }
 

@@ -16,15 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, Hold, HoldId, LedgerEntry, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, Hold, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::columns::{
-    api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
-    record_account, sql, stored_account,
+    FORMAT, HistoryRow, api_key, corrupt, encode, history_rows, idempotency_record, key_label,
+    purchase_record, record_account, settled_hold, sql, stored_account, stored_entry,
 };
 use crate::instant::to_db;
 use crate::{
@@ -107,7 +107,7 @@ impl Store for PostgresStore {
             .map_or(Ok(i64::MAX), i64::try_from)
             .map_err(corrupt)?;
         let rows = sqlx::query(
-            "SELECT number, data FROM history
+            "SELECT number, data, format FROM history
              WHERE account_id = $1 AND kind = 'entry' AND number < $2
                AND ($3::text IS NULL OR label = $3)
                AND ($4::int8 IS NULL OR at >= $4) AND ($5::int8 IS NULL OR at < $5)
@@ -121,14 +121,7 @@ impl Store for PostgresStore {
         .bind(i64::from(query.limit()))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredEntry {
-                    seq: count(row.try_get(0)?)?,
-                    entry: from_json::<LedgerEntry>(row.try_get(1)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_entry).collect()
     }
 
     async fn accounts_page(
@@ -140,7 +133,7 @@ impl Store for PostgresStore {
         // Bytewise order ("C"), the order of the index of migration 0002, whatever the
         // database's collation.
         let rows = sqlx::query(
-            r#"SELECT state, entry_seq FROM accounts
+            r#"SELECT state, entry_seq, format FROM accounts
                WHERE id COLLATE "C" >= $1 AND id COLLATE "C" < $2 AND id COLLATE "C" > $3
                ORDER BY id COLLATE "C" LIMIT $4"#,
         )
@@ -167,8 +160,7 @@ impl Store for PostgresStore {
             .bind(i64::try_from(hold.get()).map_err(corrupt)?)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| from_json::<Hold>(row.try_get(0)?))
-            .transpose()
+        row.map(|row| settled_hold(&row)).transpose()
     }
 
     async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
@@ -266,9 +258,10 @@ struct PostgresWrite {
 /// distributions.
 const WRITE_BATCH: &str = "WITH
     states AS (
-        INSERT INTO accounts (id, entry_seq, state)
-        SELECT * FROM unnest($1::text[], $2::int8[], $3::text[])
-        ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq),
+        INSERT INTO accounts (id, entry_seq, state, format)
+        SELECT *, $23::int8 FROM unnest($1::text[], $2::int8[], $3::text[])
+        ON CONFLICT (id) DO UPDATE SET
+            state = excluded.state, entry_seq = excluded.entry_seq, format = excluded.format),
     due_gone AS (
         DELETE FROM account_due WHERE account_id = ANY($4::text[])),
     due_set AS (
@@ -276,9 +269,9 @@ const WRITE_BATCH: &str = "WITH
         SELECT * FROM unnest($5::text[], $6::int8[])
         ON CONFLICT (account_id) DO UPDATE SET next_effect_at = excluded.next_effect_at),
     entries AS (
-        INSERT INTO history (account_id, kind, number, at, label, data)
-        SELECT * FROM unnest($7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[],
-                             $12::text[])),
+        INSERT INTO history (account_id, kind, number, at, label, data, format)
+        SELECT *, $23::int8 FROM unnest($7::text[], $8::text[], $9::int8[], $10::int8[],
+                                        $11::text[], $12::text[])),
     keys AS (
         INSERT INTO idempotency_keys (label, account_id, digest, status, body, at)
         SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::int8[], $17::text[],
@@ -310,21 +303,13 @@ impl<'a> HistoryColumns<'a> {
         }
     }
 
-    fn push(
-        &mut self,
-        account: &'a str,
-        kind: &'static str,
-        number: i64,
-        at: i64,
-        label: &'static str,
-        data: String,
-    ) {
-        self.accounts.push(account);
-        self.kinds.push(kind);
-        self.numbers.push(number);
-        self.ats.push(at);
-        self.labels.push(label);
-        self.data.push(data);
+    fn push(&mut self, row: HistoryRow<'a>) {
+        self.accounts.push(row.account);
+        self.kinds.push(row.kind);
+        self.numbers.push(row.number);
+        self.ats.push(row.at);
+        self.labels.push(row.label);
+        self.data.push(row.data);
     }
 }
 
@@ -384,10 +369,11 @@ impl WriteTransaction for PostgresWrite {
         let tx = self.tx.insert(tx);
         let mut reads = BatchReads::default();
         if !ids.is_empty() {
-            let rows = sqlx::query("SELECT state, entry_seq FROM accounts WHERE id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut **tx)
-                .await?;
+            let rows =
+                sqlx::query("SELECT state, entry_seq, format FROM accounts WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .fetch_all(&mut **tx)
+                    .await?;
             for row in &rows {
                 let stored = stored_account(row)?;
                 let due = stored.account.next_effect_at().map(to_db);
@@ -449,7 +435,7 @@ impl WriteTransaction for PostgresWrite {
             let id = account.id().as_str();
             ids.push(id);
             seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
-            states.push(serde_json::to_string(account).map_err(corrupt)?);
+            states.push(encode(account)?);
             let before = self.loaded.get(account.id()).copied().flatten();
             let after = account.next_effect_at().map(to_db);
             if before != after {
@@ -463,34 +449,14 @@ impl WriteTransaction for PostgresWrite {
             }
         }
 
-        let history_rows = changes
-            .entries
-            .len()
-            .saturating_add(changes.settled_holds.len());
-        let mut history = HistoryColumns::with_capacity(history_rows);
-        for (account, stored) in &changes.entries {
-            let e = &stored.entry;
-            history.push(
-                account.as_str(),
-                "entry",
-                i64::try_from(stored.seq).map_err(corrupt)?,
-                to_db(e.at),
-                e.entry_type.as_str(),
-                serde_json::to_string(e).map_err(corrupt)?,
-            );
-        }
-        for (account, hold) in &changes.settled_holds {
-            let settled = hold
-                .settlement()
-                .ok_or_else(|| corrupt(format!("hold {} stored unsettled", hold.id())))?;
-            history.push(
-                account.as_str(),
-                "hold",
-                i64::try_from(hold.id().get()).map_err(corrupt)?,
-                to_db(settled.at),
-                hold.status().as_str(),
-                serde_json::to_string(hold).map_err(corrupt)?,
-            );
+        let mut history = HistoryColumns::with_capacity(
+            changes
+                .entries
+                .len()
+                .saturating_add(changes.settled_holds.len()),
+        );
+        for row in history_rows(changes)? {
+            history.push(row);
         }
 
         let records = &changes.idempotency;
@@ -535,6 +501,7 @@ impl WriteTransaction for PostgresWrite {
             .bind(&d_schedules)
             .bind(&d_indexes)
             .bind(&d_ats)
+            .bind(FORMAT)
             .execute(&mut *tx)
             .await?;
 

@@ -14,13 +14,14 @@
 
 mod journal;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, Hold, HoldId, LedgerEntry, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, Hold, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::sqlite::{
@@ -32,8 +33,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::journal::{Cut, CutRows, FOLD_AT, FOLD_SLICE, JournalBatch, JournalKey, Unfolded};
 use crate::columns::{
-    api_key, corrupt, count, from_json, idempotency_record, key_label, purchase_record,
-    record_account, sql, stored_account, to_json,
+    FORMAT, api_key, corrupt, decode, encode, entry_row, hold_row, idempotency_record, key_label,
+    purchase_record, record_account, settled_hold, sql, stored_account, stored_entry, to_json,
 };
 use crate::instant::to_db;
 use crate::{
@@ -160,14 +161,14 @@ impl WriterConnection {
     /// the rows it folded only once it is through). On opening, and after a commit
     /// whose outcome is unknown.
     async fn read_journal(&mut self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT id, data FROM journal ORDER BY id")
+        let rows = sqlx::query("SELECT id, data, format FROM journal ORDER BY id")
             .fetch_all(&mut self.connection)
             .await?;
         let mut fresh = Unfolded::default();
         let mut last = 0;
         for row in &rows {
             last = row.try_get(0)?;
-            fresh.add(from_json(row.try_get(1)?)?)?;
+            fresh.add(decode(row.try_get(2)?, row.try_get(1)?)?)?;
         }
         *unfolded(&self.unfolded) = fresh;
         self.last_journal_row = self.last_journal_row.max(last);
@@ -310,7 +311,7 @@ impl Store for SqliteStore {
             return Ok(page);
         }
         let rows = sqlx::query(
-            "SELECT number, data FROM history
+            "SELECT number, data, format FROM history
              WHERE account_id = ?1 AND kind = 'entry' AND number < ?2
                AND (?3 IS NULL OR label = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
              ORDER BY number DESC LIMIT ?6",
@@ -324,10 +325,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await?;
         for row in &rows {
-            page.push(StoredEntry {
-                seq: count(row.try_get(0)?)?,
-                entry: from_json::<LedgerEntry>(row.try_get(1)?)?,
-            });
+            page.push(stored_entry(row)?);
         }
         Ok(page)
     }
@@ -343,7 +341,7 @@ impl Store for SqliteStore {
         // Taken before the rows: a fold that ends meanwhile has written them there first.
         let kept = unfolded(&self.unfolded).accounts_in(prefix, &end, after, limit);
         let rows = sqlx::query(
-            "SELECT state, entry_seq FROM accounts
+            "SELECT state, entry_seq, format FROM accounts
              WHERE id >= $1 AND id < $2 AND id > $3 ORDER BY id LIMIT $4",
         )
         .bind(prefix)
@@ -380,8 +378,7 @@ impl Store for SqliteStore {
             .bind(i64::try_from(hold.get()).map_err(corrupt)?)
             .fetch_optional(&self.readers)
             .await?;
-        row.map(|row| from_json::<Hold>(row.try_get(0)?))
-            .transpose()
+        row.map(|row| settled_hold(&row)).transpose()
     }
 
     async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
@@ -459,7 +456,7 @@ struct Loaded {
 /// is in its last column, `read`.
 macro_rules! batch_reads {
     () => {
-        "SELECT state, entry_seq, 'account' AS read FROM accounts
+        "SELECT state, entry_seq, format, 'account' AS read FROM accounts
          WHERE id IN (SELECT value FROM json_each(?));
          SELECT account_id, label, digest, status, body, at, 'key' AS read FROM idempotency_keys
          WHERE label IN (SELECT value FROM json_each(?));
@@ -550,7 +547,7 @@ impl WriteTransaction for SqliteWrite {
         if !self.writer.in_transaction {
             self.writer.begin().await?;
         }
-        self.check_entry_numbers(changes).await?;
+        self.check_entry_numbers(changes)?;
         let written: HashSet<&str> = changes
             .accounts
             .iter()
@@ -628,10 +625,12 @@ impl WriteTransaction for SqliteWrite {
         };
         let journal_row = self.writer.last_journal_row.saturating_add(1);
         if batch.rows() > 0 {
-            sql.push("INSERT INTO journal (id, data) VALUES (")
+            sql.push("INSERT INTO journal (id, data, format) VALUES (")
                 .push_bind(journal_row)
                 .push(", ")
-                .push_bind(to_json(&batch)?)
+                .push_bind(encode(&batch)?)
+                .push(", ")
+                .push_bind(FORMAT)
                 .push(");\n");
         }
         for chunk in changes.new_api_keys.chunks(ROWS_PER_INSERT) {
@@ -701,47 +700,24 @@ impl WriteTransaction for SqliteWrite {
 }
 
 impl SqliteWrite {
-    /// Refuses a ledger entry numbered at or below one its account has already stored.
-    /// The writer numbers entries on from the count it read, so this catches a bug
-    /// before it is stored; the journal, unlike `history`, has no key to catch it.
-    async fn check_entry_numbers(&mut self, changes: &Changes) -> Result<(), StoreError> {
-        let mut stored: HashMap<&str, u64> = HashMap::new();
-        let mut unknown: Vec<&str> = Vec::new();
-        {
-            let newer = unfolded(&self.writer.unfolded);
-            for (id, _) in &changes.entries {
-                if stored.contains_key(id.as_str()) || unknown.contains(&id.as_str()) {
-                    continue;
-                }
-                match newer
-                    .entry_seq(id)
-                    .or_else(|| self.loaded.get(id).map(|loaded| loaded.entry_seq))
-                {
-                    Some(seq) => {
-                        stored.insert(id.as_str(), seq);
-                    }
-                    None => unknown.push(id.as_str()),
-                }
-            }
-        }
-        if !unknown.is_empty() {
-            // Accounts this transaction did not read: rare, and only in tests.
-            let rows = sqlx::query(
-                "SELECT id, entry_seq FROM accounts WHERE id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(to_json(&unknown)?)
-            .fetch_all(&mut self.writer.connection)
-            .await?;
-            for row in &rows {
-                let id: &str = row.try_get(0)?;
-                let seq = count(row.try_get(1)?)?;
-                if let Some(name) = unknown.iter().find(|name| **name == id) {
-                    stored.insert(name, seq);
-                }
-            }
-        }
+    /// Refuses a ledger entry numbered at or below one its account has already stored,
+    /// or of an account this transaction did not read. The writer numbers entries on
+    /// from the count it read, so this catches a bug before it is stored; the journal,
+    /// unlike `history`, has no key to catch it.
+    fn check_entry_numbers(&self, changes: &Changes) -> Result<(), StoreError> {
+        let mut last: HashMap<&AccountId, u64> = HashMap::new();
         for (id, entry) in &changes.entries {
-            let last = stored.entry(id.as_str()).or_insert(0);
+            let last = match last.entry(id) {
+                Entry::Occupied(seen) => seen.into_mut(),
+                Entry::Vacant(new) => {
+                    let loaded = self.loaded.get(id).ok_or_else(|| {
+                        corrupt(format!(
+                            "account {id} is written by a transaction that did not read it"
+                        ))
+                    })?;
+                    new.insert(loaded.entry_seq)
+                }
+            };
             if entry.seq <= *last {
                 return Err(corrupt(format!(
                     "ledger entry e{} of account {id} is stored already",
@@ -767,53 +743,41 @@ fn push_fold<'args>(
     let mut states = Vec::with_capacity(rows.accounts.len());
     for (id, stored) in &rows.accounts {
         let seq = i64::try_from(stored.entry_seq).map_err(corrupt)?;
-        states.push((id.to_string(), seq, to_json(&stored.account)?));
+        states.push((id.to_string(), seq, encode(&stored.account)?));
     }
     push_inserts(
         sql,
-        "INSERT INTO accounts (id, entry_seq, state) ",
+        "INSERT INTO accounts (id, entry_seq, state, format) ",
         states,
-        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, entry_seq = excluded.entry_seq",
+        " ON CONFLICT (id) DO UPDATE SET
+             state = excluded.state, entry_seq = excluded.entry_seq, format = excluded.format",
         |row, (id, seq, state)| {
-            row.push_bind(id).push_bind(seq).push_bind(state);
+            row.push_bind(id)
+                .push_bind(seq)
+                .push_bind(state)
+                .push_bind(FORMAT);
         },
     );
     let mut history = Vec::with_capacity(rows.entries.len().saturating_add(rows.holds.len()));
     for ((account, seq), entry) in &rows.entries {
-        history.push(HistoryRow {
-            account: account.to_string(),
-            kind: "entry",
-            number: i64::try_from(*seq).map_err(corrupt)?,
-            at: to_db(entry.at),
-            label: entry.entry_type.as_str(),
-            data: to_json(entry)?,
-        });
+        history.push(entry_row(account, *seq, entry)?);
     }
-    for ((account, id), hold) in &rows.holds {
-        let settled = hold
-            .settlement()
-            .ok_or_else(|| corrupt(format!("hold {id} stored unsettled")))?;
-        history.push(HistoryRow {
-            account: account.to_string(),
-            kind: "hold",
-            number: i64::try_from(id.get()).map_err(corrupt)?,
-            at: to_db(settled.at),
-            label: hold.status().as_str(),
-            data: to_json(hold)?,
-        });
+    for ((account, _), hold) in &rows.holds {
+        history.push(hold_row(account, hold)?);
     }
     push_inserts(
         sql,
-        "INSERT OR IGNORE INTO history (account_id, kind, number, at, label, data) ",
+        "INSERT OR IGNORE INTO history (account_id, kind, number, at, label, data, format) ",
         history,
         "",
         |row, h| {
-            row.push_bind(h.account)
+            row.push_bind(h.account.to_owned())
                 .push_bind(h.kind)
                 .push_bind(h.number)
                 .push_bind(h.at)
                 .push_bind(h.label)
-                .push_bind(h.data);
+                .push_bind(h.data)
+                .push_bind(FORMAT);
         },
     );
     let keys: Vec<JournalKey> = rows.keys.iter().map(|key| (*key).clone()).collect();
@@ -860,17 +824,6 @@ fn push_inserts<'args, T>(
         sql.push(tail).push(";\n");
         rows = rest;
     }
-}
-
-/// A ledger entry or settled hold, as `history` keeps it.
-struct HistoryRow {
-    account: String,
-    kind: &'static str,
-    number: i64,
-    at: i64,
-    label: &'static str,
-    /// The core's entry or hold as JSON.
-    data: String,
 }
 
 /// The rare writes of a batch, each taking its rows as a JSON array at its one `?`.

@@ -92,9 +92,19 @@ pub(crate) fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) 
     changes
 }
 
-/// Commits `changes` in a transaction of their own.
+/// Commits `changes` in a transaction of their own, which first reads the accounts they
+/// write (as the writer does: a transaction writes only accounts it read).
 pub(crate) async fn commit(db: &Db, changes: &Changes) -> Result<(), creditd_store::StoreError> {
-    db.begin().await.unwrap().commit(changes).await
+    let mut ids: Vec<AccountId> = changes
+        .accounts
+        .iter()
+        .map(|stored| stored.account.id().clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut tx = db.begin().await.unwrap();
+    tx.read(&ids, &[], &[]).await?;
+    tx.commit(changes).await
 }
 
 async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds(db: Db) {
