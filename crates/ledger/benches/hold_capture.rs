@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use creditd_ledger::{
-    Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, Journal, Use,
+    Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, History, Use,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::tz::TimeZone;
@@ -21,8 +21,8 @@ const BUCKET_COUNTS: [usize; 3] = [1, 10, 100];
 /// different day, so consumption order has work to do and credits never run out.
 fn account_with(catalog: &Catalog, buckets: usize, now: Timestamp) -> Account {
     let mut account = Account::open(AccountId::parse("bench").unwrap(), TimeZone::UTC, now);
-    let mut journal = Journal::default();
-    let mut moment = account.at(catalog, now, &mut journal);
+    let mut history = History::default();
+    let mut moment = account.at(catalog, now, &mut history);
     for day in 0..buckets {
         let hours = (i64::try_from(day).unwrap() + 30) * 24;
         moment
@@ -41,11 +41,11 @@ fn account_with(catalog: &Catalog, buckets: usize, now: Timestamp) -> Account {
 }
 
 /// Runs `op` once per iteration on an account with each of [`BUCKET_COUNTS`] buckets,
-/// with a journal cleared before each run (as the store would take it each time).
+/// with a history cleared before each run (as the store would take it each time).
 fn per_bucket_count(
     c: &mut Criterion,
     group: &str,
-    op: impl Fn(&mut Account, &Catalog, Timestamp, &mut Journal),
+    op: impl Fn(&mut Account, &Catalog, Timestamp, &mut History),
 ) {
     let catalog = Catalog::default();
     let now: Timestamp = "2026-11-21T00:00:00Z".parse().unwrap();
@@ -53,11 +53,11 @@ fn per_bucket_count(
     group.throughput(Throughput::Elements(1));
     for buckets in BUCKET_COUNTS {
         let mut account = account_with(&catalog, buckets, now);
-        let mut journal = Journal::default();
+        let mut history = History::default();
         group.bench_with_input(BenchmarkId::from_parameter(buckets), &buckets, |b, _| {
             b.iter(|| {
-                journal.clear();
-                op(&mut account, &catalog, now, &mut journal);
+                history.clear();
+                op(&mut account, &catalog, now, &mut history);
             });
         });
     }
@@ -70,16 +70,16 @@ fn place_and_capture(c: &mut Criterion) {
         quantity: Some(4),
         ..Use::default()
     };
-    per_bucket_count(c, "place_and_capture", |account, catalog, now, journal| {
-        let mut moment = account.at(catalog, now, journal);
+    per_bucket_count(c, "place_and_capture", |account, catalog, now, history| {
+        let mut moment = account.at(catalog, now, history);
         let hold = moment.place_hold(black_box(&intended)).unwrap();
         black_box(moment.capture(hold.id(), Some(3)).unwrap());
     });
 }
 
 fn balance(c: &mut Criterion) {
-    per_bucket_count(c, "balance", |account, catalog, now, journal| {
-        let moment = account.at(catalog, now, journal);
+    per_bucket_count(c, "balance", |account, catalog, now, history| {
+        let moment = account.at(catalog, now, history);
         black_box(moment.account().balance());
     });
 }

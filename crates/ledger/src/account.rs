@@ -1,30 +1,37 @@
 //! The account: its state, and every command as a pure function of (state, command, now).
 //!
-//! `Account::at(catalog, now, journal)` first brings the account to `now` — every
+//! `Account::at(catalog, now, history)` first brings the account to `now` — every
 //! time-based effect due at or before `now`, in order, each dated at its own instant —
 //! and returns a [`Moment`] on which commands run. A command either applies completely,
-//! appending its ledger entries to the journal, or returns a [`Refusal`] and changes
-//! nothing. The caller (the store) persists the new state and the journal together.
+//! appending its ledger entries to the history, or returns a [`Refusal`] and changes
+//! nothing. The caller (the store) persists the new state and the history together.
 //!
 //! The state is bounded whatever the history: live buckets, pending holds, the
 //! membership and a few counters. Spent and expired buckets, settled holds and ledger
-//! entries leave the state through the journal.
+//! entries leave the state through the history.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp, ToSpan};
+use jiff::{Timestamp, ToSpan};
 
-use crate::hold::Settlement;
-use crate::limits::{
-    Amount, MAX_LIVE_BUCKETS, MAX_PENDING_HOLDS, MAX_QUANTITY, Payment, check_text,
-};
+use crate::limits::{Amount, MAX_LIVE_BUCKETS, check_text};
 use crate::{
-    AccountId, Allocation, Bucket, BucketId, Catalog, CreditKind, Distribution, EntryType, Hold,
-    HoldId, HoldStatus, Journal, LedgerEntry, Membership, MembershipStatus, OrderId, Refusal,
-    Source, Tier, time,
+    AccountId, Bucket, BucketId, Catalog, CreditKind, EntryType, History, Hold, HoldId, HoldStatus,
+    LedgerEntry, Membership, MembershipStatus, Refusal, Source, time,
+};
+
+mod bookkeeping;
+mod catch_up;
+mod inputs;
+mod paying;
+
+use bookkeeping::{negative, signed};
+pub use inputs::{
+    Adjustment, DailyLogin, Expiry, Grant, GrantSource, Purchase, PurchaseCredits, PurchaseReceipt,
+    Use,
 };
 
 /// One account's credits, membership and pending holds.
@@ -47,139 +54,6 @@ pub struct Account {
     next_hold: u64,
 }
 
-/// How long a promotion or compensation grant lasts.
-#[derive(Clone, Copy, Debug)]
-pub enum Expiry {
-    /// It never expires.
-    Never,
-    /// It expires at this instant, which must be in the future.
-    At(Timestamp),
-    /// It expires this long after the grant (calendar days, exact hours).
-    ValidFor(Span),
-}
-
-/// Sources a caller may grant directly; the others come from rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GrantSource {
-    /// Promotional credits.
-    Promotion,
-    /// Compensation (e.g. credits not arriving after a payment).
-    Compensation,
-}
-
-impl GrantSource {
-    /// Both, in the order the API lists them.
-    pub const ALL: [GrantSource; 2] = [GrantSource::Promotion, GrantSource::Compensation];
-
-    /// The source of the bucket it grants.
-    pub fn source(self) -> Source {
-        match self {
-            GrantSource::Promotion => Source::Promotion,
-            GrantSource::Compensation => Source::Compensation,
-        }
-    }
-
-    /// Its name in the API: its bucket source's.
-    pub fn as_str(self) -> &'static str {
-        self.source().as_str()
-    }
-}
-
-/// A promotion or compensation grant.
-#[derive(Clone, Debug)]
-pub struct Grant {
-    /// Kind of credits.
-    pub kind: CreditKind,
-    /// How many.
-    pub amount: Amount,
-    /// Promotion or compensation.
-    pub source: GrantSource,
-    /// When they end.
-    pub expiry: Expiry,
-    /// The campaign it belongs to.
-    pub campaign: Option<String>,
-    /// A note for the ledger.
-    pub note: Option<String>,
-}
-
-/// What a purchase buys.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PurchaseCredits {
-    /// A package of the catalog, by name.
-    Package(String),
-    /// A number of credits.
-    Credits(Amount),
-}
-
-/// A confirmed payment for credits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Purchase {
-    /// The platform's order id (unique; the store enforces it).
-    pub order_id: OrderId,
-    /// What was bought.
-    pub credits: PurchaseCredits,
-    /// When it was paid; now if not given. Never in the future.
-    pub paid_at: Option<Timestamp>,
-    /// What the platform was paid, if it said: kept with the purchase for support and
-    /// reconciliation; no rule depends on it.
-    pub paid: Option<Payment>,
-}
-
-/// The recorded purchase.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PurchaseReceipt {
-    /// The order id.
-    pub order_id: OrderId,
-    /// Credits granted.
-    pub credits: u64,
-    /// The bucket they went into.
-    pub bucket_id: BucketId,
-    /// When it was paid.
-    pub paid_at: Timestamp,
-    /// When the credits expire.
-    pub expires_at: Timestamp,
-}
-
-/// The answer to a daily login.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DailyLogin {
-    /// Credits granted: the policy's amount on the first login of a local day, else 0.
-    pub granted: u64,
-    /// The local date in the account's zone.
-    pub local_date: Date,
-    /// The start of the next local day, when daily-login credits end.
-    pub expires_at: Timestamp,
-    /// The new bucket, if credits were granted.
-    pub bucket_id: Option<BucketId>,
-}
-
-/// One use of a feature to pay for.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Use {
-    /// The feature's name.
-    pub feature: String,
-    /// Units; the feature's default if `None`.
-    pub quantity: Option<u32>,
-    /// Tier; general if `None`.
-    pub tier: Option<Tier>,
-    /// Hold TTL; the policy's default if `None`.
-    pub ttl_seconds: Option<u32>,
-    /// The caller's reference (a job id).
-    pub reference: Option<String>,
-}
-
-/// An admin's change to a balance.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Adjustment {
-    /// Signed credits: +n adds a never-expiring compensation bucket, −n takes from the
-    /// kind's available buckets in consumption order.
-    pub amount: i64,
-    /// Kind of credits.
-    pub kind: CreditKind,
-    /// Why; required, kept in the ledger.
-    pub reason: String,
-}
-
 impl Account {
     /// A new account with no credits and no membership.
     pub fn open(id: AccountId, time_zone: TimeZone, now: Timestamp) -> Account {
@@ -198,21 +72,21 @@ impl Account {
     }
 
     /// Brings the account to `now` (applying every time-based effect due by then into
-    /// `journal`) and returns the moment on which commands run. A `now` earlier than
+    /// `history`) and returns the moment on which commands run. A `now` earlier than
     /// the account's own time (a clock behind another node's) counts as the account's
     /// time: an account's history never runs backwards.
     pub fn at<'a>(
         &'a mut self,
         catalog: &'a Catalog,
         now: Timestamp,
-        journal: &'a mut Journal,
+        history: &'a mut History,
     ) -> Moment<'a> {
         let now = now.max(self.as_of);
         let mut moment = Moment {
             account: self,
             catalog,
             now,
-            journal,
+            history,
         };
         moment.catch_up();
         moment
@@ -389,7 +263,7 @@ pub struct Moment<'a> {
     account: &'a mut Account,
     catalog: &'a Catalog,
     now: Timestamp,
-    journal: &'a mut Journal,
+    history: &'a mut History,
 }
 
 /// A state the rules can never produce: a bug, or a store that returned another state
@@ -637,420 +511,24 @@ impl<'a> Moment<'a> {
         check_text("reason", &adjustment.reason)?;
         let magnitude = Amount::new(adjustment.amount.unsigned_abs())?.get();
         let reason: Arc<str> = adjustment.reason.into();
-        let first = self.journal.entries.len();
+        let first = self.history.entries.len();
         if adjustment.amount > 0 {
             self.account.check_room_for_bucket()?;
             let id = self.add_bucket(adjustment.kind, Source::Compensation, magnitude, None, None);
             let mut entry = self.entry_for(id, EntryType::Adjust, signed(magnitude));
             entry.note = Some(reason);
-            self.journal.entries.push(entry);
+            self.history.entries.push(entry);
         } else {
             let takes = self.take(magnitude, |b| b.kind == adjustment.kind)?;
             for (bucket_id, amount) in takes {
                 let mut entry = self.entry_for(bucket_id, EntryType::Adjust, negative(amount));
                 entry.note = Some(Arc::clone(&reason));
-                self.journal.entries.push(entry);
+                self.history.entries.push(entry);
                 self.account.drop_if_spent(bucket_id);
             }
         }
-        Ok(self.journal.entries[first..].to_vec())
+        Ok(self.history.entries[first..].to_vec())
     }
-
-    // ----- paying
-
-    fn place(&mut self, intended: &Use) -> Result<HoldId, Refusal> {
-        let catalog = self.catalog;
-        let feature = catalog.feature(&intended.feature)?;
-        let tier = intended.tier.unwrap_or_default();
-        let price = feature.price(tier)?;
-        let quantity = intended.quantity.unwrap_or(feature.default_quantity);
-        if !(1..=MAX_QUANTITY).contains(&quantity) {
-            return Err(Refusal::QuantityOutOfRange {
-                min: 1,
-                max: MAX_QUANTITY,
-            });
-        }
-        let policies = catalog.policies();
-        let (min, max) = (policies.hold_ttl_min_seconds, policies.hold_ttl_max_seconds);
-        let ttl_seconds = intended
-            .ttl_seconds
-            .unwrap_or(policies.hold_ttl_default_seconds);
-        if !(min..=max).contains(&ttl_seconds) {
-            return Err(Refusal::TtlOutOfRange { min, max });
-        }
-        if let Some(reference) = &intended.reference {
-            check_text("reference", reference)?;
-        }
-        if self.account.holds.len() >= MAX_PENDING_HOLDS {
-            return Err(Refusal::TooManyPendingHolds {
-                max: MAX_PENDING_HOLDS,
-            });
-        }
-        let expires_at = self
-            .now
-            .checked_add(i64::from(ttl_seconds).seconds())
-            .map_err(|_| Refusal::TimeOutOfRange)?;
-        let amount = price.cost(quantity);
-        let category = feature.category;
-        let takes = self.take(amount, |b| category.accepts(b.kind))?;
-
-        let id = HoldId::new(self.account.next_hold);
-        self.account.next_hold = self.account.next_hold.saturating_add(1);
-        let feature_name = Arc::clone(&feature.name);
-        let mut allocations = Vec::with_capacity(takes.len());
-        for (bucket_id, taken) in takes {
-            let bucket = self.bucket(bucket_id);
-            allocations.push(Allocation {
-                bucket_id,
-                kind: bucket.kind,
-                source: bucket.source,
-                amount: taken,
-            });
-            let mut entry = self.entry_for(bucket_id, EntryType::Debit, negative(taken));
-            entry.hold_id = Some(id);
-            entry.feature = Some(Arc::clone(&feature_name));
-            entry.quantity = Some(quantity);
-            self.journal.entries.push(entry);
-        }
-        self.account.holds.push(Hold {
-            id,
-            feature: feature_name,
-            tier,
-            quantity,
-            price,
-            amount,
-            status: HoldStatus::Pending,
-            created_at: self.now,
-            expires_at,
-            allocations,
-            reference: intended.reference.as_deref().map(Into::into),
-            settlement: None,
-        });
-        Ok(id)
-    }
-
-    /// Takes `amount` from the eligible buckets that `accepts`, in consumption order;
-    /// all or nothing. Returns (bucket, credits taken) pairs.
-    fn take(
-        &mut self,
-        amount: u64,
-        accepts: impl Fn(&Bucket) -> bool,
-    ) -> Result<Vec<(BucketId, u64)>, Refusal> {
-        let account = &*self.account;
-        let payers = || {
-            account
-                .buckets
-                .iter()
-                .filter(|b| account.can_pay(b) && accepts(b))
-        };
-        let available: u64 = payers().map(|b| b.remaining).sum();
-        if available < amount {
-            return Err(Refusal::InsufficientCredits {
-                required: amount,
-                available,
-            });
-        }
-        let mut plan = Vec::new();
-        let mut left = amount;
-        for bucket in payers() {
-            if left == 0 {
-                break;
-            }
-            let taken = left.min(bucket.remaining);
-            plan.push((bucket.id, taken));
-            left = left.saturating_sub(taken);
-        }
-        for &(id, taken) in &plan {
-            let bucket = self
-                .account
-                .bucket_mut(id)
-                .expect("planned from live buckets");
-            bucket.remaining = bucket
-                .remaining
-                .checked_sub(taken)
-                .expect("planned within remaining");
-        }
-        Ok(plan)
-    }
-
-    /// Ends a pending hold: `charged` credits are taken from its allocations in order,
-    /// the rest go back to their buckets, or into a `refund_grace` bucket of the same
-    /// kind where the bucket has expired. Returns the settled hold (kept in the journal).
-    fn settle(&mut self, id: HoldId, status: HoldStatus, quantity: u32, charged: u64) -> &Hold {
-        let index = self
-            .account
-            .holds
-            .iter()
-            .position(|h| h.id == id)
-            .expect("settle is called on pending holds");
-        let mut hold = self.account.holds.remove(index);
-        debug_assert!(charged <= hold.amount);
-        let mut to_charge = charged;
-        let mut to_grace = [0_u64; 2]; // by kind: agent, general
-        for allocation in &hold.allocations {
-            let kept = to_charge.min(allocation.amount);
-            to_charge = to_charge.saturating_sub(kept);
-            let back = allocation.amount.saturating_sub(kept);
-            if back == 0 {
-                continue;
-            }
-            match self.account.bucket_mut(allocation.bucket_id) {
-                Some(bucket) => {
-                    bucket.remaining = bucket.remaining.saturating_add(back);
-                    debug_assert!(
-                        bucket.remaining <= bucket.granted,
-                        "a return exceeds the grant"
-                    );
-                    let mut entry =
-                        self.entry_for(allocation.bucket_id, EntryType::Refund, signed(back));
-                    describe_return(&mut entry, &hold, quantity, status);
-                    self.journal.entries.push(entry);
-                }
-                None => {
-                    let slot = &mut to_grace[usize::from(allocation.kind == CreditKind::General)];
-                    *slot = slot.saturating_add(back);
-                }
-            }
-        }
-        for (kind, back) in [CreditKind::Agent, CreditKind::General]
-            .into_iter()
-            .zip(to_grace)
-        {
-            if back > 0 {
-                let expires_at = self
-                    .add_in_zone(self.now, self.catalog.policies().refund_grace)
-                    .ok();
-                let bucket_id = self.add_bucket(kind, Source::RefundGrace, back, expires_at, None);
-                let mut entry = self.entry_for(bucket_id, EntryType::Refund, signed(back));
-                describe_return(&mut entry, &hold, quantity, status);
-                self.journal.entries.push(entry);
-            }
-        }
-        let refunded = hold.amount.saturating_sub(charged);
-        hold.status = status;
-        hold.settlement = Some(Settlement {
-            at: self.now,
-            captured_quantity: quantity,
-            captured_amount: charged,
-            refunded_amount: refunded,
-        });
-        for allocation in &hold.allocations {
-            self.account.drop_if_spent(allocation.bucket_id);
-        }
-        self.journal.settled_holds.push(hold);
-        self.journal.settled_holds.last().expect("just pushed")
-    }
-
-    // ----- time
-
-    /// Applies every time-based effect due at or before now, earliest first; effects of
-    /// one instant in SPEC §8's order: lapse, hold expiry, bucket expiry, distribution.
-    /// The moment's clock walks through the effects, so each is dated at its instant.
-    fn catch_up(&mut self) {
-        let target = self.now;
-        while let Some(at) = self.next_effect_at().filter(|at| *at <= target) {
-            self.now = at;
-            if self.account.membership.lapse_at() == Some(at) {
-                self.lapse();
-            }
-            while let Some(id) = self
-                .account
-                .holds
-                .iter()
-                .find(|h| h.expires_at == at)
-                .map(|h| h.id)
-            {
-                self.settle(id, HoldStatus::Expired, 0, 0);
-            }
-            let mut expiring: Vec<BucketId> = self
-                .account
-                .buckets
-                .iter()
-                .filter(|b| b.expires_at == Some(at))
-                .map(|b| b.id)
-                .collect();
-            expiring.sort_unstable();
-            for id in expiring {
-                self.expire(id);
-            }
-            if let Some((due, index)) = self.account.membership.next_distribution()
-                && due == at
-            {
-                self.distribute(index);
-            }
-        }
-        self.now = target;
-        self.account.as_of = target;
-    }
-
-    fn next_effect_at(&self) -> Option<Timestamp> {
-        self.account.next_effect_at()
-    }
-
-    fn lapse(&mut self) {
-        self.account.membership.lapse(self.now);
-        self.record_freezing(EntryType::Freeze);
-    }
-
-    fn expire(&mut self, id: BucketId) {
-        let index = self
-            .account
-            .buckets
-            .iter()
-            .position(|b| b.id == id)
-            .expect("expiring a live bucket");
-        let bucket = self.account.buckets.remove(index);
-        if bucket.remaining > 0 {
-            let mut entry = LedgerEntry::new(
-                self.now,
-                EntryType::Expire,
-                negative(bucket.remaining),
-                bucket.kind,
-                bucket.source,
-                id,
-            );
-            entry.note = bucket.campaign;
-            self.journal.entries.push(entry);
-        }
-    }
-
-    fn distribute(&mut self, index: u32) {
-        let membership = &mut self.account.membership;
-        let schedule = membership
-            .schedule_mut()
-            .expect("distributing on a schedule");
-        let (number, anchor) = (schedule.number, schedule.anchor);
-        let agent_end = schedule.month_end(index);
-        schedule.advance();
-        let plan = membership
-            .plan
-            .as_deref()
-            .and_then(|name| self.catalog.plan(name).ok());
-        // A plan removed from the configuration distributes nothing; the schedule runs on.
-        let (general, agent) =
-            plan.map_or((0, 0), |p| (p.monthly_credits, p.monthly_agent_credits));
-        if general > 0 {
-            let id = self.add_bucket(
-                CreditKind::General,
-                Source::Subscription,
-                general,
-                None,
-                None,
-            );
-            self.record_grant(id, |_| {});
-        }
-        if agent > 0 {
-            let id = self.add_bucket(
-                CreditKind::Agent,
-                Source::MembershipAgent,
-                agent,
-                agent_end,
-                None,
-            );
-            self.record_grant(id, |_| {});
-        }
-        let at = self.now;
-        self.journal.distributions.push(Distribution {
-            schedule: number,
-            anchor,
-            index,
-            at,
-        });
-    }
-
-    // ----- bookkeeping
-
-    fn add_in_zone(&self, at: Timestamp, span: Span) -> Result<Timestamp, Refusal> {
-        time::add_in_zone(at, span, &self.account.time_zone)
-    }
-
-    fn add_bucket(
-        &mut self,
-        kind: CreditKind,
-        source: Source,
-        credits: u64,
-        expires_at: Option<Timestamp>,
-        campaign: Option<Arc<str>>,
-    ) -> BucketId {
-        let id = BucketId::new(self.account.next_bucket);
-        self.account.next_bucket = self.account.next_bucket.saturating_add(1);
-        let bucket = Bucket {
-            id,
-            kind,
-            source,
-            granted: credits,
-            remaining: credits,
-            granted_at: self.now,
-            expires_at,
-            campaign,
-        };
-        let buckets = &mut self.account.buckets;
-        let index = buckets.partition_point(|b| b.consumption_order(&bucket) == Ordering::Less);
-        buckets.insert(index, bucket);
-        id
-    }
-
-    fn bucket(&self, id: BucketId) -> &Bucket {
-        self.account
-            .buckets
-            .iter()
-            .find(|b| b.id == id)
-            .expect("a live bucket")
-    }
-
-    fn pending(&self, id: HoldId) -> &Hold {
-        self.account.pending_hold(id).expect("a pending hold")
-    }
-
-    fn entry_for(&self, id: BucketId, entry_type: EntryType, amount: i64) -> LedgerEntry {
-        let bucket = self.bucket(id);
-        LedgerEntry::new(self.now, entry_type, amount, bucket.kind, bucket.source, id)
-    }
-
-    fn record_grant(&mut self, id: BucketId, finish: impl FnOnce(&mut LedgerEntry)) {
-        let granted = self.bucket(id).granted;
-        let mut entry = self.entry_for(id, EntryType::Grant, signed(granted));
-        finish(&mut entry);
-        self.journal.entries.push(entry);
-    }
-
-    /// One freeze or unfreeze entry per bucket of a freezing source with credits in it.
-    fn record_freezing(&mut self, entry_type: EntryType) {
-        let ids: Vec<BucketId> = self
-            .account
-            .buckets
-            .iter()
-            .filter(|b| b.source.freezes() && b.remaining > 0)
-            .map(|b| b.id)
-            .collect();
-        for id in ids {
-            self.push_freezing(entry_type, id);
-        }
-    }
-
-    fn push_freezing(&mut self, entry_type: EntryType, id: BucketId) {
-        let bucket = self.bucket(id);
-        let mut entry = LedgerEntry::new(self.now, entry_type, 0, bucket.kind, bucket.source, id);
-        entry.frozen = Some(bucket.remaining);
-        self.journal.entries.push(entry);
-    }
-}
-
-fn describe_return(entry: &mut LedgerEntry, hold: &Hold, quantity: u32, status: HoldStatus) {
-    entry.hold_id = Some(hold.id);
-    entry.feature = Some(Arc::clone(&hold.feature));
-    entry.quantity = (status == HoldStatus::Captured).then_some(quantity);
-}
-
-/// Credits as a signed ledger amount. Every amount is bounded far below `i64::MAX` (see
-/// `MAX_AMOUNT`), so the conversion cannot fail.
-fn signed(credits: u64) -> i64 {
-    i64::try_from(credits).expect("credit amounts are bounded far below i64::MAX")
-}
-
-/// Credits leaving a bucket, as a ledger amount.
-fn negative(credits: u64) -> i64 {
-    signed(credits).saturating_neg()
 }
 
 #[cfg(test)]

@@ -13,9 +13,18 @@ use crate::BucketId;
 
 /// The two kinds of credit, worth the same.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::VariantArray,
 )]
-#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CreditKind {
     /// "Agent Credits": AI Agent tasks only. Ordered first: agent tasks spend them first.
     Agent,
@@ -23,22 +32,9 @@ pub enum CreditKind {
     General,
 }
 
-impl CreditKind {
-    /// Every value, in the order the API lists them.
-    pub const ALL: [CreditKind; 2] = [CreditKind::Agent, CreditKind::General];
-
-    /// The kind's name in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CreditKind::Agent => "agent",
-            CreditKind::General => "general",
-        }
-    }
-}
-
 /// Where a bucket's credits came from (SPEC §1's table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum Source {
     /// Agent credits of a daily login; end at the next local midnight.
     DailyLogin,
@@ -59,35 +55,9 @@ pub enum Source {
 }
 
 impl Source {
-    /// Every value, in the order the API lists them.
-    pub const ALL: [Source; 8] = [
-        Source::DailyLogin,
-        Source::MembershipAgent,
-        Source::Subscription,
-        Source::Trial,
-        Source::Purchase,
-        Source::Promotion,
-        Source::Compensation,
-        Source::RefundGrace,
-    ];
-
     /// Whether buckets of this source freeze while the account is not a member.
     pub fn freezes(self) -> bool {
         matches!(self, Source::Subscription | Source::Purchase)
-    }
-
-    /// The source's name in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::DailyLogin => "daily_login",
-            Source::MembershipAgent => "membership_agent",
-            Source::Subscription => "subscription",
-            Source::Trial => "trial",
-            Source::Purchase => "purchase",
-            Source::Promotion => "promotion",
-            Source::Compensation => "compensation",
-            Source::RefundGrace => "refund_grace",
-        }
     }
 }
 
@@ -196,7 +166,11 @@ mod tests {
 
     #[test]
     fn only_subscription_and_purchase_credits_freeze() {
-        let freezing: Vec<Source> = Source::ALL.into_iter().filter(|s| s.freezes()).collect();
+        let freezing: Vec<Source> = Source::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.freezes())
+            .collect();
         assert_eq!(freezing, [Source::Subscription, Source::Purchase]);
     }
 }

@@ -62,7 +62,7 @@ pub enum AccountCommand {
     CatchUp,
 }
 
-/// What a command did, beside the new state and the journal.
+/// What a command did, beside the new state and the history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// The account itself is the answer (opened, zone or membership changed).
@@ -82,7 +82,7 @@ pub enum Effect {
     HoldPlaced(Hold),
     /// A hold captured or released.
     HoldSettled(Hold),
-    /// The ledger entries of an adjustment, in the journal's order.
+    /// The ledger entries of an adjustment, in the history's order.
     Adjusted(Vec<LedgerEntry>),
     /// Time's effects recorded; nothing else.
     CaughtUp,
@@ -212,7 +212,7 @@ impl OrderTerms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Amount, CreditKind, Expiry, GrantSource, Journal, PurchaseCredits};
+    use crate::{Amount, CreditKind, Expiry, GrantSource, History, PurchaseCredits};
 
     fn at(text: &str) -> Timestamp {
         text.parse().expect("instant")
@@ -277,8 +277,8 @@ mod tests {
             period_end: at("2026-04-01T00:00:00Z"),
         };
         let mut account = command.open(id("a"), &catalog, now).expect("opens");
-        let mut journal = Journal::default();
-        let effect = account.at(&catalog, now, &mut journal).apply(&command);
+        let mut history = History::default();
+        let effect = account.at(&catalog, now, &mut history).apply(&command);
         assert_eq!(effect, Ok(Effect::Account));
         let default = catalog.plan_or_default(None).expect("a plan");
         assert_eq!(account.membership().plan(), Some(&*default.name));
@@ -297,8 +297,8 @@ mod tests {
             note: None,
         });
         let mut account = command.open(id("a"), &catalog, now).expect("opens");
-        let mut journal = Journal::default();
-        let effect = account.at(&catalog, now, &mut journal).apply(&command);
+        let mut history = History::default();
+        let effect = account.at(&catalog, now, &mut history).apply(&command);
         match effect {
             Ok(Effect::Granted { bucket, frozen }) => {
                 assert_eq!((bucket.remaining(), frozen), (5, false));

@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use crate::{BucketId, CreditKind, HoldId, Price, Source, Tier};
 
 /// Where a hold stands. Only `Pending` can change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum HoldStatus {
     /// Credits reserved; waiting for capture, release or expiry.
     Pending,
@@ -22,26 +22,6 @@ pub enum HoldStatus {
     Released,
     /// Everything returned at `expires_at`.
     Expired,
-}
-
-impl HoldStatus {
-    /// Every value, in the order the API lists them.
-    pub const ALL: [HoldStatus; 4] = [
-        HoldStatus::Pending,
-        HoldStatus::Captured,
-        HoldStatus::Released,
-        HoldStatus::Expired,
-    ];
-
-    /// The status's name in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldStatus::Pending => "pending",
-            HoldStatus::Captured => "captured",
-            HoldStatus::Released => "released",
-            HoldStatus::Expired => "expired",
-        }
-    }
 }
 
 /// Credits a hold took from one bucket.

@@ -13,8 +13,8 @@ use crate::limits::page_limit;
 use crate::{BucketId, CreditKind, Hold, HoldId, OrderId, Refusal, Source};
 
 /// What happened to a bucket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum EntryType {
     /// Credits arrived (+).
     Grant,
@@ -30,32 +30,6 @@ pub enum EntryType {
     Freeze,
     /// The bucket thawed when the membership was reactivated (0; `frozen` tells how much).
     Unfreeze,
-}
-
-impl EntryType {
-    /// Every value, in the order the API lists them.
-    pub const ALL: [EntryType; 7] = [
-        EntryType::Grant,
-        EntryType::Debit,
-        EntryType::Refund,
-        EntryType::Expire,
-        EntryType::Adjust,
-        EntryType::Freeze,
-        EntryType::Unfreeze,
-    ];
-
-    /// The type's name in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryType::Grant => "grant",
-            EntryType::Debit => "debit",
-            EntryType::Refund => "refund",
-            EntryType::Expire => "expire",
-            EntryType::Adjust => "adjust",
-            EntryType::Freeze => "freeze",
-            EntryType::Unfreeze => "unfreeze",
-        }
-    }
 }
 
 /// One change to one bucket.
@@ -174,10 +148,11 @@ pub struct Distribution {
     pub at: Timestamp,
 }
 
-/// What commands produced, in the order it happened, for the store to persist with the
-/// account's new state in one transaction.
+/// What left the account's state while commands ran, in the order it happened: its
+/// history (new ledger entries, settled holds, distributions), for the store to append
+/// with the account's new state in one transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Journal {
+pub struct History {
     /// New ledger entries, oldest first.
     pub entries: Vec<LedgerEntry>,
     /// Holds that left the pending state (captured, released, expired).
@@ -186,7 +161,7 @@ pub struct Journal {
     pub distributions: Vec<Distribution>,
 }
 
-impl Journal {
+impl History {
     /// Forgets everything, keeping the allocations (for reuse across commands).
     pub fn clear(&mut self) {
         self.entries.clear();

@@ -2,12 +2,12 @@
 //!
 //! An [`Account`] holds live [`Bucket`]s, pending [`Hold`]s and a [`Membership`].
 //! Commands run on a [`Moment`] — the account brought to an instant `now` that the caller
-//! passes in — and append [`LedgerEntry`]s to a [`Journal`] for the store to persist.
+//! passes in — and append [`LedgerEntry`]s to a [`History`] for the store to persist.
 //! Prices, plans and policies come from the [`Catalog`].
 //!
 //! ```
 //! use creditd_ledger::{
-//!     Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, Journal,
+//!     Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, History,
 //!     Refusal, Use,
 //! };
 //! use jiff::{Timestamp, tz::TimeZone};
@@ -15,9 +15,9 @@
 //! let catalog = Catalog::default();
 //! let now: Timestamp = "2026-11-21T09:00:00Z".parse()?;
 //! let mut account = Account::open(AccountId::parse("user-42")?, TimeZone::UTC, now);
-//! let mut journal = Journal::default(); // the store appends what lands here
+//! let mut history = History::default(); // the store appends what lands here
 //!
-//! let mut moment = account.at(&catalog, now, &mut journal);
+//! let mut moment = account.at(&catalog, now, &mut history);
 //! moment.grant(Grant {
 //!     kind: CreditKind::General,
 //!     amount: Amount::new(10)?,
@@ -36,8 +36,8 @@
 //! let hold = moment.place_hold(&Use { feature: "ai_background".into(), ..Use::default() })?;
 //! moment.capture(hold.id(), Some(1))?;
 //! assert_eq!(moment.account().balance().total(), 8);
-//! drop(moment); // done: the store saves `account` and `journal` in one transaction
-//! assert_eq!(journal.entries.iter().map(|e| e.amount).sum::<i64>(), 8);
+//! drop(moment); // done: the store saves `account` and `history` in one transaction
+//! assert_eq!(history.entries.iter().map(|e| e.amount).sum::<i64>(), 8);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -46,11 +46,24 @@
 //! nothing and reads no clock, so any history can be replayed, simulated and
 //! property-tested.
 
-/// The domain's enums are shown and parsed by their name in the API (`as_str`), one
-/// name per value, listed once in the enum's `ALL`.
+/// The domain's enums are shown, parsed and stored by their name, one name per value:
+/// the variant's own, in snake case (strum's `IntoStaticStr`). Every other spelling
+/// derives from that one source: `as_str`, `Display`, `FromStr`, and serde (the API's
+/// and the stored format's text). `ALL` lists the values in declaration order, the
+/// order the API lists them.
 macro_rules! named_values {
     ($($name:ty),* $(,)?) => {
-        $(impl std::fmt::Display for $name {
+        $(impl $name {
+            /// Every value, in the order the API lists them.
+            pub const ALL: &'static [$name] = <$name as strum::VariantArray>::VARIANTS;
+
+            /// The value's name in the API and in the stored format.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+
+        impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
@@ -61,9 +74,38 @@ macro_rules! named_values {
 
             fn from_str(text: &str) -> Result<Self, UnknownName> {
                 Self::ALL
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .find(|value| value.as_str() == text)
                     .ok_or_else(|| UnknownName(text.to_owned()))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Name;
+
+                impl serde::de::Visitor<'_> for Name {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        let names: Vec<&str> = <$name>::ALL.iter().map(|v| v.as_str()).collect();
+                        write!(f, "one of {}", names.join(", "))
+                    }
+
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        text.parse()
+                            .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+                    }
+                }
+
+                deserializer.deserialize_str(Name)
             }
         })*
     };
@@ -100,7 +142,7 @@ pub use catalog::{
 pub use command::{AccountCommand, Effect, OrderTerms};
 pub use hold::{Allocation, Hold, HoldStatus, Settlement};
 pub use ids::{AccountId, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId};
-pub use ledger::{Distribution, EntryType, Journal, LedgerEntry, LedgerQuery};
+pub use ledger::{Distribution, EntryType, History, LedgerEntry, LedgerQuery};
 pub use limits::{
     Amount, Currency, DEFAULT_PAGE, MAX_AMOUNT, MAX_LIVE_BUCKETS, MAX_PAGE,
     MAX_PAST_MEMBER_PERIODS, MAX_PENDING_HOLDS, MAX_QUANTITY, MAX_TEXT_LEN, Payment,
@@ -123,25 +165,31 @@ named_values!(
 mod tests {
     use super::*;
 
-    fn round_trips<T: Copy + PartialEq + std::fmt::Debug + std::str::FromStr>(
-        all: &[T],
-        name: fn(T) -> &'static str,
-    ) {
+    fn round_trips<T>(all: &[T], name: fn(T) -> &'static str)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + std::str::FromStr,
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
         let mut seen = std::collections::HashSet::new();
         for &value in all {
             assert!(seen.insert(name(value)), "{} names two values", name(value));
             assert_eq!(name(value).parse::<T>().ok(), Some(value));
+            // The stored format and the API spell it the same.
+            let json = serde_json::to_string(&value).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", name(value)));
+            assert_eq!(serde_json::from_str::<T>(&json).ok(), Some(value));
         }
         assert!("no-such-name".parse::<T>().is_err());
+        assert!(serde_json::from_str::<T>("\"no-such-name\"").is_err());
     }
 
     #[test]
-    fn every_enum_value_has_one_name_that_parses_back() {
-        round_trips(&CreditKind::ALL, CreditKind::as_str);
-        round_trips(&Source::ALL, Source::as_str);
-        round_trips(&Tier::ALL, Tier::as_str);
-        round_trips(&HoldStatus::ALL, HoldStatus::as_str);
-        round_trips(&EntryType::ALL, EntryType::as_str);
-        round_trips(&MembershipStatus::ALL, MembershipStatus::as_str);
+    fn every_enum_value_has_one_name_that_parses_and_serializes_back() {
+        round_trips(CreditKind::ALL, CreditKind::as_str);
+        round_trips(Source::ALL, Source::as_str);
+        round_trips(Tier::ALL, Tier::as_str);
+        round_trips(HoldStatus::ALL, HoldStatus::as_str);
+        round_trips(EntryType::ALL, EntryType::as_str);
+        round_trips(MembershipStatus::ALL, MembershipStatus::as_str);
     }
 }

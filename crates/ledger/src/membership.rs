@@ -13,9 +13,9 @@ use crate::time;
 
 /// Where an account's membership stands. A member is an account in `Trial` or `Active`.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, strum::IntoStaticStr, strum::VariantArray,
 )]
-#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MembershipStatus {
     /// Never a member.
     #[default]
@@ -26,26 +26,6 @@ pub enum MembershipStatus {
     Active,
     /// Was a member; subscription and purchased credits are frozen.
     Lapsed,
-}
-
-impl MembershipStatus {
-    /// Every value, in the order the API lists them.
-    pub const ALL: [MembershipStatus; 4] = [
-        MembershipStatus::None,
-        MembershipStatus::Trial,
-        MembershipStatus::Active,
-        MembershipStatus::Lapsed,
-    ];
-
-    /// The status's name in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MembershipStatus::None => "none",
-            MembershipStatus::Trial => "trial",
-            MembershipStatus::Active => "active",
-            MembershipStatus::Lapsed => "lapsed",
-        }
-    }
 }
 
 /// A paid membership's monthly distributions: distribution n happens at anchor + n

@@ -143,7 +143,7 @@ pub struct NewKey {
 
 /// Makes an API key with a fresh random secret.
 pub fn new_api_key(name: &str, role: Role, now: Timestamp) -> NewKey {
-    let id = hex(&rand::random::<[u8; 8]>());
+    let id = hex::encode(rand::random::<[u8; 8]>());
     let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     NewKey {
         record: ApiKeyRecord {
@@ -294,11 +294,6 @@ impl Authenticator {
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use creditd_ledger::{Account, AccountId, Catalog, Journal};
+use creditd_ledger::{Account, AccountId, Catalog, History};
 use creditd_store::{Changes, Store, StoreError};
 
 use crate::auth::{Authenticator, Role, new_api_key, new_token_secret};
@@ -83,7 +83,7 @@ impl Core {
     pub async fn account_now(
         &self,
         id: &AccountId,
-    ) -> Result<Option<(Account, Journal)>, StoreError> {
+    ) -> Result<Option<(Account, History)>, StoreError> {
         Ok(self
             .store
             .account(id)
@@ -92,9 +92,9 @@ impl Core {
     }
 
     /// `account` as of now, with what catching up produced (see [`Core::account_now`]).
-    pub fn brought_to_now(&self, mut account: Account) -> (Account, Journal) {
-        let mut journal = Journal::default();
-        drop(account.at(&self.catalog, self.clock.now(), &mut journal));
-        (account, journal)
+    pub fn brought_to_now(&self, mut account: Account) -> (Account, History) {
+        let mut history = History::default();
+        drop(account.at(&self.catalog, self.clock.now(), &mut history));
+        (account, history)
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use creditd_ledger::{
-    Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, Journal, Use,
+    Account, AccountId, Amount, Catalog, CreditKind, Expiry, Grant, GrantSource, History, Use,
 };
 use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord, StoredAccount};
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
@@ -39,8 +39,8 @@ async fn main() {
     for n in 0..accounts {
         let id = AccountId::parse(&format!("load-0123abcd-{n}")).unwrap();
         let mut account = Account::open(id.clone(), TimeZone::UTC, now);
-        let mut journal = Journal::default();
-        let mut moment = account.at(&catalog, now, &mut journal);
+        let mut history = History::default();
+        let mut moment = account.at(&catalog, now, &mut history);
         let grant = Grant {
             kind: CreditKind::General,
             amount: Amount::new(1_000_000_000).unwrap(),
@@ -51,7 +51,7 @@ async fn main() {
         };
         moment.grant(grant).unwrap();
         drop(moment);
-        setup.record(account, 0, journal);
+        setup.record(account, 0, history);
         ids.push(id);
     }
     store.begin().await.unwrap().commit(&setup).await.unwrap();
@@ -80,13 +80,13 @@ async fn main() {
         let t = Instant::now();
         let mut changes = Changes::default();
         // An account picked twice in a batch takes both charges, in order (as the writer).
-        let mut slots: HashMap<AccountId, (StoredAccount, Journal)> = loaded
+        let mut slots: HashMap<AccountId, (StoredAccount, History)> = loaded
             .into_iter()
-            .map(|stored| (stored.account.id().clone(), (stored, Journal::default())))
+            .map(|stored| (stored.account.id().clone(), (stored, History::default())))
             .collect();
         for (id, key) in picked.iter().zip(keys) {
-            let (stored, journal) = slots.get_mut(id).unwrap();
-            let mut moment = stored.account.at(&catalog, now, journal);
+            let (stored, history) = slots.get_mut(id).unwrap();
+            let mut moment = stored.account.at(&catalog, now, history);
             let hold = moment
                 .charge(&Use {
                     feature: "ai_extender".into(),
@@ -108,8 +108,8 @@ async fn main() {
                 created_at: now,
             });
         }
-        for (stored, journal) in slots.into_values() {
-            changes.record(stored.account, stored.entry_seq, journal);
+        for (stored, history) in slots.into_values() {
+            changes.record(stored.account, stored.entry_seq, history);
         }
         running += t.elapsed().as_secs_f64();
 

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// The format this version writes the ledger core's types in: account states, ledger
-/// entries and settled holds (and, on SQLite, the journal's batches of them). Every
+/// entries and settled holds (and, on SQLite, the backlog's batches of them). Every
 /// row that holds one says its format in a `format` column, and [`decode`] reads every
 /// format there has been. Format 1 is the core's serde JSON as of this version, pinned
 /// by the files under `tests/golden/format-1/`. A change to those types that changes
@@ -165,7 +165,8 @@ pub(crate) fn key_label(key: &IdempotencyKey) -> String {
     format!("{}\n{}", key.owner, key.key)
 }
 
-pub(crate) fn count(value: i64) -> Result<u64, StoreError> {
+/// A count or number kept as a signed integer column, read back: negative is corrupt.
+pub(crate) fn unsigned(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(corrupt)
 }
 
@@ -178,7 +179,7 @@ where
 {
     checked_account(
         decode(row.try_get(2)?, row.try_get::<&str, _>(0)?)?,
-        count(row.try_get(1)?)?,
+        unsigned(row.try_get(1)?)?,
     )
 }
 
@@ -200,12 +201,12 @@ where
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     Ok(StoredEntry {
-        seq: count(row.try_get(0)?)?,
+        seq: unsigned(row.try_get(0)?)?,
         entry: decode(row.try_get(2)?, row.try_get::<&str, _>(1)?)?,
     })
 }
 
-/// An account state read back, from a row or the SQLite journal, once it is checked.
+/// An account state read back, from a row or the SQLite backlog, once it is checked.
 pub(crate) fn checked_account(
     account: Account,
     entry_seq: u64,
@@ -234,7 +235,7 @@ where
 }
 
 /// An idempotency record from its columns (account, label, digest, status, body, at):
-/// as a row has them, or as the SQLite journal keeps them.
+/// as a row has them, or as the SQLite backlog keeps them.
 pub(crate) fn idempotency_from_columns(
     account: &str,
     label: &str,
@@ -268,20 +269,19 @@ where
     String: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let count = |value: i64| u64::try_from(value).map_err(corrupt);
     let amount_minor: Option<i64> = row.try_get(7)?;
     let currency: Option<String> = row.try_get(8)?;
     Ok(PurchaseRecord {
         order_id: OrderId::parse(row.try_get(0)?).map_err(corrupt)?,
         account_id: AccountId::parse(row.try_get(1)?).map_err(corrupt)?,
-        credits: count(row.try_get(2)?)?,
-        bucket_id: BucketId::new(count(row.try_get(3)?)?),
+        credits: unsigned(row.try_get(2)?)?,
+        bucket_id: BucketId::new(unsigned(row.try_get(3)?)?),
         paid_at: from_db(row.try_get(4)?)?,
         paid_at_requested: row.try_get::<Option<i64>, _>(5)?.map(from_db).transpose()?,
         expires_at: from_db(row.try_get(6)?)?,
         paid: match (amount_minor, currency) {
             (Some(amount), Some(currency)) => Some(Payment {
-                amount_minor: count(amount)?,
+                amount_minor: unsigned(amount)?,
                 currency: Currency::parse(&currency).map_err(corrupt)?,
             }),
             _ => None,
@@ -322,7 +322,7 @@ pub(crate) fn corrupt(error: impl std::fmt::Display) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use creditd_ledger::{Catalog, Hold, HoldStatus, Journal, LedgerEntry, MembershipStatus};
+    use creditd_ledger::{Catalog, History, Hold, HoldStatus, LedgerEntry, MembershipStatus};
     use serde_json::Value;
 
     use super::*;
@@ -351,10 +351,10 @@ mod tests {
         assert_eq!(account.id().as_str(), "golden-1");
         assert_eq!(account.membership().status(), MembershipStatus::Lapsed);
         assert_eq!(account.pending_holds().len(), 1);
-        let mut journal = Journal::default();
+        let mut history = History::default();
         let mut later = account.clone();
         let balance = later
-            .at(&Catalog::default(), account.as_of(), &mut journal)
+            .at(&Catalog::default(), account.as_of(), &mut history)
             .account()
             .balance();
         assert_eq!((balance.general.frozen, balance.agent.held), (600, 4));

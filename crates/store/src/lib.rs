@@ -169,18 +169,17 @@ async fn open_with(url: &str, create: bool) -> Result<Box<dyn Store>, StoreError
     }
 }
 
-/// `url` with its password, if it has one, shown as `***`: for logs and messages.
+/// `url` with its password, if it has one, shown as `***`: for logs and messages. A
+/// text that is no URL is not shown at all (it might hold a password nobody could find).
 pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority
-        .rsplit_once('@')
-        .and_then(|(credentials, host)| Some((credentials.split_once(':')?.0, host)))
-    {
-        Some((user, host)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_owned(),
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only a URL that cannot have a password refuses one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(a database URL that does not parse)".to_owned(),
     }
 }
 
@@ -199,5 +198,9 @@ mod tests {
             "postgres://postgres@127.0.0.1/test"
         );
         assert_eq!(redacted("sqlite://creditd.db"), "sqlite://creditd.db");
+        assert_eq!(
+            redacted("not a url: pass@word"),
+            "(a database URL that does not parse)"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The records the store keeps beside the ledger core's own types.
 
 use creditd_ledger::{
-    Account, AccountId, BucketId, Distribution, Hold, Journal, LedgerEntry, OrderId, Payment,
+    Account, AccountId, BucketId, Distribution, History, Hold, LedgerEntry, OrderId, Payment,
 };
 use jiff::Timestamp;
 
@@ -135,19 +135,19 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Adds an account's new state and what its commands journaled: the entries are
+    /// Adds an account's new state and what its commands recorded: the entries are
     /// numbered on from `entries_before`, the entries it had.
-    pub fn record(&mut self, account: Account, entries_before: u64, journal: Journal) {
+    pub fn record(&mut self, account: Account, entries_before: u64, history: History) {
         let id = account.id().clone();
         let mut seq = entries_before;
-        for (index, entry) in journal.entries.into_iter().enumerate() {
+        for (index, entry) in history.entries.into_iter().enumerate() {
             seq = entry_number(entries_before, index);
             self.entries.push((id.clone(), StoredEntry { seq, entry }));
         }
-        for hold in journal.settled_holds {
+        for hold in history.settled_holds {
             self.settled_holds.push((id.clone(), hold));
         }
-        for distribution in journal.distributions {
+        for distribution in history.distributions {
             self.distributions.push((id.clone(), distribution));
         }
         self.accounts.push(StoredAccount {

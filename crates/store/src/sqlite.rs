@@ -3,7 +3,7 @@
 //!
 //! The layout (see `migrations/sqlite/`) is shaped by what a commit costs: the pages it
 //! changes. A batch's changes to the busy tables are committed as one row appended to
-//! the journal and folded into the tables many batches at a time ([`journal`]); in the
+//! the backlog and folded into the tables many batches at a time ([`backlog`]); in the
 //! tables an account's state row is updated in place and history and idempotency
 //! records are appended, where many requests share a page.
 //!
@@ -12,7 +12,7 @@
 //! own thread, so every statement is a round trip between threads; a batch therefore
 //! takes two: `BEGIN IMMEDIATE` with all its reads, and every write with `COMMIT`.
 
-mod journal;
+mod backlog;
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -31,7 +31,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use self::journal::{Cut, CutRows, FOLD_AT, FOLD_SLICE, JournalBatch, JournalKey, Unfolded};
+use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
 use crate::columns::{
     FORMAT, api_key, corrupt, decode, encode, entry_row, hold_row, idempotency_record, key_label,
     purchase_record, record_account, settled_hold, sql, stored_account, stored_entry, to_json,
@@ -55,7 +55,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// database changed.
 const WRITER_CACHE_KIB: &str = "-8192";
 
-/// What the journal holds and the tables do not yet, shared by the writer and the
+/// What the backlog holds and the tables do not yet, shared by the writer and the
 /// readers (which look there first). Locked only to look up or swap, never across an
 /// await.
 type Shared = Arc<std::sync::Mutex<Unfolded>>;
@@ -123,10 +123,10 @@ struct WriterConnection {
     /// before the next.
     in_transaction: bool,
     /// A commit's outcome is unknown (it failed on its way): what is kept unfolded may
-    /// differ from the journal, so the next transaction reads the journal anew.
+    /// differ from the backlog, so the next transaction reads the backlog anew.
     stale: bool,
-    /// The id of the journal's newest row: the next is numbered on from it.
-    last_journal_row: i64,
+    /// The id of the backlog's newest row: the next is numbered on from it.
+    last_backlog_row: i64,
     /// Unfolded rows from which each commit also folds a cut ([`FOLD_AT`]).
     fold_at: usize,
     unfolded: Shared,
@@ -151,17 +151,17 @@ impl WriterConnection {
             .execute(&mut self.connection)
             .await?;
         if self.stale {
-            self.read_journal().await?;
+            self.read_backlog().await?;
         }
         Ok(())
     }
 
-    /// Within a write transaction: reads what is kept unfolded from the journal, which
+    /// Within a write transaction: reads what is kept unfolded from the backlog, which
     /// holds every change the tables lack (and perhaps some they have: a sweep deletes
     /// the rows it folded only once it is through). On opening, and after a commit
     /// whose outcome is unknown.
-    async fn read_journal(&mut self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT id, data, format FROM journal ORDER BY id")
+    async fn read_backlog(&mut self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, data, format FROM backlog ORDER BY id")
             .fetch_all(&mut self.connection)
             .await?;
         let mut fresh = Unfolded::default();
@@ -171,12 +171,12 @@ impl WriterConnection {
             fresh.add(decode(row.try_get(2)?, row.try_get(1)?)?)?;
         }
         *unfolded(&self.unfolded) = fresh;
-        self.last_journal_row = self.last_journal_row.max(last);
+        self.last_backlog_row = self.last_backlog_row.max(last);
         self.stale = false;
         Ok(())
     }
 
-    /// Folds every unfolded change into the tables and empties the journal, in one
+    /// Folds every unfolded change into the tables and empties the backlog, in one
     /// transaction: on opening (what a crash left), before a purge and on closing.
     async fn fold_all(&mut self) -> Result<(), StoreError> {
         self.begin().await?;
@@ -193,7 +193,7 @@ impl WriterConnection {
             .execute(&mut self.connection)
             .await;
         if outcome.is_err() {
-            // Whether the fold committed is unknown: read the journal anew next time.
+            // Whether the fold committed is unknown: read the backlog anew next time.
             self.stale = true;
         }
         outcome?;
@@ -205,7 +205,7 @@ impl WriterConnection {
 
 impl SqliteStore {
     /// Opens the database at `url` (`sqlite://PATH`), creating it if `create`, runs
-    /// its migrations and folds what a previous run left in the journal. Refused while
+    /// its migrations and folds what a previous run left in the backlog. Refused while
     /// another store has the file open ([`StoreError::InUse`]).
     pub async fn open(url: &str, create: bool) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_folding_at(url, create, FOLD_AT).await
@@ -245,9 +245,9 @@ impl SqliteStore {
         let mut writer = WriterConnection {
             connection,
             in_transaction: false,
-            // What a previous run left in the journal is read by the first transaction.
+            // What a previous run left in the backlog is read by the first transaction.
             stale: true,
-            last_journal_row: 0,
+            last_backlog_row: 0,
             fold_at: rows,
             unfolded: Arc::clone(&shared),
         };
@@ -266,7 +266,7 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         let mut writer = Arc::clone(&self.writer).lock_owned().await;
         if writer.stale {
-            // The transaction begins here, to read the journal anew within it.
+            // The transaction begins here, to read the backlog anew within it.
             writer.begin().await?;
         } else {
             writer.roll_back().await;
@@ -278,7 +278,7 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
-        // The journal is the truth for the states it holds.
+        // The backlog is the truth for the states it holds.
         if let Some(kept) = unfolded(&self.unfolded).account(id) {
             return Ok(Some(kept));
         }
@@ -295,7 +295,7 @@ impl Store for SqliteStore {
         query: &LedgerQuery,
         before: Option<u64>,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        // The journal is the truth for the account's entries from its first unfolded
+        // The backlog is the truth for the account's entries from its first unfolded
         // one on; the table for those before it (`UnfoldedEntries`).
         let newest = unfolded(&self.unfolded).ledger_rows(id, query, before);
         let table_before = match (before, newest.first_unfolded) {
@@ -428,7 +428,7 @@ impl Store for SqliteStore {
         self.readers.close().await;
         let mut writer = self.writer.lock().await;
         // Should the fold or the checkpoint fail, nothing is lost: the next opening
-        // folds the journal, and the WAL is the database's own.
+        // folds the backlog, and the WAL is the database's own.
         let _ = writer.fold_all().await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut writer.connection)
@@ -514,7 +514,7 @@ impl WriteTransaction for SqliteWrite {
                 _ => reads.purchases.push(purchase_record(row)?),
             }
         }
-        // What the journal holds and the tables do not yet is newer than their rows.
+        // What the backlog holds and the tables do not yet is newer than their rows.
         {
             let newer = unfolded(&self.writer.unfolded);
             for id in ids {
@@ -569,7 +569,7 @@ impl WriteTransaction for SqliteWrite {
                 due_new.extend(after.map(|at| (at, id)));
             }
         }
-        let batch = JournalBatch {
+        let batch = BacklogRow {
             accounts: changes
                 .accounts
                 .iter()
@@ -584,7 +584,7 @@ impl WriteTransaction for SqliteWrite {
             keys: changes
                 .idempotency
                 .iter()
-                .map(|record| JournalKey {
+                .map(|record| KeyColumns {
                     label: key_label(&record.key),
                     account: record_account(record, &written).to_owned(),
                     digest: record.fingerprint.clone(),
@@ -605,28 +605,28 @@ impl WriteTransaction for SqliteWrite {
             .iter()
             .map(|(id, at)| (id.as_str(), to_db(*at)))
             .collect();
-        // One text, one round trip: the batch's journal row, the rare changes only when
+        // One text, one round trip: the batch's backlog row, the rare changes only when
         // there are any, then COMMIT. Its parameters are anonymous and bound in order
         // across its statements; its shape follows the batch, so it is prepared each
         // time, not cached.
         let mut sql = QueryBuilder::<Sqlite>::new("");
         // Once enough is unfolded, every batch folds a cut of it too (written as it was
-        // before this batch, which the journal row below has).
+        // before this batch, which the backlog row below has).
         let cut = {
             let mut unfolded = unfolded(&self.writer.unfolded);
             if unfolded.rows() >= self.writer.fold_at {
                 let rows = FOLD_SLICE.max(batch.rows().saturating_mul(2));
-                let cut = unfolded.next_cut(rows, self.writer.last_journal_row);
+                let cut = unfolded.next_cut(rows, self.writer.last_backlog_row);
                 push_fold(&mut sql, &unfolded.cut(&cut), &cut)?;
                 Some(cut)
             } else {
                 None
             }
         };
-        let journal_row = self.writer.last_journal_row.saturating_add(1);
+        let backlog_row = self.writer.last_backlog_row.saturating_add(1);
         if batch.rows() > 0 {
-            sql.push("INSERT INTO journal (id, data, format) VALUES (")
-                .push_bind(journal_row)
+            sql.push("INSERT INTO backlog (id, data, format) VALUES (")
+                .push_bind(backlog_row)
                 .push(", ")
                 .push_bind(encode(&batch)?)
                 .push(", ")
@@ -678,13 +678,13 @@ impl WriteTransaction for SqliteWrite {
             .execute(&mut self.writer.connection)
             .await;
         if outcome.is_err() {
-            // Whether it committed is unknown: read the journal anew next time.
+            // Whether it committed is unknown: read the backlog anew next time.
             self.writer.stale = true;
         }
         outcome?;
         self.writer.in_transaction = false;
         if batch.rows() > 0 {
-            self.writer.last_journal_row = journal_row;
+            self.writer.last_backlog_row = backlog_row;
         }
         let mut unfolded = unfolded(&self.writer.unfolded);
         if let Some(cut) = cut {
@@ -702,7 +702,7 @@ impl WriteTransaction for SqliteWrite {
 impl SqliteWrite {
     /// Refuses a ledger entry numbered at or below one its account has already stored,
     /// or of an account this transaction did not read. The writer numbers entries on
-    /// from the count it read, so this catches a bug before it is stored; the journal,
+    /// from the count it read, so this catches a bug before it is stored; the backlog,
     /// unlike `history`, has no key to catch it.
     fn check_entry_numbers(&self, changes: &Changes) -> Result<(), StoreError> {
         let mut last: HashMap<&AccountId, u64> = HashMap::new();
@@ -731,7 +731,7 @@ impl SqliteWrite {
 }
 
 /// The statements that write a cut of the unfolded changes into the tables and delete
-/// the journal rows folded entirely. A row may be in the tables already (the journal
+/// the backlog rows folded entirely. A row may be in the tables already (the backlog
 /// read anew whole, on opening or after a commit of unknown outcome, holds the rows a
 /// sweep folded before it was through): entries, holds and records are then left as
 /// they are, and an account's state is the newest either way.
@@ -780,7 +780,7 @@ fn push_fold<'args>(
                 .push_bind(FORMAT);
         },
     );
-    let keys: Vec<JournalKey> = rows.keys.iter().map(|key| (*key).clone()).collect();
+    let keys: Vec<KeyColumns> = rows.keys.iter().map(|key| (*key).clone()).collect();
     push_inserts(
         sql,
         "INSERT OR IGNORE INTO idempotency_keys (account_id, status, at, label, digest, body) ",
@@ -797,10 +797,10 @@ fn push_fold<'args>(
     );
     match cut {
         Cut::All => {
-            sql.push("DELETE FROM journal;\n");
+            sql.push("DELETE FROM backlog;\n");
         }
         Cut::Keys(span, emptied_through) if span.ends_sweep() => {
-            sql.push("DELETE FROM journal WHERE id <= ")
+            sql.push("DELETE FROM backlog WHERE id <= ")
                 .push_bind(*emptied_through)
                 .push(";\n");
         }
@@ -835,9 +835,10 @@ const INSERT_DISTRIBUTIONS: &str = "INSERT INTO distributions (account_id, sched
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)";
 const INSERT_PURCHASES: &str = "INSERT INTO purchases (order_id, account_id, credits, bucket_id,
          paid_at, paid_at_requested, expires_at, amount_minor, currency, recorded_at)
-     SELECT value ->> '$.o', value ->> '$.a', value ->> '$.c', value ->> '$.b',
-            value ->> '$.p', value ->> '$.pr', value ->> '$.e', value ->> '$.am',
-            value ->> '$.cu', value ->> '$.r'
+     SELECT value ->> '$.order_id', value ->> '$.account_id', value ->> '$.credits',
+            value ->> '$.bucket_id', value ->> '$.paid_at', value ->> '$.paid_at_requested',
+            value ->> '$.expires_at', value ->> '$.amount_minor', value ->> '$.currency',
+            value ->> '$.recorded_at'
      FROM json_each(?)";
 const REVOKE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = r.value ->> 1
      FROM json_each(?) AS r
@@ -846,33 +847,34 @@ const INSERT_SETTINGS: &str = "INSERT INTO settings (name, value)
      SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
      ON CONFLICT (name) DO NOTHING";
 
+/// A purchase as `INSERT_PURCHASES` reads it from JSON: named as its columns.
 #[derive(Serialize)]
 struct PurchaseRow<'a> {
-    o: &'a str,
-    a: &'a str,
-    c: u64,
-    b: u64,
-    p: i64,
-    pr: Option<i64>,
-    e: i64,
-    am: Option<u64>,
-    cu: Option<&'a str>,
-    r: i64,
+    order_id: &'a str,
+    account_id: &'a str,
+    credits: u64,
+    bucket_id: u64,
+    paid_at: i64,
+    paid_at_requested: Option<i64>,
+    expires_at: i64,
+    amount_minor: Option<u64>,
+    currency: Option<&'a str>,
+    recorded_at: i64,
 }
 
 impl<'a> PurchaseRow<'a> {
-    fn new(p: &'a PurchaseRecord) -> Self {
+    fn new(purchase: &'a PurchaseRecord) -> Self {
         PurchaseRow {
-            o: p.order_id.as_str(),
-            a: p.account_id.as_str(),
-            c: p.credits,
-            b: p.bucket_id.get(),
-            p: to_db(p.paid_at),
-            pr: p.paid_at_requested.map(to_db),
-            e: to_db(p.expires_at),
-            am: p.paid.as_ref().map(|paid| paid.amount_minor),
-            cu: p.paid.as_ref().map(|paid| paid.currency.as_str()),
-            r: to_db(p.recorded_at),
+            order_id: purchase.order_id.as_str(),
+            account_id: purchase.account_id.as_str(),
+            credits: purchase.credits,
+            bucket_id: purchase.bucket_id.get(),
+            paid_at: to_db(purchase.paid_at),
+            paid_at_requested: purchase.paid_at_requested.map(to_db),
+            expires_at: to_db(purchase.expires_at),
+            amount_minor: purchase.paid.as_ref().map(|paid| paid.amount_minor),
+            currency: purchase.paid.as_ref().map(|paid| paid.currency.as_str()),
+            recorded_at: to_db(purchase.recorded_at),
         }
     }
 }

@@ -7,7 +7,7 @@
 use jiff::{Span, Timestamp, ToSpan};
 
 use super::*;
-use crate::{Balance, parse_time_zone};
+use crate::{Balance, OrderId, Tier, parse_time_zone};
 
 fn t(text: &str) -> Timestamp {
     text.parse().expect("test timestamp")
@@ -16,7 +16,7 @@ fn t(text: &str) -> Timestamp {
 struct World {
     catalog: Catalog,
     account: Account,
-    journal: Journal,
+    history: History,
     now: Timestamp,
 }
 
@@ -31,14 +31,14 @@ impl World {
         World {
             catalog,
             account: Account::open(id, parse_time_zone(zone).expect("zone"), now),
-            journal: Journal::default(),
+            history: History::default(),
             now,
         }
     }
 
     /// Runs `command` at the world's current time.
     fn run<R>(&mut self, command: impl FnOnce(&mut Moment<'_>) -> R) -> R {
-        let mut moment = self.account.at(&self.catalog, self.now, &mut self.journal);
+        let mut moment = self.account.at(&self.catalog, self.now, &mut self.history);
         command(&mut moment)
     }
 
@@ -132,7 +132,7 @@ impl World {
     }
 
     fn entries(&self, entry_type: EntryType) -> Vec<&LedgerEntry> {
-        self.journal
+        self.history
             .entries
             .iter()
             .filter(|e| e.entry_type == entry_type)
@@ -148,7 +148,7 @@ impl World {
 
     /// SPEC §5: sum of ledger amounts = general available + general frozen + agent available.
     fn assert_ledger_invariant(&mut self) {
-        let sum: i64 = self.journal.entries.iter().map(|e| e.amount).sum();
+        let sum: i64 = self.history.entries.iter().map(|e| e.amount).sum();
         let b = self.balance();
         let expected = b.general.available + b.general.frozen + b.agent.available;
         assert_eq!(
@@ -304,7 +304,7 @@ fn grants_refuse_an_expiry_in_the_past_and_non_positive_durations() {
         .map(|_| ());
     assert!(matches!(refusal, Err(Refusal::InvalidDuration(_))));
     assert!(
-        w.journal.entries.is_empty(),
+        w.history.entries.is_empty(),
         "a refused command changes nothing"
     );
 }
@@ -471,7 +471,7 @@ fn activate_distributes_at_once_and_at_anchor_plus_n_months() {
     assert_eq!(w.figures(), (1000, 0, 0, 100, 0));
     w.set_clock(t("2026-05-10T08:00:00Z"));
     assert_eq!(w.figures(), (2500, 0, 0, 100, 0));
-    let at: Vec<Timestamp> = w.journal.distributions.iter().map(|d| d.at).collect();
+    let at: Vec<Timestamp> = w.history.distributions.iter().map(|d| d.at).collect();
     assert_eq!(
         at,
         [
@@ -490,7 +490,7 @@ fn distributions_anchored_on_the_31st_clamp_to_the_month_end_from_the_anchor() {
     let mut w = World::new("UTC", "2025-01-31T12:00:00Z");
     w.activate("2025-07-01T00:00:00Z").expect("activate");
     w.set_clock(t("2025-05-01T00:00:00Z"));
-    let at: Vec<Timestamp> = w.journal.distributions.iter().map(|d| d.at).collect();
+    let at: Vec<Timestamp> = w.history.distributions.iter().map(|d| d.at).collect();
     assert_eq!(
         at,
         [
@@ -500,7 +500,7 @@ fn distributions_anchored_on_the_31st_clamp_to_the_month_end_from_the_anchor() {
             t("2025-04-30T12:00:00Z")
         ]
     );
-    let indexes: Vec<u32> = w.journal.distributions.iter().map(|d| d.index).collect();
+    let indexes: Vec<u32> = w.history.distributions.iter().map(|d| d.index).collect();
     assert_eq!(indexes, [0, 1, 2, 3]);
 }
 
@@ -566,7 +566,7 @@ fn each_distribution_happens_exactly_once_however_often_time_is_caught_up() {
     }
     // A retried activate with the same period changes nothing.
     w.activate("2026-12-01T00:00:00Z").expect("same period");
-    let indexes: Vec<u32> = w.journal.distributions.iter().map(|d| d.index).collect();
+    let indexes: Vec<u32> = w.history.distributions.iter().map(|d| d.index).collect();
     assert_eq!(indexes, [0, 1, 2]);
     assert_eq!(w.grants_of(Source::Subscription).len(), 3);
 }
@@ -578,13 +578,13 @@ fn renewal_while_active_continues_the_schedule() {
     w.set_clock(t("2026-02-01T00:00:00Z"));
     w.activate("2026-03-05T00:00:00Z").expect("renew");
     assert_eq!(
-        w.journal.distributions.len(),
+        w.history.distributions.len(),
         1,
         "a renewal distributes nothing itself"
     );
     w.set_clock(t("2026-02-05T00:00:00Z"));
     let d: Vec<(u32, Timestamp)> = w
-        .journal
+        .history
         .distributions
         .iter()
         .map(|d| (d.index, d.at))
@@ -608,7 +608,7 @@ fn the_membership_lapses_at_period_end_with_no_distribution_at_that_instant() {
     w.activate("2026-02-05T00:00:00Z").expect("activate");
     w.set_clock(t("2026-02-05T00:00:00Z"));
     assert_eq!(w.account.membership().status(), MembershipStatus::Lapsed);
-    assert_eq!(w.journal.distributions.len(), 1);
+    assert_eq!(w.history.distributions.len(), 1);
     // The membership agent credits end at the same instant; subscription credits freeze.
     assert_eq!(w.figures(), (0, 0, 500, 0, 0));
     let freeze = w.entries(EntryType::Freeze);
@@ -618,7 +618,7 @@ fn the_membership_lapses_at_period_end_with_no_distribution_at_that_instant() {
     );
     w.set_clock(t("2026-08-05T00:00:00Z"));
     assert_eq!(
-        w.journal.distributions.len(),
+        w.history.distributions.len(),
         1,
         "no distributions while lapsed"
     );
@@ -694,7 +694,7 @@ fn reactivation_unfreezes_unexpired_buckets_and_anchors_a_new_schedule() {
     );
     w.set_clock(t("2026-02-20T00:00:00Z"));
     assert_eq!(
-        w.journal.distributions.last().map(|d| d.at),
+        w.history.distributions.last().map(|d| d.at),
         Some(t("2026-02-20T00:00:00Z"))
     );
     w.assert_ledger_invariant();
@@ -841,7 +841,7 @@ fn the_price_is_fixed_when_the_hold_is_placed() {
 fn purchases_are_for_members_only() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
     assert_eq!(w.purchase("o-1", 100, None), Err(Refusal::MembersOnly));
-    assert!(w.journal.entries.is_empty());
+    assert!(w.history.entries.is_empty());
 }
 
 #[test]
@@ -984,7 +984,7 @@ fn equal_expiries_are_consumed_oldest_grant_first() {
 fn insufficient_credits_change_nothing_and_tell_required_and_available() {
     let mut w = World::new("UTC", "2026-01-05T00:00:00Z");
     w.general(5);
-    let before = (w.account.clone(), w.journal.clone());
+    let before = (w.account.clone(), w.history.clone());
     assert_eq!(
         w.charge("private_model", None),
         Err(Refusal::InsufficientCredits {
@@ -999,7 +999,7 @@ fn insufficient_credits_change_nothing_and_tell_required_and_available() {
             available: 5
         })
     );
-    assert_eq!((w.account.clone(), w.journal.clone()), before);
+    assert_eq!((w.account.clone(), w.history.clone()), before);
 }
 
 #[test]
@@ -1040,7 +1040,7 @@ fn capture_charges_what_was_delivered_and_returns_the_rest() {
     );
     assert_eq!(w.figures(), (60, 0, 0, 0, 0));
     let by_hold: Vec<i64> = w
-        .journal
+        .history
         .entries
         .iter()
         .filter(|e| e.hold_id == Some(hold.id()))
@@ -1123,7 +1123,7 @@ fn a_pending_hold_returns_everything_at_its_expiry() {
     assert!(w.account.pending_hold(hold.id()).is_some());
     w.set_clock(t("2026-01-05T00:01:00Z"));
     assert_eq!(w.figures(), (10, 0, 0, 0, 0));
-    let expired = &w.journal.settled_holds[0];
+    let expired = &w.history.settled_holds[0];
     assert_eq!(
         (expired.status(), expired.settlement().map(|s| s.at)),
         (HoldStatus::Expired, Some(t("2026-01-05T00:01:00Z")))
@@ -1199,7 +1199,7 @@ fn effects_at_one_instant_apply_hold_expiry_before_bucket_expiry() {
     w.hold("ai_extender", Some(2)).expect("hold");
     w.set_clock(t("2026-01-05T00:15:00Z"));
     let kinds: Vec<(EntryType, i64)> = w
-        .journal
+        .history
         .entries
         .iter()
         .map(|e| (e.entry_type, e.amount))
@@ -1317,7 +1317,7 @@ fn a_cancel_and_reactivation_at_one_instant_start_a_second_schedule() {
     w.run(|m| m.cancel()).expect("cancel");
     w.activate("2026-01-31T22:00:00Z").expect("reactivate");
     let keys: Vec<(u32, u32)> = w
-        .journal
+        .history
         .distributions
         .iter()
         .map(|d| (d.schedule, d.index))
@@ -1343,7 +1343,7 @@ fn a_free_feature_places_a_hold_with_no_allocations() {
     assert_eq!((hold.amount(), hold.allocations().len()), (0, 0));
     let captured = w.run(|m| m.capture(hold.id(), None)).expect("capture");
     assert_eq!(captured.status(), HoldStatus::Captured);
-    assert!(w.journal.entries.is_empty());
+    assert!(w.history.entries.is_empty());
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use creditd_ledger::{
     Account, AccountId, Adjustment, Amount, Bucket, BucketId, Catalog, CreditKind, EntryType,
-    Expiry, Grant, GrantSource, HoldId, HoldStatus, Journal, OrderId, Purchase, PurchaseCredits,
+    Expiry, Grant, GrantSource, History, HoldId, HoldStatus, OrderId, Purchase, PurchaseCredits,
     Refusal, Source, Tier, Use, parse_time_zone,
 };
 use jiff::{Timestamp, ToSpan};
@@ -126,11 +126,11 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// An account, the catalog, the whole journal and a clock that only moves forward.
+/// An account, the catalog, the whole history and a clock that only moves forward.
 struct World {
     catalog: Catalog,
     account: Account,
-    journal: Journal,
+    history: History,
     now: Timestamp,
     orders: u64,
 }
@@ -144,7 +144,7 @@ impl World {
                 jiff::tz::TimeZone::UTC,
                 start,
             ),
-            journal: Journal::default(),
+            history: History::default(),
             now: start,
             orders: 0,
         }
@@ -171,7 +171,7 @@ impl World {
         self.orders += 1;
         let order = OrderId::parse(&format!("order-{}", self.orders)).unwrap();
         let now = self.now;
-        let mut moment = self.account.at(&self.catalog, now, &mut self.journal);
+        let mut moment = self.account.at(&self.catalog, now, &mut self.history);
         let use_of = |feature: usize, quantity: u32, premium: bool, ttl_seconds| Use {
             feature: FEATURES[feature].to_owned(),
             quantity: (quantity > 0).then_some(quantity),
@@ -262,14 +262,14 @@ impl World {
                 .now
                 .checked_add((seconds * peek_percent / 100).seconds())
                 .unwrap();
-            self.account.at(&self.catalog, at, &mut self.journal);
+            self.account.at(&self.catalog, at, &mut self.history);
         }
     }
 
     /// Every invariant that must hold between any two steps.
     fn check(&self) -> Result<(), TestCaseError> {
         let balance = self.account.balance();
-        let entries = &self.journal.entries;
+        let entries = &self.history.entries;
 
         // The store saves the state as JSON and reads it back: nothing may be lost.
         let saved = serde_json::to_string(&self.account).unwrap();
@@ -334,7 +334,7 @@ impl World {
         );
 
         // A settled hold charged plus returned exactly what it reserved.
-        for hold in &self.journal.settled_holds {
+        for hold in &self.history.settled_holds {
             let s = hold.settlement().unwrap();
             prop_assert_eq!(s.captured_amount + s.refunded_amount, hold.amount());
             let refunded: i64 = entries
@@ -352,7 +352,7 @@ impl World {
 
         // Each distribution of a schedule at most once.
         let mut seen = HashSet::new();
-        for d in &self.journal.distributions {
+        for d in &self.history.distributions {
             prop_assert!(
                 seen.insert((d.schedule, d.index)),
                 "distribution {:?} twice",
@@ -420,7 +420,7 @@ fn check_allocation(
     let agent_task = feature.starts_with("agent.");
     let hold = match step {
         Step::Hold { .. } => world.account.pending_holds().last(),
-        _ => world.journal.settled_holds.last(),
+        _ => world.history.settled_holds.last(),
     };
     match (refusal, hold) {
         (None, Some(hold)) => {
@@ -474,13 +474,13 @@ proptest! {
     ) {
         let mut world = World::new(start);
         for (i, step) in steps.iter().enumerate() {
-            world.account.at(&world.catalog, world.now, &mut world.journal);
-            let before = (world.account.clone(), world.journal.clone());
+            world.account.at(&world.catalog, world.now, &mut world.history);
+            let before = (world.account.clone(), world.history.clone());
             let refusal = world.apply(step);
             check_allocation(&before.0, &world, step, refusal.as_ref())?;
             if let Some(refusal) = refusal {
                 prop_assert_eq!(
-                    (&world.account, &world.journal),
+                    (&world.account, &world.history),
                     (&before.0, &before.1),
                     "step {} ({:?}) was refused ({}) but changed something", i, step, refusal
                 );
@@ -492,7 +492,7 @@ proptest! {
             replay.apply(step);
         }
         prop_assert_eq!(&replay.account, &world.account, "replay state differs");
-        prop_assert_eq!(&replay.journal, &world.journal, "replay journal differs");
+        prop_assert_eq!(&replay.history, &world.history, "replay history differs");
 
         // SPEC §2: every read and write sees the state as of now, whether or not a
         // background job ran in between: catching up part-way changes nothing.
@@ -502,6 +502,6 @@ proptest! {
             peeking.apply(step);
         }
         prop_assert_eq!(&peeking.account, &world.account, "state differs with background catch-ups");
-        prop_assert_eq!(&peeking.journal, &world.journal, "journal differs with background catch-ups");
+        prop_assert_eq!(&peeking.history, &world.history, "history differs with background catch-ups");
     }
 }

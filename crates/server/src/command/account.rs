@@ -1,5 +1,5 @@
 //! Account commands in a batch: the ledger core decides, the batch keeps what it
-//! decided (the account's new state, its journal, the purchases recorded).
+//! decided (the account's new state, its history, the purchases recorded).
 
 use creditd_ledger::{AccountCommand, AccountId, Effect, OrderTerms, Purchase};
 use creditd_store::{PurchaseRecord, StoredEntry, entry_number};
@@ -40,7 +40,7 @@ impl Batch<'_> {
             Some(account) => account,
             None => slot.account.insert(command.open(id.clone(), catalog, now)?),
         };
-        let mut moment = account.at(catalog, now, &mut slot.journal);
+        let mut moment = account.at(catalog, now, &mut slot.history);
         let applied = moment.apply(command);
         let recorded_at = moment.now();
         drop(moment);
@@ -75,8 +75,8 @@ impl Batch<'_> {
                 created: false,
             },
             Effect::Adjusted(entries) => {
-                // The adjustment's entries are the last journaled.
-                let first = slot.journal.entries.len().saturating_sub(entries.len());
+                // The adjustment's entries are the last recorded.
+                let first = slot.history.entries.len().saturating_sub(entries.len());
                 let entries = entries
                     .into_iter()
                     .zip(first..)

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use creditd_ledger::{
-    Account, AccountCommand, AccountId, Bucket, DailyLogin, Hold, Journal, OrderId, Refusal,
+    Account, AccountCommand, AccountId, Bucket, DailyLogin, History, Hold, OrderId, Refusal,
 };
 use creditd_store::{
     ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord,
@@ -174,7 +174,7 @@ struct Slot {
     account: Option<Account>,
     /// Ledger entries stored before this batch.
     entry_seq: u64,
-    journal: Journal,
+    history: History,
     touched: bool,
 }
 
@@ -304,7 +304,7 @@ impl<'a> Batch<'a> {
             if let Some(account) = slot.account
                 && slot.touched
             {
-                self.changes.record(account, slot.entry_seq, slot.journal);
+                self.changes.record(account, slot.entry_seq, slot.history);
             }
         }
         let after = AfterCommit {

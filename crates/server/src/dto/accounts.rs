@@ -39,7 +39,6 @@ pub struct GrantRequest {
     /// `general` or `agent`.
     pub kind: String,
     /// 1 … 1,000,000,000.
-    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount: i64,
     /// `promotion` or `compensation`.
     pub source: String,
@@ -71,12 +70,10 @@ pub struct PaidRequest {
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// The platform's order id: a purchase is recorded once per order id.
-    #[schema(min_length = 1, max_length = 128)]
     pub order_id: String,
     /// A catalog package, or
     pub package: Option<String>,
     /// a number of credits.
-    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub credits: Option<i64>,
     /// What was paid.
     pub paid: Option<PaidRequest>,
@@ -90,12 +87,10 @@ pub struct PurchaseRequest {
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Signed credits: +n adds, −n takes (not 0).
-    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub amount: i64,
     /// `general` or `agent`.
     pub kind: String,
     /// Why; kept in the ledger.
-    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -104,7 +99,6 @@ pub struct AdjustmentRequest {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// 1 … 2,592,000 (default 3,600).
-    #[schema(minimum = 1, maximum = 2_592_000)]
     pub ttl_seconds: Option<i64>,
 }
 

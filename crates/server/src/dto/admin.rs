@@ -14,7 +14,6 @@ use super::Name;
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRequest {
     /// What the key is for.
-    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `admin`, `service` or `viewer`.
     pub role: String,

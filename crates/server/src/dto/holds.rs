@@ -15,12 +15,10 @@ pub struct HoldRequest {
     #[schema(example = "agent.video_generation")]
     pub feature: String,
     /// Units (default: the feature's default quantity).
-    #[schema(minimum = 1, maximum = 100_000)]
     pub quantity: Option<i64>,
     /// `general` (default) or `premium`.
     pub tier: Option<String>,
     /// How long the hold lasts unless captured or released (default 900).
-    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl_seconds: Option<i64>,
     /// The caller's reference, such as a job id.
     pub reference: Option<String>,
@@ -33,7 +31,6 @@ pub struct ChargeRequest {
     /// A feature of the catalog.
     pub feature: String,
     /// Units (default: the feature's default quantity).
-    #[schema(minimum = 1, maximum = 100_000)]
     pub quantity: Option<i64>,
     /// `general` (default) or `premium`.
     pub tier: Option<String>,
@@ -46,7 +43,6 @@ pub struct ChargeRequest {
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// The quantity delivered, 0 … the held quantity (default: all of it).
-    #[schema(minimum = 0, maximum = 100_000)]
     pub quantity: Option<i64>,
 }
 

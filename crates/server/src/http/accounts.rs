@@ -72,7 +72,7 @@ pub struct AccountListParams {
     /// Only ids that start with this (default: every account).
     prefix: Option<String>,
     /// Accounts per page, 1 … 500 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
     cursor: Option<String>,
@@ -370,7 +370,7 @@ pub async fn balance(
 #[into_params(parameter_in = Query)]
 pub struct LedgerParams {
     /// Entries per page, 1 … 500 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
     cursor: Option<String>,

@@ -13,8 +13,8 @@ use crate::dto::{
     ApiKeyDto, ApiKeyListDto, ApiKeyRequest, CatalogDto, ClockDto, ClockRequest, HealthDto,
 };
 
-/// Longest API key name.
-const MAX_KEY_NAME_LEN: usize = 100;
+/// Longest API key name: a name says what a key is for, in a few words.
+pub const MAX_KEY_NAME_LEN: usize = 100;
 
 /// Features, plans, packages and policies in force.
 #[utoipa::path(get, path = "/v1/catalog", tag = "service",

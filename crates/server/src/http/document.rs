@@ -1,5 +1,6 @@
 //! What `/openapi.json` says beyond what utoipa derives: the values of fields that take
-//! one of a few names, and links spelled as OpenAPI spells them.
+//! one of a few names, the ranges of numbers and texts, and links spelled as OpenAPI
+//! spells them.
 //!
 //! The request types keep such fields as text, so that a wrong name gets the answer its
 //! handler gives; the derived schemas therefore say only "string". Some of the lists
@@ -7,21 +8,126 @@
 //! the configured catalog's (features, plans, packages), known only when the server
 //! starts. So they are written into the document here, once, from the same constants
 //! and catalog the handlers check against, and a client generated from the document
-//! learns them.
+//! learns them. The ranges likewise come from the named limits (`limits.rs`, the token
+//! lifetime, the key name) and the catalog's hold TTL policy, never from a literal.
 
-use creditd_ledger::{Catalog, CreditKind, EntryType, GrantSource, Tier};
+use creditd_ledger::{
+    Catalog, CreditKind, EntryType, GrantSource, MAX_AMOUNT, MAX_ORDER_ID_LEN, MAX_PAGE,
+    MAX_QUANTITY, MAX_TEXT_LEN, Tier,
+};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::{OpenApi, RefOr};
 
 use super::accounts::MEMBERSHIP_ACTIONS;
-use crate::auth::Role;
+use super::admin::MAX_KEY_NAME_LEN;
+use crate::auth::{Role, TOKEN_TTL_MAX_SECONDS};
+
+/// A field's range: numbers from `min` to `max`, or texts of `min` to `max` characters.
+enum Range {
+    Number(i64, i64),
+    Length(usize, usize),
+}
+
+/// Writes every range of a number or text field into `openapi`.
+pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
+    let amount = i64::try_from(MAX_AMOUNT).unwrap_or(i64::MAX);
+    let quantity = i64::from(MAX_QUANTITY);
+    let policies = catalog.policies();
+    let hold_ttl = Range::Number(
+        i64::from(policies.hold_ttl_min_seconds),
+        i64::from(policies.hold_ttl_max_seconds),
+    );
+    let fields = [
+        ("GrantRequest", "amount", Range::Number(1, amount)),
+        ("PurchaseRequest", "credits", Range::Number(1, amount)),
+        (
+            "PurchaseRequest",
+            "order_id",
+            Range::Length(1, MAX_ORDER_ID_LEN),
+        ),
+        (
+            "AdjustmentRequest",
+            "amount",
+            Range::Number(amount.saturating_neg(), amount),
+        ),
+        (
+            "AdjustmentRequest",
+            "reason",
+            Range::Length(1, MAX_TEXT_LEN),
+        ),
+        ("HoldRequest", "quantity", Range::Number(1, quantity)),
+        ("HoldRequest", "ttl_seconds", hold_ttl),
+        ("ChargeRequest", "quantity", Range::Number(1, quantity)),
+        ("CaptureRequest", "quantity", Range::Number(0, quantity)),
+        (
+            "TokenRequest",
+            "ttl_seconds",
+            Range::Number(1, TOKEN_TTL_MAX_SECONDS),
+        ),
+        ("ApiKeyRequest", "name", Range::Length(1, MAX_KEY_NAME_LEN)),
+    ];
+    for (schema, field, range) in fields {
+        if let Some(property) = property(openapi, schema, field) {
+            limit(property, &range);
+        }
+    }
+    for path in ["/v1/accounts", "/v1/accounts/{id}/ledger"] {
+        if let Some(schema) = query_parameter(openapi, path, "limit") {
+            limit(schema, &Range::Number(1, i64::from(MAX_PAGE)));
+        }
+    }
+}
+
+fn limit(field: &mut Object, range: &Range) {
+    match *range {
+        Range::Number(min, max) => {
+            field.minimum = Some(min.into());
+            field.maximum = Some(max.into());
+        }
+        Range::Length(min, max) => {
+            field.min_length = Some(min);
+            field.max_length = Some(max);
+        }
+    }
+}
+
+/// The schema of a field of a component schema.
+fn property<'a>(openapi: &'a mut OpenApi, schema: &str, field: &str) -> Option<&'a mut Object> {
+    let schema = openapi.components.as_mut()?.schemas.get_mut(schema)?;
+    match schema {
+        RefOr::T(Schema::Object(object)) => match object.properties.get_mut(field)? {
+            RefOr::T(Schema::Object(property)) => Some(property),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The schema of a query parameter of a `GET`.
+fn query_parameter<'a>(openapi: &'a mut OpenApi, path: &str, name: &str) -> Option<&'a mut Object> {
+    let parameters = openapi
+        .paths
+        .paths
+        .get_mut(path)?
+        .get
+        .as_mut()?
+        .parameters
+        .as_mut()?;
+    let parameter = parameters
+        .iter_mut()
+        .find(|p: &&mut Parameter| p.name == name)?;
+    match parameter.schema.as_mut()? {
+        RefOr::T(Schema::Object(schema)) => Some(schema),
+        _ => None,
+    }
+}
 
 /// Writes every list of accepted values into `openapi`.
 pub fn list_accepted_values(openapi: &mut OpenApi, catalog: &Catalog) {
-    let kinds = names(CreditKind::ALL.map(CreditKind::as_str));
-    let tiers = names(Tier::ALL.map(Tier::as_str));
+    let kinds = names(CreditKind::ALL.iter().map(|k| k.as_str()));
+    let tiers = names(Tier::ALL.iter().map(|t| t.as_str()));
     let features = names(catalog.features().map(|f| &*f.name));
     let fields = [
         ("MembershipRequest", "action", names(MEMBERSHIP_ACTIONS)),
@@ -48,32 +154,13 @@ pub fn list_accepted_values(openapi: &mut OpenApi, catalog: &Catalog) {
         ("AdjustmentRequest", "kind", kinds),
         ("ApiKeyRequest", "role", names(Role::ALL.map(Role::as_str))),
     ];
-    let schemas = openapi.components.as_mut().map(|c| &mut c.schemas);
-    if let Some(schemas) = schemas {
-        for (schema, field, values) in fields {
-            let property = schemas.get_mut(schema).and_then(|s| match s {
-                RefOr::T(Schema::Object(object)) => object.properties.get_mut(field),
-                _ => None,
-            });
-            if let Some(RefOr::T(Schema::Object(property))) = property {
-                accept_only(property, values);
-            }
+    for (schema, field, values) in fields {
+        if let Some(property) = property(openapi, schema, field) {
+            accept_only(property, values);
         }
     }
-    let ledger = openapi
-        .paths
-        .paths
-        .get_mut("/v1/accounts/{id}/ledger")
-        .and_then(|item| item.get.as_mut())
-        .and_then(|get| get.parameters.as_mut());
-    let entry_type = ledger
-        .into_iter()
-        .flatten()
-        .find(|parameter: &&mut Parameter| parameter.name == "type");
-    if let Some(RefOr::T(Schema::Object(schema))) =
-        entry_type.and_then(|parameter| parameter.schema.as_mut())
-    {
-        accept_only(schema, names(EntryType::ALL.map(EntryType::as_str)));
+    if let Some(schema) = query_parameter(openapi, "/v1/accounts/{id}/ledger", "type") {
+        accept_only(schema, names(EntryType::ALL.iter().map(|t| t.as_str())));
     }
 }
 

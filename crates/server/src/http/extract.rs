@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::answer::Problem;
-use crate::auth::{Principal, hex, sha256};
+use crate::auth::{Principal, sha256};
 use crate::dto::parse_hold_ref;
 
 /// Largest request body (SPEC §6): far above any real request, far below what could
@@ -108,7 +108,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
         let canonical = value.to_string();
         let body = serde_json::from_value(value).map_err(|e| Problem::invalid(e.to_string()))?;
         let request_line = format!("{} {}\n", parts.method, parts.uri.path());
-        let fingerprint = hex(&sha256(
+        let fingerprint = hex::encode(sha256(
             &[request_line.as_bytes(), canonical.as_bytes()].concat(),
         ));
         Ok(Posted {

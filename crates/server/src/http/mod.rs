@@ -19,7 +19,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use creditd_ledger::{Account, AccountId, Journal};
+use creditd_ledger::{Account, AccountId, History};
 use creditd_store::IdempotencyKey;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -71,7 +71,7 @@ impl AppState {
 
     /// The account as of now, and the time-based effects not yet recorded; 404 if it
     /// does not exist.
-    async fn account_now(&self, id: &AccountId) -> Result<(Account, Journal), Problem> {
+    async fn account_now(&self, id: &AccountId) -> Result<(Account, History), Problem> {
         self.core
             .account_now(id)
             .await
@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(admin::metrics))
         .split_for_parts();
     document::list_accepted_values(&mut openapi, &state.core.catalog);
+    document::state_ranges(&mut openapi, &state.core.catalog);
     document::spell_link_operation_ids(&mut openapi);
     let openapi = Arc::new(openapi);
     router

@@ -117,6 +117,48 @@ async fn openapi_lists_the_names_a_field_accepts_and_links_to_what_a_post_made()
 }
 
 #[tokio::test]
+async fn openapi_ranges_come_from_the_named_limits_and_the_catalog() {
+    let app = app().await;
+    let doc = app.get("/openapi.json").await.expect(200);
+    let range = |schema: &str, field: &str| {
+        let property = &doc["components"]["schemas"][schema]["properties"][field];
+        (property["minimum"].clone(), property["maximum"].clone())
+    };
+    assert_eq!(
+        range("GrantRequest", "amount"),
+        (json!(1), json!(1_000_000_000))
+    );
+    assert_eq!(
+        range("AdjustmentRequest", "amount"),
+        (json!(-1_000_000_000), json!(1_000_000_000))
+    );
+    assert_eq!(
+        range("CaptureRequest", "quantity"),
+        (json!(0), json!(100_000))
+    );
+    let policies = creditd_ledger::Catalog::default();
+    let policies = policies.policies();
+    assert_eq!(
+        range("HoldRequest", "ttl_seconds"),
+        (
+            json!(policies.hold_ttl_min_seconds),
+            json!(policies.hold_ttl_max_seconds)
+        )
+    );
+    let reason = &doc["components"]["schemas"]["AdjustmentRequest"]["properties"]["reason"];
+    assert_eq!(
+        (&reason["minLength"], &reason["maxLength"]),
+        (&json!(1), &json!(500))
+    );
+    let limit = doc["paths"]["/v1/accounts"]["get"]["parameters"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "limit"))
+        .map(|p| p["schema"]["maximum"].clone());
+    assert_eq!(limit, Some(json!(500)));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_catalog_shows_features_plans_packages_and_policies() {
     let app = app().await;
     let catalog = app.get("/v1/catalog").await.expect(200);

@@ -4,7 +4,7 @@
 
 use creditd_ledger::{
     Account, AccountId, Amount, Catalog, CreditKind, EntryType, Expiry, Grant, GrantSource,
-    HoldStatus, Journal, LedgerQuery, OrderId, Use,
+    History, HoldStatus, LedgerQuery, OrderId, Use,
 };
 use creditd_store::{
     ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store,
@@ -62,8 +62,8 @@ pub(crate) fn id(text: &str) -> AccountId {
 pub(crate) fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
     let catalog = Catalog::default();
     let mut account = Account::open(id(name), TimeZone::UTC, now);
-    let mut journal = Journal::default();
-    let mut moment = account.at(&catalog, now, &mut journal);
+    let mut history = History::default();
+    let mut moment = account.at(&catalog, now, &mut history);
     moment
         .grant(Grant {
             kind: CreditKind::General,
@@ -82,13 +82,13 @@ pub(crate) fn account_with_history(name: &str, now: Timestamp) -> (Account, Chan
         .unwrap();
     moment.capture(hold.id(), Some(1)).unwrap();
     drop(moment);
-    let changes = changes_for(&account, 0, &journal);
+    let changes = changes_for(&account, 0, &history);
     (account, changes)
 }
 
-pub(crate) fn changes_for(account: &Account, entry_seq: u64, journal: &Journal) -> Changes {
+pub(crate) fn changes_for(account: &Account, entry_seq: u64, history: &History) -> Changes {
     let mut changes = Changes::default();
-    changes.record(account.clone(), entry_seq, journal.clone());
+    changes.record(account.clone(), entry_seq, history.clone());
     changes
 }
 
@@ -311,11 +311,11 @@ async fn one_commit_writes_every_kind_of_change(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let catalog = Catalog::default();
     let mut account = Account::open(id("member"), TimeZone::UTC, now);
-    let mut journal = Journal::default();
-    let mut moment = account.at(&catalog, now, &mut journal);
+    let mut history = History::default();
+    let mut moment = account.at(&catalog, now, &mut history);
     moment.activate("pro", now + 960.hours()).unwrap();
     drop(moment);
-    let mut changes = changes_for(&account, 0, &journal);
+    let mut changes = changes_for(&account, 0, &history);
     assert_eq!(changes.distributions.len(), 1);
     let (_, more) = account_with_history("other", now);
     changes.accounts.extend(more.accounts);
@@ -414,9 +414,9 @@ async fn a_transaction_reading_an_account_waits_for_the_one_writing_it(db: Db) {
         .unwrap()
         .accounts;
     let mut account = stored[0].account.clone();
-    let mut journal = Journal::default();
+    let mut history = History::default();
     let catalog = Catalog::default();
-    let mut moment = account.at(&catalog, now, &mut journal);
+    let mut moment = account.at(&catalog, now, &mut history);
     moment
         .grant(Grant {
             kind: CreditKind::General,
@@ -428,7 +428,7 @@ async fn a_transaction_reading_an_account_waits_for_the_one_writing_it(db: Db) {
         })
         .unwrap();
     drop(moment);
-    let change = changes_for(&account, stored[0].entry_seq, &journal);
+    let change = changes_for(&account, stored[0].entry_seq, &history);
 
     let second = async {
         let mut second = db.begin().await.unwrap();
@@ -490,7 +490,7 @@ async fn accounts_are_listed_by_prefix_in_id_order_page_after_page(db: Db) {
         changes.record(
             Account::open(account_id, TimeZone::UTC, now),
             0,
-            Journal::default(),
+            History::default(),
         );
     }
     commit(&db, &changes).await.unwrap();

@@ -1,27 +1,26 @@
-//! The SQLite store's journal: a batch is made durable as one appended row, and folded
+//! The SQLite store's backlog: a batch is made durable as one appended row, and folded
 //! into the tables later, a cut of neighbouring rows at a time.
 //!
 //! A WAL commit costs the pages it changes. Written into the tables, a charge changes a
 //! page at random for its account's state, one for its history index entries and one
 //! for its idempotency key: about eight pages, 32 KB, per charge, copied, checksummed and
 //! fsync'd at every commit (docs/BENCHMARKS.md, "The ceiling of SQLite rows"). Appended
-//! to `journal` as one row per batch, the same changes fill a few pages in order. What
-//! the journal holds and the tables may not yet, the [`Unfolded`] changes, is kept in
+//! to `backlog` as one row per batch, the same changes fill a few pages in order. What
+//! the backlog holds and the tables may not yet, the [`Unfolded`] changes, is kept in
 //! memory too, and is the truth for the rows it holds: a read of a row finds it there or
-//! in the tables, never both (for a ledger page, the journal answers for an account's
+//! in the tables, never both (for a ledger page, the backlog answers for an account's
 //! entries from its oldest unfolded one on, [`Unfolded::ledger_rows`]). Once there are
-//! [`FOLD_AT`] rows
-//! of it, each commit also folds a [`Cut`] of it into the tables: rows that are
-//! neighbours there, so many share a page. A sweep of cuts goes through every kind of
-//! row in key order; when it is through, the journal rows it began with are deleted.
+//! [`FOLD_AT`] rows of it, each commit also folds a [`Cut`] of it into the tables: rows
+//! that are neighbours there, so many share a page. A sweep of cuts goes through every kind of
+//! row in key order; when it is through, the backlog rows it began with are deleted.
 //!
-//! Nothing is lost in a crash: the journal is in the database, a cut commits with the
-//! batch it rides on, and opening the database folds the whole journal. What is kept in
+//! Nothing is lost in a crash: the backlog is in the database, a cut commits with the
+//! batch it rides on, and opening the database folds the whole backlog. What is kept in
 //! memory is only this store's, so one store at a time has the file open (it holds
-//! `PATH.lock`; admin commands go through the server's API). The journal stays because
+//! `PATH.lock`; admin commands go through the server's API). The backlog stays because
 //! it pays: 27% to 78% more charges per second than writing the same rows into the
-//! tables at every commit, on 10,000 accounts (docs/BENCHMARKS.md, "The journal, kept
-//! by measurement").
+//! tables at every commit, on 10,000 accounts (docs/BENCHMARKS.md, session 6: "the
+//! journal, kept by measurement"; the backlog was called the journal until then).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -36,7 +35,7 @@ use crate::{IdempotencyRecord, StoreError, StoredAccount, StoredEntry};
 /// write transaction also folds a cut of them: enough that a cut's rows are neighbours
 /// (an account's entries share an index page, its state is written once for several
 /// changes), few enough that they take tens of megabytes of memory and a crash's
-/// journal folds in about a second. 65,536 against 16,384: 6% to 18% more charges per
+/// backlog folds in about a second. 65,536 against 16,384: 6% to 18% more charges per
 /// second on 10,000 accounts, 8% on one, a quarter less written per request, 25 MB
 /// more resident (docs/BENCHMARKS.md, session 5).
 pub(super) const FOLD_AT: usize = 65_536;
@@ -46,10 +45,10 @@ pub(super) const FOLD_AT: usize = 65_536;
 /// each adds only milliseconds to its batch's commit.
 pub(super) const FOLD_SLICE: usize = 256;
 
-/// One batch's changes to the busy tables, as one journal row (JSON). Rarer changes
+/// One batch's changes to the busy tables, as one backlog row (JSON). Rarer changes
 /// (purchases, distributions, due times, keys, settings) go to their tables at once.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub(super) struct JournalBatch {
+pub(super) struct BacklogRow {
     /// New account states, with their entry counts.
     pub(super) accounts: Vec<(Account, u64)>,
     /// New ledger entries: account, number, entry.
@@ -57,10 +56,10 @@ pub(super) struct JournalBatch {
     /// Settled holds.
     pub(super) holds: Vec<(AccountId, Hold)>,
     /// Idempotency records, as their columns.
-    pub(super) keys: Vec<JournalKey>,
+    pub(super) keys: Vec<KeyColumns>,
 }
 
-impl JournalBatch {
+impl BacklogRow {
     /// The rows it adds to the busy tables.
     pub(super) fn rows(&self) -> usize {
         self.accounts
@@ -73,7 +72,7 @@ impl JournalBatch {
 
 /// An idempotency record's columns (see `idempotency_keys`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(super) struct JournalKey {
+pub(super) struct KeyColumns {
     pub(super) label: String,
     pub(super) account: String,
     pub(super) digest: String,
@@ -82,7 +81,7 @@ pub(super) struct JournalKey {
     pub(super) at: i64,
 }
 
-/// What the journal holds and the tables may not yet, each kind in its table's key
+/// What the backlog holds and the tables may not yet, each kind in its table's key
 /// order, and how far the sweep that folds it has got.
 #[derive(Debug, Default)]
 pub(super) struct Unfolded {
@@ -90,7 +89,7 @@ pub(super) struct Unfolded {
     entries: BTreeMap<(AccountId, u64), LedgerEntry>,
     holds: BTreeMap<(AccountId, HoldId), Hold>,
     /// Records by label, as the columns they are folded as.
-    keys: BTreeMap<String, JournalKey>,
+    keys: BTreeMap<String, KeyColumns>,
     sweep: Sweep,
 }
 
@@ -98,10 +97,10 @@ pub(super) struct Unfolded {
 /// then entries and holds in (account, number) order, then idempotency records in
 /// label order. A cut's rows are neighbours in their table and its indexes, so many of
 /// them share a page, and a fold holds the writer for milliseconds. Once a sweep is
-/// through, every journal row there was when it began has been folded.
+/// through, every backlog row there was when it began has been folded.
 #[derive(Debug, Default)]
 struct Sweep {
-    /// The last journal row when the sweep began; `None` before it begins.
+    /// The last backlog row when the sweep began; `None` before it begins.
     began_after: Option<i64>,
     /// Where the next cut starts.
     next: Next,
@@ -125,15 +124,15 @@ impl Default for Next {
 /// The keys of one kind after `after` through `through` (from the first if `after` is
 /// `None`, through the last if `through` is).
 #[derive(Clone, Debug)]
-pub(super) struct Span<K> {
+pub(super) struct KeyRange<K> {
     after: Option<K>,
     through: Option<K>,
 }
 
-impl<K: Ord + Clone> Span<K> {
+impl<K: Ord + Clone> KeyRange<K> {
     /// The span of at most `rows` keys of `map` after `after`.
-    fn of<V>(map: &BTreeMap<K, V>, after: Option<K>, rows: usize) -> Span<K> {
-        let rest = Span {
+    fn of<V>(map: &BTreeMap<K, V>, after: Option<K>, rows: usize) -> KeyRange<K> {
+        let rest = KeyRange {
             after,
             through: None,
         };
@@ -143,7 +142,7 @@ impl<K: Ord + Clone> Span<K> {
             (Some((last, _)), Some(_)) => Some(last.clone()),
             _ => None,
         };
-        Span { through, ..rest }
+        KeyRange { through, ..rest }
     }
 
     fn bounds(&self) -> (Bound<K>, Bound<K>) {
@@ -174,24 +173,24 @@ impl<K: Ord + Clone> Span<K> {
 /// What one fold writes into the tables.
 #[derive(Debug)]
 pub(super) enum Cut {
-    /// Everything unfolded; then the journal is emptied.
+    /// Everything unfolded; then the backlog is emptied.
     All,
     /// Account states.
-    Accounts(Span<AccountId>),
+    Accounts(KeyRange<AccountId>),
     /// Ledger entries.
-    Entries(Span<(AccountId, u64)>),
+    Entries(KeyRange<(AccountId, u64)>),
     /// Settled holds.
-    Holds(Span<(AccountId, HoldId)>),
+    Holds(KeyRange<(AccountId, HoldId)>),
     /// Idempotency records. Through the last (`through` is `None`), the cut ends the
-    /// sweep, and the journal rows up to the one given are deleted.
-    Keys(Span<String>, i64),
+    /// sweep, and the backlog rows up to the one given are deleted.
+    Keys(KeyRange<String>, i64),
 }
 
 impl Unfolded {
-    /// Adds a batch committed to the journal (or found there on opening). Account states
+    /// Adds a batch committed to the backlog (or found there on opening). Account states
     /// are checked here, idempotency records when looked up: each as the tables' rows
     /// are checked when read.
-    pub(super) fn add(&mut self, batch: JournalBatch) -> Result<(), StoreError> {
+    pub(super) fn add(&mut self, batch: BacklogRow) -> Result<(), StoreError> {
         for (account, entry_seq) in batch.accounts {
             let stored = checked_account(account, entry_seq)?;
             self.accounts.insert(stored.account.id().clone(), stored);
@@ -217,21 +216,23 @@ impl Unfolded {
             .saturating_add(self.keys.len())
     }
 
-    /// The sweep's next cut, of at most `rows` rows. `last_journal_row`: the journal's
+    /// The sweep's next cut, of at most `rows` rows. `last_backlog_row`: the backlog's
     /// newest row now, where a sweep that begins with this cut begins. A kind with
     /// nothing left to fold is passed over; the last cut, of idempotency records, is made
-    /// even if empty, as it deletes the journal rows the sweep has folded.
-    pub(super) fn next_cut(&mut self, rows: usize, last_journal_row: i64) -> Cut {
-        let began_after = *self.sweep.began_after.get_or_insert(last_journal_row);
+    /// even if empty, as it deletes the backlog rows the sweep has folded.
+    pub(super) fn next_cut(&mut self, rows: usize, last_backlog_row: i64) -> Cut {
+        let began_after = *self.sweep.began_after.get_or_insert(last_backlog_row);
         loop {
             let cut = match &self.sweep.next {
                 Next::Accounts(after) => {
-                    Cut::Accounts(Span::of(&self.accounts, after.clone(), rows))
+                    Cut::Accounts(KeyRange::of(&self.accounts, after.clone(), rows))
                 }
-                Next::Entries(after) => Cut::Entries(Span::of(&self.entries, after.clone(), rows)),
-                Next::Holds(after) => Cut::Holds(Span::of(&self.holds, after.clone(), rows)),
+                Next::Entries(after) => {
+                    Cut::Entries(KeyRange::of(&self.entries, after.clone(), rows))
+                }
+                Next::Holds(after) => Cut::Holds(KeyRange::of(&self.holds, after.clone(), rows)),
                 Next::Keys(after) => {
-                    return Cut::Keys(Span::of(&self.keys, after.clone(), rows), began_after);
+                    return Cut::Keys(KeyRange::of(&self.keys, after.clone(), rows), began_after);
                 }
             };
             if self.cut(&cut).is_empty() {
@@ -346,7 +347,7 @@ impl Unfolded {
 
     /// The account's unfolded entries on a ledger page: those `query` matches numbered
     /// below `before`, newest first, at most a page of them; and the number of its first
-    /// unfolded entry. The journal is the truth for the account's entries from that one
+    /// unfolded entry. The backlog is the truth for the account's entries from that one
     /// on, the table for those before it: a sweep folds an account's entries oldest
     /// first and its commands add only newer ones, so what stays unfolded is always the
     /// newest, and each entry of a page is read from exactly one place.
@@ -399,7 +400,7 @@ pub(super) struct CutRows<'a> {
     pub(super) accounts: Vec<(&'a AccountId, &'a StoredAccount)>,
     pub(super) entries: Vec<(&'a (AccountId, u64), &'a LedgerEntry)>,
     pub(super) holds: Vec<(&'a (AccountId, HoldId), &'a Hold)>,
-    pub(super) keys: Vec<&'a JournalKey>,
+    pub(super) keys: Vec<&'a KeyColumns>,
 }
 
 impl CutRows<'_> {
@@ -413,7 +414,7 @@ impl CutRows<'_> {
 
 #[cfg(test)]
 mod tests {
-    //! A model of the journal and the tables, driven by random batches and cuts: what a
+    //! A model of the backlog and the tables, driven by random batches and cuts: what a
     //! sweep lets go of must be in the tables, and what is kept is the newest.
     #![allow(
         clippy::unwrap_used,
@@ -430,7 +431,7 @@ mod tests {
     use jiff::tz::TimeZone;
     use proptest::prelude::*;
 
-    use super::{Cut, JournalBatch, JournalKey, Unfolded};
+    use super::{BacklogRow, Cut, KeyColumns, Unfolded};
 
     /// A row of the tables: an account's state (by its entry count), an entry, a key.
     #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -464,8 +465,8 @@ mod tests {
         picks: &[u8],
         seqs: &mut HashMap<String, u64>,
         keys: &mut u64,
-    ) -> (JournalBatch, Vec<(Row, u64)>) {
-        let mut batch = JournalBatch::default();
+    ) -> (BacklogRow, Vec<(Row, u64)>) {
+        let mut batch = BacklogRow::default();
         let mut rows = Vec::new();
         for pick in picks {
             let name = format!("user-{pick}");
@@ -480,7 +481,7 @@ mod tests {
             batch.entries.push((id, *seq, entry()));
             *keys += 1;
             let label = format!("k\n{keys}");
-            batch.keys.push(JournalKey {
+            batch.keys.push(KeyColumns {
                 label: label.clone(),
                 account: String::new(),
                 digest: String::new(),
@@ -513,14 +514,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn a_sweep_deletes_only_journal_rows_whose_changes_the_tables_hold(
+        fn a_sweep_deletes_only_backlog_rows_whose_changes_the_tables_hold(
             batches in prop::collection::vec(
                 (prop::collection::vec(0u8..40, 1..12), 1usize..40),
                 1..150,
             ),
         ) {
             let mut unfolded = Unfolded::default();
-            let mut journal: BTreeMap<i64, Vec<(Row, u64)>> = BTreeMap::new();
+            let mut backlog: BTreeMap<i64, Vec<(Row, u64)>> = BTreeMap::new();
             let mut tables: HashMap<Row, u64> = HashMap::new();
             let mut newest: HashMap<Row, u64> = HashMap::new();
             let mut seqs = HashMap::new();
@@ -535,12 +536,12 @@ mod tests {
                 if let Cut::Keys(span, emptied_through) = &cut
                     && span.ends_sweep()
                 {
-                    let deleted: Vec<i64> = journal.range(..=*emptied_through).map(|(id, _)| *id).collect();
+                    let deleted: Vec<i64> = backlog.range(..=*emptied_through).map(|(id, _)| *id).collect();
                     for id in deleted {
-                        for (row, version) in journal.remove(&id).unwrap() {
+                        for (row, version) in backlog.remove(&id).unwrap() {
                             prop_assert!(
                                 tables.get(&row).is_some_and(|folded| *folded >= version),
-                                "journal row {id} deleted with {row:?} v{version} not folded"
+                                "backlog row {id} deleted with {row:?} v{version} not folded"
                             );
                         }
                     }
@@ -551,7 +552,7 @@ mod tests {
                 for (row, version) in &rows {
                     newest.insert(row.clone(), *version);
                 }
-                journal.insert(last_row, rows);
+                backlog.insert(last_row, rows);
                 unfolded.add(batch).unwrap();
             }
             // Every row's newest version is kept unfolded or in the tables, and what is
@@ -582,12 +583,12 @@ mod tests {
         }
     }
 
-    /// A journal row written by the version that made format 1.
-    const GOLDEN_BATCH: &str = include_str!("../../tests/golden/format-1/journal-batch.json");
+    /// A backlog row written by the version that made format 1.
+    const GOLDEN_BATCH: &str = include_str!("../../tests/golden/format-1/backlog-batch.json");
 
     #[test]
-    fn format_1_journal_batches_read_back_and_are_what_this_version_writes() {
-        let batch: JournalBatch = crate::columns::decode(1, GOLDEN_BATCH).unwrap();
+    fn format_1_backlog_rows_read_back_and_are_what_this_version_writes() {
+        let batch: BacklogRow = crate::columns::decode(1, GOLDEN_BATCH).unwrap();
         assert_eq!(
             (
                 batch.accounts.len(),

@@ -1,4 +1,4 @@
-//! The SQLite store's journal (`src/sqlite/journal.rs`): batches committed as journal
+//! The SQLite store's backlog (`src/sqlite/backlog.rs`): batches committed as backlog
 //! rows and folded into the tables later must read back the same at every moment and
 //! after a crash; and one store at a time has the file open.
 
@@ -41,7 +41,7 @@ async fn rows(file: &File, table: &str) -> i64 {
         .unwrap()
 }
 
-/// Rows in the tables the journal is folded into.
+/// Rows in the tables the backlog is folded into.
 async fn tables(file: &File) -> i64 {
     rows(file, "accounts").await
         + rows(file, "history").await
@@ -114,14 +114,14 @@ async fn batches_committed_before_a_crash_are_folded_when_the_database_is_opened
     let db = open(&file).await;
     let (accounts, changes) = batch(0, 50);
     commit(&db, &changes).await.unwrap();
-    assert_eq!(rows(&file, "journal").await, 1);
+    assert_eq!(rows(&file, "backlog").await, 1);
     assert_eq!(rows(&file, "accounts").await, 0, "not folded yet");
     assert_reads(&db, &accounts).await;
     // No close: as after a crash.
     drop(db);
 
     let db = open(&file).await;
-    assert_eq!(rows(&file, "journal").await, 0);
+    assert_eq!(rows(&file, "backlog").await, 0);
     assert_eq!(rows(&file, "accounts").await, 50);
     assert_eq!(rows(&file, "history").await, 50 * 4);
     assert_reads(&db, &accounts).await;
@@ -133,7 +133,7 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
     let db = open_folding_early(&file).await;
     // 6 rows an account, 1,000 accounts: over the 4,096 rows this store folds at, so
     // each write transaction first folds a cut. New batches keep arriving, as under
-    // load, until a sweep through accounts and keys is done and the journal rows it
+    // load, until a sweep through accounts and keys is done and the backlog rows it
     // began with are deleted.
     let mut accounts = Vec::new();
     for first in (0..1_000).step_by(250) {
@@ -142,10 +142,10 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
         accounts.extend(made);
     }
     let mut folded = vec![tables(&file).await];
-    let mut journal = rows(&file, "journal").await;
-    while rows(&file, "journal").await >= journal {
+    let mut backlog = rows(&file, "backlog").await;
+    while rows(&file, "backlog").await >= backlog {
         assert!(folded.len() < 60, "the sweep never ended: {folded:?}");
-        journal = rows(&file, "journal").await;
+        backlog = rows(&file, "backlog").await;
         let (made, changes) = batch(accounts.len(), 125);
         commit(&db, &changes).await.unwrap();
         accounts.extend(made);
@@ -162,7 +162,7 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
     assert!(rows(&file, "idempotency_keys").await > 0);
     assert_reads(&db, &accounts).await;
     db.close().await;
-    assert_eq!(rows(&file, "journal").await, 0);
+    assert_eq!(rows(&file, "backlog").await, 0);
     let made = i64::try_from(accounts.len()).unwrap();
     assert_eq!(rows(&file, "accounts").await, made);
     assert_eq!(rows(&file, "history").await, made * 4);
