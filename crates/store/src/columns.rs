@@ -111,6 +111,50 @@ pub(crate) fn hold_row<'a>(
     })
 }
 
+/// An account whose next time effect moved: `account_due` must follow.
+pub(crate) struct DueChange<'a> {
+    pub(crate) account: &'a str,
+    /// When its next effect was due as the transaction read it.
+    pub(crate) before: Option<i64>,
+    /// When it is due now.
+    pub(crate) after: Option<i64>,
+}
+
+/// The accounts of `changes` whose next effect moved, given when each was due as read
+/// (`before`). Each state is checked against the rules here too, before it is written.
+pub(crate) fn due_changes<'a>(
+    changes: &'a Changes,
+    before: impl Fn(&AccountId) -> Option<i64>,
+) -> Vec<DueChange<'a>> {
+    changes
+        .accounts
+        .iter()
+        .filter_map(|stored| {
+            let account = &stored.account;
+            debug_assert!(
+                account.check_invariants().is_ok(),
+                "storing a broken account"
+            );
+            let change = DueChange {
+                account: account.id().as_str(),
+                before: before(account.id()),
+                after: account.next_effect_at().map(to_db),
+            };
+            (change.before != change.after).then_some(change)
+        })
+        .collect()
+}
+
+/// The ids of the accounts `changes` writes (an idempotency record is kept under its
+/// account only if the batch writes that account, `record_account`).
+pub(crate) fn written(changes: &Changes) -> HashSet<&str> {
+    changes
+        .accounts
+        .iter()
+        .map(|stored| stored.account.id().as_str())
+        .collect()
+}
+
 /// A character above every character an account id may hold (SPEC §8's alphabet ends
 /// at `z`): every id that starts with a prefix sorts at or after the prefix and before
 /// the prefix followed by this, so a prefix is a range of the id index.

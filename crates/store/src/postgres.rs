@@ -23,8 +23,9 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::columns::{
-    FORMAT, HistoryRow, api_key, corrupt, encode, history_rows, idempotency_record, key_label,
-    purchase_record, record_account, settled_hold, sql, stored_account, stored_entry,
+    FORMAT, HistoryRow, api_key, corrupt, due_changes, encode, history_rows, idempotency_record,
+    key_label, purchase_record, record_account, settled_hold, sql, stored_account, stored_entry,
+    written,
 };
 use crate::instant::to_db;
 use crate::{
@@ -313,6 +314,159 @@ impl<'a> HistoryColumns<'a> {
     }
 }
 
+/// The rare changes of a batch, a statement per row: purchases, API keys, revocations,
+/// settings.
+async fn write_rare(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    changes: &Changes,
+) -> Result<(), StoreError> {
+    for p in &changes.purchases {
+        sqlx::query(
+            "INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
+                     paid_at_requested, expires_at, amount_minor, currency, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(p.order_id.as_str())
+        .bind(p.account_id.as_str())
+        .bind(i64::try_from(p.credits).map_err(corrupt)?)
+        .bind(i64::try_from(p.bucket_id.get()).map_err(corrupt)?)
+        .bind(to_db(p.paid_at))
+        .bind(p.paid_at_requested.map(to_db))
+        .bind(to_db(p.expires_at))
+        .bind(
+            p.paid
+                .as_ref()
+                .map(|paid| i64::try_from(paid.amount_minor))
+                .transpose()
+                .map_err(corrupt)?,
+        )
+        .bind(p.paid.as_ref().map(|paid| paid.currency.as_str()))
+        .bind(to_db(p.recorded_at))
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    for k in &changes.new_api_keys {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, secret_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(k.id.as_str())
+        .bind(k.name.as_str())
+        .bind(k.role.as_str())
+        .bind(&k.secret_hash[..])
+        .bind(to_db(k.created_at))
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    for (id, at) in &changes.revoked_api_keys {
+        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id.as_str())
+            .bind(to_db(*at))
+            .execute(&mut **tx)
+            .await?;
+    }
+
+    for (name, value) in &changes.settings {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(value.as_str())
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    Ok(())
+}
+
+/// A batch's usual rows as the columns `WRITE_BATCH` takes, one array each.
+struct BatchColumns<'a> {
+    ids: Vec<&'a str>,
+    seqs: Vec<i64>,
+    states: Vec<String>,
+    due_gone: Vec<&'a str>,
+    due_ids: Vec<&'a str>,
+    due_ats: Vec<i64>,
+    history: HistoryColumns<'a>,
+    labels: Vec<String>,
+    key_accounts: Vec<&'a str>,
+    digests: Vec<&'a str>,
+    statuses: Vec<i64>,
+    bodies: Vec<&'a str>,
+    key_ats: Vec<i64>,
+    d_accounts: Vec<&'a str>,
+    d_schedules: Vec<i64>,
+    d_indexes: Vec<i64>,
+    d_ats: Vec<i64>,
+}
+
+impl<'a> BatchColumns<'a> {
+    /// The columns of `changes`; `loaded` has when each account's next effect was due as
+    /// the transaction read it.
+    fn of(
+        changes: &'a Changes,
+        loaded: &HashMap<AccountId, Option<i64>>,
+    ) -> Result<BatchColumns<'a>, StoreError> {
+        let written = written(changes);
+        let mut ids = Vec::with_capacity(changes.accounts.len());
+        let mut seqs = Vec::with_capacity(changes.accounts.len());
+        let mut states = Vec::with_capacity(changes.accounts.len());
+        for stored in &changes.accounts {
+            ids.push(stored.account.id().as_str());
+            seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
+            states.push(encode(&stored.account)?);
+        }
+        let mut due_gone = Vec::new();
+        let mut due_ids = Vec::new();
+        let mut due_ats = Vec::new();
+        for change in due_changes(changes, |id| loaded.get(id).copied().flatten()) {
+            match change.after {
+                Some(at) => {
+                    due_ids.push(change.account);
+                    due_ats.push(at);
+                }
+                None => due_gone.push(change.account),
+            }
+        }
+        let mut history = HistoryColumns::with_capacity(
+            changes
+                .entries
+                .len()
+                .saturating_add(changes.settled_holds.len()),
+        );
+        for row in history_rows(changes)? {
+            history.push(row);
+        }
+        let records = &changes.idempotency;
+        let d = &changes.distributions;
+        Ok(BatchColumns {
+            ids,
+            seqs,
+            states,
+            due_gone,
+            due_ids,
+            due_ats,
+            history,
+            labels: records.iter().map(|r| key_label(&r.key)).collect(),
+            key_accounts: records
+                .iter()
+                .map(|r| record_account(r, &written))
+                .collect(),
+            digests: records.iter().map(|r| r.fingerprint.as_str()).collect(),
+            statuses: records.iter().map(|r| i64::from(r.status)).collect(),
+            bodies: records.iter().map(|r| r.body.as_str()).collect(),
+            key_ats: records.iter().map(|r| to_db(r.created_at)).collect(),
+            d_accounts: d.iter().map(|(id, _)| id.as_str()).collect(),
+            d_schedules: d.iter().map(|(_, x)| i64::from(x.schedule)).collect(),
+            d_indexes: d.iter().map(|(_, x)| i64::from(x.index)).collect(),
+            d_ats: d.iter().map(|(_, x)| to_db(x.at)).collect(),
+        })
+    }
+}
+
 /// The advisory lock of one thing a batch touches: 64 bits of the SHA-256 of what it is
 /// and its id. Two different things that share a lock only wait for each other.
 fn lock_key(what: &str, id: &str) -> i64 {
@@ -414,156 +568,37 @@ impl WriteTransaction for PostgresWrite {
             Some(tx) => tx,
             None => self.pool.begin().await?,
         };
-        let written: std::collections::HashSet<&str> = changes
-            .accounts
-            .iter()
-            .map(|stored| stored.account.id().as_str())
-            .collect();
-
-        let mut ids = Vec::with_capacity(changes.accounts.len());
-        let mut seqs = Vec::with_capacity(changes.accounts.len());
-        let mut states = Vec::with_capacity(changes.accounts.len());
-        let mut due_gone = Vec::new();
-        let mut due_ids = Vec::new();
-        let mut due_ats = Vec::new();
-        for stored in &changes.accounts {
-            let account = &stored.account;
-            debug_assert!(
-                account.check_invariants().is_ok(),
-                "storing a broken account"
-            );
-            let id = account.id().as_str();
-            ids.push(id);
-            seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
-            states.push(encode(account)?);
-            let before = self.loaded.get(account.id()).copied().flatten();
-            let after = account.next_effect_at().map(to_db);
-            if before != after {
-                match after {
-                    Some(at) => {
-                        due_ids.push(id);
-                        due_ats.push(at);
-                    }
-                    None => due_gone.push(id),
-                }
-            }
-        }
-
-        let mut history = HistoryColumns::with_capacity(
-            changes
-                .entries
-                .len()
-                .saturating_add(changes.settled_holds.len()),
-        );
-        for row in history_rows(changes)? {
-            history.push(row);
-        }
-
-        let records = &changes.idempotency;
-        let labels: Vec<String> = records.iter().map(|r| key_label(&r.key)).collect();
-        let key_accounts: Vec<&str> = records
-            .iter()
-            .map(|r| record_account(r, &written))
-            .collect();
-        let digests: Vec<&str> = records.iter().map(|r| r.fingerprint.as_str()).collect();
-        let statuses: Vec<i64> = records.iter().map(|r| i64::from(r.status)).collect();
-        let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
-        let key_ats: Vec<i64> = records.iter().map(|r| to_db(r.created_at)).collect();
-
-        let d = &changes.distributions;
-        let d_accounts: Vec<&str> = d.iter().map(|(id, _)| id.as_str()).collect();
-        let d_schedules: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.schedule)).collect();
-        let d_indexes: Vec<i64> = d.iter().map(|(_, x)| i64::from(x.index)).collect();
-        let d_ats: Vec<i64> = d.iter().map(|(_, x)| to_db(x.at)).collect();
-
+        let c = BatchColumns::of(changes, &self.loaded)?;
         // The batch's usual rows in one statement, one round trip: each data-modifying
         // WITH runs once, whether or not anything reads it; an empty array writes nothing.
         sqlx::query(WRITE_BATCH)
-            .bind(&ids)
-            .bind(&seqs)
-            .bind(&states)
-            .bind(&due_gone)
-            .bind(&due_ids)
-            .bind(&due_ats)
-            .bind(&history.accounts)
-            .bind(&history.kinds)
-            .bind(&history.numbers)
-            .bind(&history.ats)
-            .bind(&history.labels)
-            .bind(&history.data)
-            .bind(&labels)
-            .bind(&key_accounts)
-            .bind(&digests)
-            .bind(&statuses)
-            .bind(&bodies)
-            .bind(&key_ats)
-            .bind(&d_accounts)
-            .bind(&d_schedules)
-            .bind(&d_indexes)
-            .bind(&d_ats)
+            .bind(&c.ids)
+            .bind(&c.seqs)
+            .bind(&c.states)
+            .bind(&c.due_gone)
+            .bind(&c.due_ids)
+            .bind(&c.due_ats)
+            .bind(&c.history.accounts)
+            .bind(&c.history.kinds)
+            .bind(&c.history.numbers)
+            .bind(&c.history.ats)
+            .bind(&c.history.labels)
+            .bind(&c.history.data)
+            .bind(&c.labels)
+            .bind(&c.key_accounts)
+            .bind(&c.digests)
+            .bind(&c.statuses)
+            .bind(&c.bodies)
+            .bind(&c.key_ats)
+            .bind(&c.d_accounts)
+            .bind(&c.d_schedules)
+            .bind(&c.d_indexes)
+            .bind(&c.d_ats)
             .bind(FORMAT)
             .execute(&mut *tx)
             .await?;
 
-        for p in &changes.purchases {
-            sqlx::query(
-                "INSERT INTO purchases (order_id, account_id, credits, bucket_id, paid_at,
-                     paid_at_requested, expires_at, amount_minor, currency, recorded_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(p.order_id.as_str())
-            .bind(p.account_id.as_str())
-            .bind(i64::try_from(p.credits).map_err(corrupt)?)
-            .bind(i64::try_from(p.bucket_id.get()).map_err(corrupt)?)
-            .bind(to_db(p.paid_at))
-            .bind(p.paid_at_requested.map(to_db))
-            .bind(to_db(p.expires_at))
-            .bind(
-                p.paid
-                    .as_ref()
-                    .map(|paid| i64::try_from(paid.amount_minor))
-                    .transpose()
-                    .map_err(corrupt)?,
-            )
-            .bind(p.paid.as_ref().map(|paid| paid.currency.as_str()))
-            .bind(to_db(p.recorded_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        for k in &changes.new_api_keys {
-            sqlx::query(
-                "INSERT INTO api_keys (id, name, role, secret_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(k.id.as_str())
-            .bind(k.name.as_str())
-            .bind(k.role.as_str())
-            .bind(&k.secret_hash[..])
-            .bind(to_db(k.created_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        for (id, at) in &changes.revoked_api_keys {
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id.as_str())
-                .bind(to_db(*at))
-                .execute(&mut *tx)
-                .await?;
-        }
-
-        for (name, value) in &changes.settings {
-            sqlx::query(
-                "INSERT INTO settings (name, value) VALUES ($1, $2)
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name.as_str())
-            .bind(value.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-
+        write_rare(&mut tx, changes).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -14,8 +14,8 @@
 
 mod backlog;
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -33,8 +33,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
 use crate::columns::{
-    FORMAT, api_key, corrupt, decode, encode, entry_row, hold_row, idempotency_record, key_label,
-    purchase_record, record_account, settled_hold, sql, stored_account, stored_entry, to_json,
+    FORMAT, api_key, corrupt, decode, due_changes, encode, entry_row, hold_row, idempotency_record,
+    key_label, purchase_record, settled_hold, sql, stored_account, stored_entry, to_json,
 };
 use crate::instant::to_db;
 use crate::{
@@ -548,63 +548,7 @@ impl WriteTransaction for SqliteWrite {
             self.writer.begin().await?;
         }
         self.check_entry_numbers(changes)?;
-        let written: HashSet<&str> = changes
-            .accounts
-            .iter()
-            .map(|stored| stored.account.id().as_str())
-            .collect();
-        let mut due_gone: Vec<(i64, &str)> = Vec::new();
-        let mut due_new: Vec<(i64, &str)> = Vec::new();
-        for stored in &changes.accounts {
-            let account = &stored.account;
-            debug_assert!(
-                account.check_invariants().is_ok(),
-                "storing a broken account"
-            );
-            let id = account.id().as_str();
-            let before = self.loaded.get(account.id()).and_then(|loaded| loaded.due);
-            let after = account.next_effect_at().map(to_db);
-            if before != after {
-                due_gone.extend(before.map(|at| (at, id)));
-                due_new.extend(after.map(|at| (at, id)));
-            }
-        }
-        let batch = BacklogRow {
-            accounts: changes
-                .accounts
-                .iter()
-                .map(|stored| (stored.account.clone(), stored.entry_seq))
-                .collect(),
-            entries: changes
-                .entries
-                .iter()
-                .map(|(account, stored)| (account.clone(), stored.seq, stored.entry.clone()))
-                .collect(),
-            holds: changes.settled_holds.clone(),
-            keys: changes
-                .idempotency
-                .iter()
-                .map(|record| KeyColumns {
-                    label: key_label(&record.key),
-                    account: record_account(record, &written).to_owned(),
-                    digest: record.fingerprint.clone(),
-                    status: record.status,
-                    body: record.body.clone(),
-                    at: to_db(record.created_at),
-                })
-                .collect(),
-        };
-        let distributions: Vec<(&str, u32, u32, i64)> = changes
-            .distributions
-            .iter()
-            .map(|(account, d)| (account.as_str(), d.schedule, d.index, to_db(d.at)))
-            .collect();
-        let purchases: Vec<PurchaseRow> = changes.purchases.iter().map(PurchaseRow::new).collect();
-        let revoked: Vec<(&str, i64)> = changes
-            .revoked_api_keys
-            .iter()
-            .map(|(id, at)| (id.as_str(), to_db(*at)))
-            .collect();
+        let batch = BacklogRow::of(changes);
         // One text, one round trip: the batch's backlog row, the rare changes only when
         // there are any, then COMMIT. Its parameters are anonymous and bound in order
         // across its statements; its shape follows the batch, so it is prepared each
@@ -633,6 +577,61 @@ impl WriteTransaction for SqliteWrite {
                 .push_bind(FORMAT)
                 .push(");\n");
         }
+        self.push_rare(&mut sql, changes)?;
+        sql.push("COMMIT;");
+        let outcome = sql
+            .build()
+            .persistent(false)
+            .execute(&mut self.writer.connection)
+            .await;
+        if outcome.is_err() {
+            // Whether it committed is unknown: read the backlog anew next time.
+            self.writer.stale = true;
+        }
+        outcome?;
+        self.writer.in_transaction = false;
+        if batch.rows() > 0 {
+            self.writer.last_backlog_row = backlog_row;
+        }
+        let mut unfolded = unfolded(&self.writer.unfolded);
+        if let Some(cut) = cut {
+            unfolded.folded(cut);
+        }
+        let kept = unfolded.add(batch);
+        drop(unfolded);
+        if kept.is_err() {
+            self.writer.stale = true;
+        }
+        kept
+    }
+}
+
+impl SqliteWrite {
+    /// The rare changes of a batch, each statement only when it has rows: due times,
+    /// distributions, purchases, API keys, revocations, settings.
+    fn push_rare<'args>(
+        &self,
+        sql: &mut QueryBuilder<'args, Sqlite>,
+        changes: &'args Changes,
+    ) -> Result<(), StoreError> {
+        let mut due_gone: Vec<(i64, &str)> = Vec::new();
+        let mut due_new: Vec<(i64, &str)> = Vec::new();
+        let due_before = |id: &AccountId| self.loaded.get(id).and_then(|loaded| loaded.due);
+        for change in due_changes(changes, due_before) {
+            due_gone.extend(change.before.map(|at| (at, change.account)));
+            due_new.extend(change.after.map(|at| (at, change.account)));
+        }
+        let distributions: Vec<(&str, u32, u32, i64)> = changes
+            .distributions
+            .iter()
+            .map(|(account, d)| (account.as_str(), d.schedule, d.index, to_db(d.at)))
+            .collect();
+        let purchases: Vec<PurchaseRow> = changes.purchases.iter().map(PurchaseRow::new).collect();
+        let revoked: Vec<(&str, i64)> = changes
+            .revoked_api_keys
+            .iter()
+            .map(|(id, at)| (id.as_str(), to_db(*at)))
+            .collect();
         for chunk in changes.new_api_keys.chunks(ROWS_PER_INSERT) {
             sql.push("INSERT INTO api_keys (id, name, role, secret_hash, created_at) ");
             sql.push_values(chunk, |mut row, k| {
@@ -671,35 +670,9 @@ impl WriteTransaction for SqliteWrite {
                 sql.push(head).push_bind(rows).push(tail).push(";\n");
             }
         }
-        sql.push("COMMIT;");
-        let outcome = sql
-            .build()
-            .persistent(false)
-            .execute(&mut self.writer.connection)
-            .await;
-        if outcome.is_err() {
-            // Whether it committed is unknown: read the backlog anew next time.
-            self.writer.stale = true;
-        }
-        outcome?;
-        self.writer.in_transaction = false;
-        if batch.rows() > 0 {
-            self.writer.last_backlog_row = backlog_row;
-        }
-        let mut unfolded = unfolded(&self.writer.unfolded);
-        if let Some(cut) = cut {
-            unfolded.folded(cut);
-        }
-        let kept = unfolded.add(batch);
-        drop(unfolded);
-        if kept.is_err() {
-            self.writer.stale = true;
-        }
-        kept
+        Ok(())
     }
-}
 
-impl SqliteWrite {
     /// Refuses a ledger entry numbered at or below one its account has already stored,
     /// or of an account this transaction did not read. The writer numbers entries on
     /// from the count it read, so this catches a bug before it is stored; the backlog,

@@ -28,8 +28,11 @@ use std::ops::Bound;
 use creditd_ledger::{Account, AccountId, Hold, HoldId, LedgerEntry, LedgerQuery};
 use serde::{Deserialize, Serialize};
 
-use crate::columns::{checked_account, idempotency_from_columns};
-use crate::{IdempotencyRecord, StoreError, StoredAccount, StoredEntry};
+use crate::columns::{
+    checked_account, idempotency_from_columns, key_label, record_account, written,
+};
+use crate::instant::to_db;
+use crate::{Changes, IdempotencyRecord, StoreError, StoredAccount, StoredEntry};
 
 /// Unfolded rows (account states, entries, holds, idempotency records) from which each
 /// write transaction also folds a cut of them: enough that a cut's rows are neighbours
@@ -60,6 +63,36 @@ pub(super) struct BacklogRow {
 }
 
 impl BacklogRow {
+    /// The busy rows of `changes`, as one backlog row.
+    pub(super) fn of(changes: &Changes) -> BacklogRow {
+        let written = written(changes);
+        BacklogRow {
+            accounts: changes
+                .accounts
+                .iter()
+                .map(|stored| (stored.account.clone(), stored.entry_seq))
+                .collect(),
+            entries: changes
+                .entries
+                .iter()
+                .map(|(account, stored)| (account.clone(), stored.seq, stored.entry.clone()))
+                .collect(),
+            holds: changes.settled_holds.clone(),
+            keys: changes
+                .idempotency
+                .iter()
+                .map(|record| KeyColumns {
+                    label: key_label(&record.key),
+                    account: record_account(record, &written).to_owned(),
+                    digest: record.fingerprint.clone(),
+                    status: record.status,
+                    body: record.body.clone(),
+                    at: to_db(record.created_at),
+                })
+                .collect(),
+        }
+    }
+
     /// The rows it adds to the busy tables.
     pub(super) fn rows(&self) -> usize {
         self.accounts
