@@ -21,15 +21,19 @@ pub const MAX_ORDER_ID_LEN: usize = 128;
 #[serde(try_from = "String")]
 pub struct AccountId(Arc<str>);
 
+/// Whether `c` may stand in an account id (SPEC §8's alphabet).
+fn account_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._:@-".contains(c)
+}
+
 impl AccountId {
     /// Checks the id against SPEC §8.
     pub fn parse(text: &str) -> Result<Self, Refusal> {
-        let allowed = |c: char| c.is_ascii_alphanumeric() || "._:@-".contains(c);
         let starts_well = text
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric());
-        if text.len() <= MAX_ACCOUNT_ID_LEN && starts_well && text.chars().all(allowed) {
+        if text.len() <= MAX_ACCOUNT_ID_LEN && starts_well && text.chars().all(account_id_char) {
             Ok(AccountId(text.into()))
         } else {
             Err(Refusal::InvalidAccountId)
@@ -53,6 +57,28 @@ impl TryFrom<String> for AccountId {
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The start of an account id, to find accounts by: at most 128 characters of the
+/// account id alphabet. The empty prefix starts every id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountIdPrefix(String);
+
+impl AccountIdPrefix {
+    /// Checks the prefix: a text no account id could start with is refused rather than
+    /// searched for.
+    pub fn parse(text: &str) -> Result<Self, Refusal> {
+        if text.len() <= MAX_ACCOUNT_ID_LEN && text.chars().all(account_id_char) {
+            Ok(AccountIdPrefix(text.to_owned()))
+        } else {
+            Err(Refusal::InvalidAccountIdPrefix)
+        }
+    }
+
+    /// The prefix as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -147,6 +173,22 @@ mod tests {
                 AccountId::parse(bad),
                 Err(Refusal::InvalidAccountId),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn account_id_prefixes_are_of_the_account_id_alphabet() {
+        for good in ["", "u", "user-", ".x", &"a".repeat(128)] {
+            assert_eq!(
+                AccountIdPrefix::parse(good).map(|p| p.as_str().len()),
+                Ok(good.len())
+            );
+        }
+        for bad in ["has space", "nul\0", "é", &"a".repeat(129)] {
+            assert_eq!(
+                AccountIdPrefix::parse(bad),
+                Err(Refusal::InvalidAccountIdPrefix)
             );
         }
     }

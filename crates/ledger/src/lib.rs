@@ -141,7 +141,9 @@ pub use catalog::{
 };
 pub use command::{AccountCommand, Effect, OrderTerms};
 pub use hold::{Allocation, Hold, HoldStatus, Settlement};
-pub use ids::{AccountId, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId};
+pub use ids::{
+    AccountId, AccountIdPrefix, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId,
+};
 pub use ledger::{Distribution, EntryType, History, LedgerEntry, LedgerQuery};
 pub use limits::{
     Amount, Currency, DEFAULT_PAGE, MAX_AMOUNT, MAX_LIVE_BUCKETS, MAX_PAGE,

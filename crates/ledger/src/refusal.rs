@@ -48,6 +48,9 @@ pub enum Refusal {
         "account id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
     )]
     InvalidAccountId,
+    /// A search prefix no account id could start with.
+    #[error("prefix must be at most 128 characters of A-Z a-z 0-9 . _ : @ -")]
+    InvalidAccountIdPrefix,
     /// An order id that is empty, too long or not printable.
     #[error("order id must be 1 to 128 printable ASCII characters without spaces")]
     InvalidOrderId,

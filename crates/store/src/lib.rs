@@ -20,7 +20,7 @@ mod records;
 mod sqlite;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, HoldId, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, AccountIdPrefix, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
 pub use columns::ACCOUNT_ID_END;
@@ -94,7 +94,7 @@ pub trait Store: Send + Sync + 'static {
     /// `after` if given, at most `limit`.
     async fn accounts_page(
         &self,
-        prefix: &str,
+        prefix: &AccountIdPrefix,
         after: Option<&AccountId>,
         limit: u32,
     ) -> Result<Vec<StoredAccount>, StoreError>;

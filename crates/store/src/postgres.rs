@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, Hold, HoldId, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -127,7 +127,7 @@ impl Store for PostgresStore {
 
     async fn accounts_page(
         &self,
-        prefix: &str,
+        prefix: &AccountIdPrefix,
         after: Option<&AccountId>,
         limit: u32,
     ) -> Result<Vec<StoredAccount>, StoreError> {
@@ -138,8 +138,8 @@ impl Store for PostgresStore {
                WHERE id COLLATE "C" >= $1 AND id COLLATE "C" < $2 AND id COLLATE "C" > $3
                ORDER BY id COLLATE "C" LIMIT $4"#,
         )
-        .bind(prefix)
-        .bind(format!("{prefix}{ACCOUNT_ID_END}"))
+        .bind(prefix.as_str())
+        .bind(format!("{}{ACCOUNT_ID_END}", prefix.as_str()))
         .bind(after.map_or("", AccountId::as_str))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)

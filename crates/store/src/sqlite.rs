@@ -21,7 +21,7 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, Hold, HoldId, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::sqlite::{
@@ -332,10 +332,11 @@ impl Store for SqliteStore {
 
     async fn accounts_page(
         &self,
-        prefix: &str,
+        prefix: &AccountIdPrefix,
         after: Option<&AccountId>,
         limit: u32,
     ) -> Result<Vec<StoredAccount>, StoreError> {
+        let prefix = prefix.as_str();
         let end = format!("{prefix}{ACCOUNT_ID_END}");
         let after = after.map_or("", AccountId::as_str);
         // Taken before the rows: a fold that ends meanwhile has written them there first.

@@ -5,9 +5,9 @@ use std::str::FromStr;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use creditd_ledger::{
-    AccountCommand, AccountId, Adjustment, Amount, CreditKind, EntryType, Expiry, Grant,
-    GrantSource, LedgerQuery, MAX_PAGE, OrderId, Payment, Purchase, PurchaseCredits, Refusal, Tier,
-    Use, count_from_json, page_limit, parse_duration, parse_time_zone,
+    AccountCommand, AccountId, AccountIdPrefix, Adjustment, Amount, CreditKind, EntryType, Expiry,
+    Grant, GrantSource, LedgerQuery, MAX_PAGE, OrderId, Payment, Purchase, PurchaseCredits,
+    Refusal, Tier, Use, count_from_json, page_limit, parse_duration, parse_time_zone,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -90,7 +90,7 @@ pub async fn list_accounts(
     caller.require_key()?;
     let Query(params) = params.map_err(|e| Problem::invalid(e.body_text()))?;
     let limit = page_limit(params.limit.as_deref().map(limit_number).transpose()?)?;
-    let prefix = params.prefix.unwrap_or_default();
+    let prefix = AccountIdPrefix::parse(params.prefix.as_deref().unwrap_or(""))?;
     let after = params
         .cursor
         .as_deref()

@@ -479,6 +479,7 @@ async fn a_sqlite_database_has_one_node_which_runs_the_jobs() {
 }
 
 async fn accounts_are_listed_by_prefix_in_id_order_page_after_page(db: Db) {
+    let prefix = |text: &str| creditd_ledger::AccountIdPrefix::parse(text).unwrap();
     let now = t("2026-11-21T10:00:00Z");
     let mut changes = Changes::default();
     for name in [
@@ -497,16 +498,16 @@ async fn accounts_are_listed_by_prefix_in_id_order_page_after_page(db: Db) {
     let names = |page: Vec<creditd_store::StoredAccount>| -> Vec<String> {
         page.iter().map(|s| s.account.id().to_string()).collect()
     };
-    let all = db.accounts_page("user", None, 10).await.unwrap();
+    let all = db.accounts_page(&prefix("user"), None, 10).await.unwrap();
     assert_eq!(names(all), ["user", "user-1", "user-10", "user-2"]);
-    let first = db.accounts_page("user-", None, 2).await.unwrap();
+    let first = db.accounts_page(&prefix("user-"), None, 2).await.unwrap();
     assert_eq!(names(first), ["user-1", "user-10"]);
     let next = db
-        .accounts_page("user-", Some(&id("user-10")), 2)
+        .accounts_page(&prefix("user-"), Some(&id("user-10")), 2)
         .await
         .unwrap();
     assert_eq!(names(next), ["user-2"]);
-    let everyone = db.accounts_page("", None, 10).await.unwrap();
+    let everyone = db.accounts_page(&prefix(""), None, 10).await.unwrap();
     assert_eq!(
         names(everyone),
         ["Z-user", "user", "user-1", "user-10", "user-2", "usex"]
