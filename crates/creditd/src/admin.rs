@@ -14,7 +14,7 @@ use crate::cli::{
 };
 use crate::client::Api;
 use crate::local;
-use crate::render::{Rows, or_blank, print, signed, when};
+use crate::render::{Rows, or_blank, print, say, signed, when};
 
 /// `creditd keys …`.
 pub async fn keys(command: KeyCommands) -> anyhow::Result<()> {
@@ -37,8 +37,7 @@ pub async fn keys(command: KeyCommands) -> anyhow::Result<()> {
             let key: ApiKeyDto = api
                 .post(&["v1", "api-keys"], &ApiKeyRequest { name, role })
                 .await?;
-            print_new_key(&key);
-            Ok(())
+            print_new_key(&key)
         }
         KeyCommands::List { remote, output } => {
             let list: ApiKeyListDto = Api::new(&remote)?.get(&["v1", "api-keys"], &[]).await?;
@@ -66,21 +65,23 @@ pub async fn keys(command: KeyCommands) -> anyhow::Result<()> {
                 bail!("there is no API key {id:?} (`creditd keys list` shows them)");
             };
             api.delete(&["v1", "api-keys", &id]).await?;
-            println!(
+            say(&format!(
                 "Revoked {} key {} ({}): it stops working now.",
                 key.role, key.id, key.name
-            );
-            Ok(())
+            ))
         }
     }
 }
 
 /// Prints a key just created, with its secret, once.
-pub fn print_new_key(key: &ApiKeyDto) {
-    println!("Created {} key {} ({}).", key.role, key.id, key.name);
-    println!("Its secret is shown only now:");
-    println!();
-    println!("    {}", key.key.as_deref().unwrap_or("(not shown)"));
+pub fn print_new_key(key: &ApiKeyDto) -> anyhow::Result<()> {
+    say(&format!(
+        "Created {} key {} ({}).\nIts secret is shown only now:\n\n    {}",
+        key.role,
+        key.id,
+        key.name,
+        key.key.as_deref().unwrap_or("(not shown)")
+    ))
 }
 
 /// `creditd account …`.
@@ -263,21 +264,22 @@ pub async fn grant(args: GrantArgs) -> anyhow::Result<()> {
         campaign: args.campaign,
         note: args.note,
     };
-    let bucket: BucketDto = api
-        .post(&["v1", "accounts", &args.account, "grants"], &request)
+    let key = args.idempotency_key.unwrap_or_else(Api::new_key);
+    let (bucket, replayed): (BucketDto, bool) = api
+        .post_once(&["v1", "accounts", &args.account, "grants"], &request, &key)
         .await?;
     let expiry = bucket
         .expires_at
         .map_or_else(|| "never expire".to_owned(), |at| format!("expire {at}"));
-    println!(
-        "{} {} credits ({}) to {}: bucket {}; they {expiry}.",
+    say(&format!(
+        "{}{} {} credits ({}) to {}: bucket {}; they {expiry}.",
+        before(replayed),
         signed(i64::try_from(bucket.granted).unwrap_or(i64::MAX)),
         bucket.kind,
         bucket.source,
         args.account,
         bucket.id,
-    );
-    Ok(())
+    ))
 }
 
 /// `creditd adjust ACCOUNT`.
@@ -289,21 +291,35 @@ pub async fn adjust(args: AdjustArgs) -> anyhow::Result<()> {
         kind: args.kind,
         reason: args.reason,
     };
-    let adjusted: AdjustmentDto = api
-        .post(&["v1", "accounts", &args.account, "adjustments"], &request)
+    let key = args.idempotency_key.unwrap_or_else(Api::new_key);
+    let (adjusted, replayed): (AdjustmentDto, bool) = api
+        .post_once(
+            &["v1", "accounts", &args.account, "adjustments"],
+            &request,
+            &key,
+        )
         .await?;
     let entry = &adjusted.entry;
     let ids: Vec<&str> = adjusted.entries.iter().map(|e| e.id.as_str()).collect();
     let direction = if entry.amount > 0 { "to" } else { "from" };
-    println!(
-        "{} {} credits {direction} {}, reason: {} (ledger {}).",
+    say(&format!(
+        "{}{} {} credits {direction} {}, reason: {} (ledger {}).",
+        before(replayed),
         signed(entry.amount),
         entry.kind,
         args.account,
         entry.note.as_deref().unwrap_or(""),
         ids.join(", ")
-    );
-    Ok(())
+    ))
+}
+
+/// How a write's sentence starts when it replays an earlier answer.
+fn before(replayed: bool) -> &'static str {
+    if replayed {
+        "Done before under this Idempotency-Key, nothing applied again: "
+    } else {
+        ""
+    }
 }
 
 /// `creditd hold …`.

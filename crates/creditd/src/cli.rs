@@ -269,6 +269,10 @@ pub struct GrantArgs {
     /// it is more often a typo than a new user).
     #[arg(long)]
     pub create: bool,
+    /// The request's Idempotency-Key (default: a new one). Give the key a failed run
+    /// printed to retry it: the change applies once however often it is sent.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
     #[command(flatten)]
     pub remote: Remote,
 }
@@ -289,6 +293,10 @@ pub struct AdjustArgs {
     /// Open the account if it does not exist.
     #[arg(long)]
     pub create: bool,
+    /// The request's Idempotency-Key (default: a new one). Give the key a failed run
+    /// printed to retry it: the change applies once however often it is sent.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
     #[command(flatten)]
     pub remote: Remote,
 }

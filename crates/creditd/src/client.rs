@@ -52,28 +52,36 @@ impl Api {
             .user_agent(concat!("creditd-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("starting the HTTP client")?;
-        Ok(Api {
-            http,
-            base,
-            key: remote.key.clone().filter(|key| !key.is_empty()),
-        })
+        let key = remote.key.clone().filter(|key| !key.is_empty());
+        if key
+            .as_deref()
+            .is_some_and(|key| !key.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            anyhow::bail!("the API key holds spaces or characters no creditd key has");
+        }
+        Ok(Api { http, base, key })
     }
 
-    /// The URL of the path made of `segments`, each percent-encoded as one segment.
-    fn url(&self, segments: &[&str]) -> Url {
+    /// The URL of the path made of `segments`, each percent-encoded as one segment. An
+    /// empty segment, `.` or `..` would not stay one segment (a URL reads the dots as
+    /// steps through the path), and no id creditd gives is one: refused.
+    fn url(&self, segments: &[&str]) -> anyhow::Result<Url> {
+        if let Some(odd) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+            anyhow::bail!("{odd:?} is no id creditd has");
+        }
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
-        url
+        Ok(url)
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
-        let request = self.http.request(method, self.url(segments));
-        match &self.key {
+    fn request(&self, method: Method, segments: &[&str]) -> anyhow::Result<RequestBuilder> {
+        let request = self.http.request(method, self.url(segments)?);
+        Ok(match &self.key {
             Some(key) => request.bearer_auth(key),
             None => request,
-        }
+        })
     }
 
     /// `GET` a path; its answer.
@@ -83,16 +91,24 @@ impl Api {
         query: &[(&str, String)],
     ) -> anyhow::Result<T> {
         let answer = self
-            .exchange(self.request(Method::GET, segments).query(query))
+            .exchange(self.request(Method::GET, segments)?.query(query))
             .await?;
         self.accept(answer).await
     }
 
-    /// `GET` a path that may name nothing: `None` on 404.
+    /// `GET` a path that may name nothing: `None` when the server says `not_found`.
     pub async fn find<T: DeserializeOwned>(&self, segments: &[&str]) -> anyhow::Result<Option<T>> {
-        let answer = self.exchange(self.request(Method::GET, segments)).await?;
+        let answer = self.exchange(self.request(Method::GET, segments)?).await?;
         if answer.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
+            let bytes = answer.bytes().await.context("reading creditd's answer")?;
+            let problem: Problem = serde_json::from_slice(&bytes).unwrap_or_default();
+            if problem.code == "not_found" {
+                return Ok(None);
+            }
+            anyhow::bail!(
+                "creditd at {} does not know this request: is it an older version?",
+                self.base
+            );
         }
         self.accept(answer).await.map(Some)
     }
@@ -104,15 +120,46 @@ impl Api {
         body: &impl Serialize,
     ) -> anyhow::Result<T> {
         let answer = self
-            .exchange(self.request(Method::POST, segments).json(body))
+            .exchange(self.request(Method::POST, segments)?.json(body))
             .await?;
         self.accept(answer).await
+    }
+
+    /// `POST` a change exactly once under `key` (its Idempotency-Key): the answer, and
+    /// whether it replays an earlier one (the change was made before; nothing twice).
+    /// Should the answer not arrive, the error says how to retry safely.
+    pub async fn post_once<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &impl Serialize,
+        key: &str,
+    ) -> anyhow::Result<(T, bool)> {
+        let request = self
+            .request(Method::POST, segments)?
+            .header("idempotency-key", key)
+            .json(body);
+        let answer = self.exchange(request).await.map_err(|error| {
+            anyhow!(
+                "{error}. The change may or may not have been made: run the same command \
+                 with --idempotency-key {key} to make sure it is made once"
+            )
+        })?;
+        let replayed = answer
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|value| value == "true");
+        Ok((self.accept(answer).await?, replayed))
+    }
+
+    /// A new Idempotency-Key for one change made from the command line.
+    pub fn new_key() -> String {
+        format!("cli-{}", hex::encode(rand::random::<[u8; 12]>()))
     }
 
     /// `DELETE` a path.
     pub async fn delete(&self, segments: &[&str]) -> anyhow::Result<()> {
         let answer = self
-            .exchange(self.request(Method::DELETE, segments))
+            .exchange(self.request(Method::DELETE, segments)?)
             .await?;
         self.accept(answer).await
     }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use creditd_ledger::Catalog;
-use creditd_server::auth::{Role, new_api_key};
+use creditd_server::auth::{MAX_KEY_NAME_LEN, Role, new_api_key};
 use creditd_server::dto::ApiKeyDto;
 use creditd_server::{CommitMode, Core, Service, clock::Clock};
 use creditd_store::{Changes, redacted};
 
 use crate::admin::print_new_key;
 use crate::cli::{Commit, ServeArgs};
+use crate::render::say;
 
 /// `creditd serve`: creates a SQLite database on the first start (README).
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -116,8 +117,7 @@ async fn open(database: &str, create: bool) -> anyhow::Result<Box<dyn creditd_st
 pub async fn migrate(database: &str, create: bool) -> anyhow::Result<()> {
     let store = open(database, create).await?;
     store.close().await;
-    println!("{}: schema up to date", redacted(database));
-    Ok(())
+    say(&format!("{}: schema up to date", redacted(database)))
 }
 
 /// `creditd keys create --database URL`: writes a new key straight into the database,
@@ -132,8 +132,8 @@ pub async fn break_glass_key(
         bail!("role {role:?} is none of admin, service, viewer");
     };
     let name = name.trim();
-    if name.is_empty() {
-        bail!("--name must say what the key is for");
+    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_LEN {
+        bail!("--name must say what the key is for in 1 to {MAX_KEY_NAME_LEN} characters");
     }
     let store = open(database, create).await?;
     let new = new_api_key(name, role, jiff::Timestamp::now());
@@ -144,6 +144,5 @@ pub async fn break_glass_key(
     let written = async { store.begin().await?.commit(&changes).await }.await;
     store.close().await;
     written.context("writing the key")?;
-    print_new_key(&ApiKeyDto::new(&new.record, Some(new.key)));
-    Ok(())
+    print_new_key(&ApiKeyDto::new(&new.record, Some(new.key)))
 }

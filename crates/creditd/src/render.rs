@@ -79,6 +79,12 @@ pub fn print(
     Ok(())
 }
 
+/// Prints what a write did: one sentence (or a few lines) on standard output.
+pub fn say(text: &str) -> anyhow::Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}")?;
+    Ok(())
+}
+
 /// Signed credits as people write them: `+30`, `−30` (a minus sign), `0`.
 pub fn signed(amount: i64) -> String {
     match amount {

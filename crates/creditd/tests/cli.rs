@@ -128,6 +128,32 @@ async fn writes_say_what_they_did_and_reads_print_tables_json_and_csv() {
         "\u{2212}5 general credits from alice, reason: typo (ledger e2)."
     );
 
+    // Sent again under the same key (as after a timeout), it applies once.
+    let once = [
+        "grant",
+        "alice",
+        "--amount",
+        "7",
+        "--idempotency-key",
+        "retry-1",
+    ];
+    assert!(cli.ok(&once).starts_with("+7 general credits"));
+    let again = cli.ok(&once);
+    assert!(
+        again.starts_with("Done before under this Idempotency-Key"),
+        "{again}"
+    );
+    cli.ok(&[
+        "adjust",
+        "alice",
+        "--amount",
+        "-7",
+        "--kind",
+        "general",
+        "--reason",
+        "retry test",
+    ]);
+
     let balance = cli.ok(&["balance", "alice"]);
     assert!(balance.contains("total 25"), "{balance}");
     assert!(balance.contains("promotion"), "{balance}");
@@ -147,13 +173,18 @@ async fn writes_say_what_they_did_and_reads_print_tables_json_and_csv() {
         "id,at,type,amount,kind,source,bucket,hold,description"
     );
     assert!(
-        lines[1].starts_with("e2,") && lines[1].contains(",adjust,-5,"),
+        lines[1].starts_with("e4,") && lines[1].contains(",adjust,-7,"),
         "{csv}"
     );
     assert!(
-        lines[2].starts_with("e1,") && lines[2].contains(",grant,+30,"),
+        lines[3].starts_with("e2,") && lines[3].contains(",adjust,-5,"),
         "{csv}"
     );
+    assert!(
+        lines[4].starts_with("e1,") && lines[4].contains(",grant,+30,"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 5, "the replayed grant made no entry: {csv}");
     let table = cli.ok(&["ledger", "alice", "--type", "grant"]);
     assert!(
         table.contains("welcome") && !table.contains("adjust"),
@@ -223,6 +254,8 @@ async fn accounts_holds_and_purchases_are_found() {
         purchase.contains("solo") && purchase.contains("499 USD"),
         "{purchase}"
     );
+    let odd = cli.fails(&["purchase", "show", ".."]);
+    assert!(odd.contains("no id creditd has"), "{odd}");
     let missing = cli.fails(&["purchase", "show", "ord-404"]);
     assert!(missing.contains("no purchase is recorded"), "{missing}");
 }

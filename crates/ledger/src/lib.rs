@@ -152,7 +152,7 @@ pub use limits::{
 };
 pub use membership::{MemberPeriod, Membership, MembershipStatus, Schedule};
 pub use refusal::Refusal;
-pub use time::{parse_duration, parse_time_zone};
+pub use time::{parse_duration, parse_time_zone, whole_micros};
 
 named_values!(
     CreditKind,

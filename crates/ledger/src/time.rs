@@ -13,6 +13,14 @@ use jiff::{Span, Timestamp, ToSpan};
 
 use crate::Refusal;
 
+/// An instant in whole microseconds (finer digits dropped). The service's clock ticks in
+/// microseconds and the store keeps them, so every instant a client sends is read at the
+/// same precision: a retry that names the same instant compares equal to the first
+/// request once that is stored, and a window bound means the same in memory as in SQL.
+pub fn whole_micros(at: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(at.as_microsecond()).unwrap_or(at)
+}
+
 /// Looks up an IANA time zone by name (e.g. `Asia/Shanghai`).
 pub fn parse_time_zone(name: &str) -> Result<TimeZone, Refusal> {
     TimeZone::get(name).map_err(|_| Refusal::InvalidTimeZone(name.to_owned()))
@@ -176,5 +184,13 @@ mod tests {
     fn unknown_time_zones_are_refused() {
         assert!(parse_time_zone("Mars/Olympus").is_err());
         assert!(parse_time_zone("Europe/Berlin").is_ok());
+    }
+
+    #[test]
+    fn instants_are_kept_in_whole_microseconds() {
+        let sent: Timestamp = "2026-03-01T00:00:00.1234567Z".parse().expect("instant");
+        let kept: Timestamp = "2026-03-01T00:00:00.123456Z".parse().expect("instant");
+        assert_eq!(whole_micros(sent), kept);
+        assert_eq!(whole_micros(kept), kept);
     }
 }

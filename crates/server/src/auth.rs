@@ -22,6 +22,9 @@ use subtle::ConstantTimeEq;
 
 use crate::answer::Problem;
 
+/// Longest API key name: a name says what a key is for, in a few words.
+pub const MAX_KEY_NAME_LEN: usize = 100;
+
 /// How long a key read from the database is trusted before it is read again. Revoking
 /// through this node takes effect at once; through another node or the CLI, within this.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(1);

@@ -6,6 +6,7 @@
 
 use std::sync::Mutex;
 
+use creditd_ledger::whole_micros;
 use jiff::{SignedDuration, Timestamp};
 
 /// Where the service's time comes from.
@@ -44,7 +45,7 @@ pub enum ClockError {
 impl Clock {
     /// A test clock starting at the system's time.
     pub fn test() -> Clock {
-        Clock::Test(Mutex::new(truncate(Timestamp::now())))
+        Clock::Test(Mutex::new(whole_micros(Timestamp::now())))
     }
 
     /// Whether this is a test clock.
@@ -55,7 +56,7 @@ impl Clock {
     /// The current instant, in whole microseconds.
     pub fn now(&self) -> Timestamp {
         match self {
-            Clock::System => truncate(Timestamp::now()),
+            Clock::System => whole_micros(Timestamp::now()),
             Clock::Test(now) => *now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
         }
     }
@@ -65,7 +66,7 @@ impl Clock {
         let Clock::Test(now) = self else {
             return Err(ClockError::NotATestClock);
         };
-        let target = truncate(target);
+        let target = whole_micros(target);
         let mut now = now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if target < *now {
             return Err(ClockBackwards { now: *now, target }.into());
@@ -82,10 +83,6 @@ impl Clock {
             .map_err(|_| ClockError::OutOfRange)?;
         self.set(target)
     }
-}
-
-fn truncate(at: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(at.as_microsecond()).unwrap_or(at)
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// The lock that keeps a SQLite database to one process could not be taken.
     #[error("the database lock: {0}")]
     Lock(String),
+    /// The store was closed and writes nothing more.
+    #[error("the store is closed")]
+    Closed,
     /// No database at a path that was to be opened, not created.
     #[error("there is no SQLite database at {0}")]
     NoDatabase(String),

@@ -104,9 +104,8 @@ impl Store for PostgresStore {
         query: &LedgerQuery,
         before: Option<u64>,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        let before = before
-            .map_or(Ok(i64::MAX), i64::try_from)
-            .map_err(corrupt)?;
+        // A number past every stored one (a crafted cursor) pages from the newest.
+        let before = before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let rows = sqlx::query(
             "SELECT number, data, format FROM history
              WHERE account_id = $1 AND kind = 'entry' AND number < $2

@@ -87,14 +87,31 @@ struct FileLock {
 
 impl FileLock {
     fn take(database: &std::path::Path) -> Result<FileLock, StoreError> {
-        let mut path = database.as_os_str().to_owned();
+        // One lock per file, however the path names it (a symbolic link, `..`).
+        let real = database.canonicalize().or_else(|_| {
+            let folder = database.parent().filter(|p| !p.as_os_str().is_empty());
+            let name = database.file_name().unwrap_or_default();
+            folder
+                .map_or_else(std::env::current_dir, |folder| folder.canonicalize())
+                .map(|folder| folder.join(name))
+        });
+        let mut path = real
+            .unwrap_or_else(|_| database.to_owned())
+            .into_os_string();
         path.push(".lock");
         let path = std::path::PathBuf::from(path);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let open = |write: bool| {
+            std::fs::OpenOptions::new()
+                .create(write)
+                .truncate(false)
+                .write(write)
+                .read(true)
+                .open(&path)
+        };
+        // A lock file made by another user (an operator's `migrate` as root) may be
+        // read-only to this one: an exclusive lock needs no write access.
+        let file = open(true)
+            .or_else(|_| open(false))
             .map_err(|error| StoreError::Lock(format!("opening {}: {error}", path.display())))?;
         match file.try_lock() {
             Ok(()) => Ok(FileLock { file }),
@@ -122,6 +139,8 @@ struct WriterConnection {
     /// A transaction was begun and not committed (its batch failed): roll it back
     /// before the next.
     in_transaction: bool,
+    /// The store was closed: it writes nothing more (its lock is released).
+    closed: bool,
     /// A commit's outcome is unknown (it failed on its way): what is kept unfolded may
     /// differ from the backlog, so the next transaction reads the backlog anew.
     stale: bool,
@@ -145,6 +164,9 @@ impl WriterConnection {
     /// Begins a write transaction (`BEGIN IMMEDIATE`: the write lock at once) and, if a
     /// commit's outcome was unknown, reads the unfolded changes anew.
     async fn begin(&mut self) -> Result<(), StoreError> {
+        if self.closed {
+            return Err(StoreError::Closed);
+        }
         self.roll_back().await;
         self.in_transaction = true;
         sqlx::query("BEGIN IMMEDIATE")
@@ -245,6 +267,7 @@ impl SqliteStore {
         let mut writer = WriterConnection {
             connection,
             in_transaction: false,
+            closed: false,
             // What a previous run left in the backlog is read by the first transaction.
             stale: true,
             last_backlog_row: 0,
@@ -265,6 +288,9 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError> {
         let mut writer = Arc::clone(&self.writer).lock_owned().await;
+        if writer.closed {
+            return Err(StoreError::Closed);
+        }
         if writer.stale {
             // The transaction begins here, to read the backlog anew within it.
             writer.begin().await?;
@@ -302,9 +328,8 @@ impl Store for SqliteStore {
             (Some(before), Some(first)) => Some(before.min(first)),
             (before, first) => before.or(first),
         };
-        let before_db = table_before
-            .map_or(Ok(i64::MAX), i64::try_from)
-            .map_err(corrupt)?;
+        // A number past every stored one (a crafted cursor) pages from the newest.
+        let before_db = table_before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut page = newest.rows;
         let wanted = usize::try_from(query.limit()).unwrap_or(usize::MAX);
         if page.len() >= wanted {
@@ -434,6 +459,7 @@ impl Store for SqliteStore {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut writer.connection)
             .await;
+        writer.closed = true;
         self.lock.release();
     }
 }

@@ -50,6 +50,10 @@ impl Batch<'_> {
                 if opened {
                     // A refused command leaves no trace, not even a new empty account.
                     *slot = Slot::default();
+                } else {
+                    // Time's effects happened whether or not the command was refused:
+                    // catching up to it recorded them, and they are kept.
+                    slot.touched = true;
                 }
                 return Err(refusal.into());
             }

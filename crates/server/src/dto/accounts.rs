@@ -29,6 +29,7 @@ pub struct MembershipRequest {
     pub plan: Option<String>,
     /// For `activate`: when the paid period ends.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "super::instant_in_micros")]
     pub period_end: Option<Timestamp>,
 }
 
@@ -44,6 +45,7 @@ pub struct GrantRequest {
     pub source: String,
     /// When the credits end (future), or
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "super::instant_in_micros")]
     pub expires_at: Option<Timestamp>,
     /// how long they last (ISO 8601, e.g. `P7D`, `PT2H`); neither: never.
     pub valid_for: Option<String>,
@@ -79,6 +81,7 @@ pub struct PurchaseRequest {
     pub paid: Option<PaidRequest>,
     /// When it was paid (default now; never in the future).
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "super::instant_in_micros")]
     pub paid_at: Option<Timestamp>,
 }
 

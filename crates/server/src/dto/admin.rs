@@ -25,6 +25,7 @@ pub struct ApiKeyRequest {
 pub struct ClockRequest {
     /// Move to this instant.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, deserialize_with = "super::instant_in_micros")]
     pub now: Option<Timestamp>,
     /// Move forward by this many seconds.
     #[schema(minimum = 0)]

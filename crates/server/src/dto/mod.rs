@@ -29,6 +29,14 @@ use crate::command::{Outcome, Refused};
 /// constants when the service writes it, owned when a client reads it.
 pub type Name = Cow<'static, str>;
 
+/// An instant a client sent, read in whole microseconds
+/// ([`creditd_ledger::whole_micros`]), for the request fields that take one.
+fn instant_in_micros<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<jiff::Timestamp>, D::Error> {
+    Ok(Option::<jiff::Timestamp>::deserialize(deserializer)?.map(creditd_ledger::whole_micros))
+}
+
 /// The answer to a command: its status and body.
 pub fn answer(result: &Result<Outcome, Refused>) -> Answer {
     let outcome = match result {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use creditd_ledger::{
     AccountCommand, AccountId, AccountIdPrefix, Adjustment, Amount, CreditKind, EntryType, Expiry,
     Grant, GrantSource, LedgerQuery, MAX_PAGE, OrderId, Payment, Purchase, PurchaseCredits,
-    Refusal, Tier, Use, count_from_json, page_limit, parse_duration, parse_time_zone,
+    Refusal, Tier, Use, count_from_json, page_limit, parse_duration, parse_time_zone, whole_micros,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -479,8 +479,10 @@ fn limit_number(text: &str) -> Result<u32, Refusal> {
         .map_err(|_| Refusal::PageLimitOutOfRange { max: MAX_PAGE })
 }
 
+/// An instant of a query, in whole microseconds as stored.
 fn instant(text: &str) -> Result<Timestamp, Problem> {
     text.parse()
+        .map(whole_micros)
         .map_err(|_| Problem::invalid(format!("{text:?} is not an RFC 3339 instant")))
 }
 

@@ -7,14 +7,11 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::extract::{Caller, Posted};
 use crate::answer::{Answer, Problem};
-use crate::auth::Role;
+use crate::auth::{MAX_KEY_NAME_LEN, Role};
 use crate::command::{ClockMove, Command};
 use crate::dto::{
     ApiKeyDto, ApiKeyListDto, ApiKeyRequest, CatalogDto, ClockDto, ClockRequest, HealthDto,
 };
-
-/// Longest API key name: a name says what a key is for, in a few words.
-pub const MAX_KEY_NAME_LEN: usize = 100;
 
 /// Features, plans, packages and policies in force.
 #[utoipa::path(get, path = "/v1/catalog", tag = "service",

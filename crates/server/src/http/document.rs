@@ -21,8 +21,7 @@ use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::{OpenApi, RefOr};
 
 use super::accounts::MEMBERSHIP_ACTIONS;
-use super::admin::MAX_KEY_NAME_LEN;
-use crate::auth::{Role, TOKEN_TTL_MAX_SECONDS};
+use crate::auth::{MAX_KEY_NAME_LEN, Role, TOKEN_TTL_MAX_SECONDS};
 
 /// A field's range: numbers from `min` to `max`, or texts of `min` to `max` characters.
 enum Range {

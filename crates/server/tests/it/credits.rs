@@ -441,3 +441,59 @@ async fn the_ledger_records_time_effects_before_it_is_read() {
     assert_eq!(app.balance("x1").await["total"], 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_command_still_records_the_time_effects_it_caught_up_on() {
+    let app = app().await;
+    app.post(
+        "/v1/accounts/late/grants",
+        json!({"kind": "general", "amount": 10, "source": "promotion", "valid_for": "PT1H"}),
+    )
+    .await
+    .expect(201);
+    app.advance(2 * 3600).await;
+    // The promotion expired an hour ago; the charge finds nothing to pay with.
+    app.post("/v1/accounts/late/charges", json!({"feature": "ai_model"}))
+        .await
+        .problem(402, "insufficient_credits");
+    // The store has the expiry already: the refusal's catch-up was kept, not redone by
+    // whoever writes next.
+    let id = creditd_ledger::AccountId::parse("late").unwrap();
+    let stored = app.service.core.store.account(&id).await.unwrap().unwrap();
+    assert!(stored.account.buckets().is_empty(), "{:?}", stored.account);
+    assert_eq!(stored.entry_seq, 2, "the grant and its expiry");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_instant_finer_than_a_microsecond_names_the_same_purchase_on_a_retry() {
+    let app = app().await;
+    let end = app.now().await + jiff::SignedDuration::from_hours(24 * 30);
+    app.post(
+        "/v1/accounts/fine/membership",
+        json!({"action": "activate", "period_end": end.to_string()}),
+    )
+    .await
+    .expect(200);
+    // Seven fractional digits, as .NET writes them; the store keeps microseconds.
+    let now = app.now().await.as_microsecond();
+    let seconds = jiff::Timestamp::from_second(now.div_euclid(1_000_000)).unwrap();
+    let micros = now.rem_euclid(1_000_000);
+    let paid_at = format!(
+        "{}.{micros:06}1Z",
+        seconds.to_string().trim_end_matches('Z')
+    );
+    let body = json!({"order_id": "o-fine", "credits": 5, "paid_at": paid_at});
+    let first = app
+        .post("/v1/accounts/fine/purchases", body.clone())
+        .await
+        .expect(201);
+    app.advance(1).await;
+    // Folded or not, the retry is the same purchase and answers the first body.
+    let again = app
+        .post("/v1/accounts/fine/purchases", body)
+        .await
+        .expect(200);
+    assert_eq!(first, again);
+    app.stop().await;
+}

@@ -180,7 +180,23 @@ async fn one_store_at_a_time_opens_a_database_file() {
         matches!(second, Err(StoreError::InUse(_))),
         "a second writer would not see what the first keeps unfolded"
     );
+    // However the path names the file.
+    let dir = std::path::Path::new(file.url.trim_start_matches("sqlite://"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let roundabout = format!(
+        "sqlite://{}/../{}/test.db",
+        dir.display(),
+        dir.file_name().unwrap().to_string_lossy()
+    );
+    assert!(matches!(
+        creditd_store::open(&roundabout).await,
+        Err(StoreError::InUse(_))
+    ));
     server.close().await;
+    // Closed, it writes nothing more, so the lock it let go of stays true.
+    assert!(matches!(server.begin().await, Err(StoreError::Closed)));
     // Closed, the file opens again, in this process or another.
     let again = open(&file).await;
     again.close().await;
