@@ -60,7 +60,8 @@ pub struct Output {
 pub enum Commands {
     /// Serve the HTTP API.
     Serve(ServeArgs),
-    /// Create the database or bring its schema up to date, then exit.
+    /// Bring the database's schema up to date (with --create, make a new SQLite file
+    /// first), then exit.
     Migrate {
         #[command(flatten)]
         db: Database,

@@ -587,6 +587,19 @@ mod tests {
                 }
                 backlog.insert(last_row, rows);
                 unfolded.add(batch).unwrap();
+                // What a ledger page takes from memory: each account's unfolded entries
+                // are a run without gaps that ends at its newest.
+                for (name, last) in &seqs {
+                    let id = AccountId::parse(name).unwrap();
+                    let kept: Vec<u64> = unfolded
+                        .entries
+                        .range((id.clone(), 0)..=(id, u64::MAX))
+                        .map(|((_, seq), _)| *seq)
+                        .collect();
+                    if let Some(first) = kept.first() {
+                        prop_assert_eq!(&kept, &(*first..=*last).collect::<Vec<_>>(), "{}", name);
+                    }
+                }
             }
             // Every row's newest version is kept unfolded or in the tables, and what is
             // kept unfolded is the newest.
