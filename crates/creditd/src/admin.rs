@@ -253,8 +253,8 @@ async fn check_account(api: &Api, account: &str, create: bool) -> anyhow::Result
 
 /// `creditd grant ACCOUNT`.
 pub async fn grant(args: GrantArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.remote)?;
-    check_account(&api, &args.account, args.create).await?;
+    let api = Api::new(&args.write.remote)?;
+    check_account(&api, &args.account, args.write.create).await?;
     let request = GrantRequest {
         kind: args.kind,
         amount: args.amount,
@@ -264,7 +264,7 @@ pub async fn grant(args: GrantArgs) -> anyhow::Result<()> {
         campaign: args.campaign,
         note: args.note,
     };
-    let key = args.idempotency_key.unwrap_or_else(Api::new_key);
+    let key = args.write.idempotency_key.unwrap_or_else(Api::new_key);
     let (bucket, replayed): (BucketDto, bool) = api
         .post_once(&["v1", "accounts", &args.account, "grants"], &request, &key)
         .await?;
@@ -284,14 +284,14 @@ pub async fn grant(args: GrantArgs) -> anyhow::Result<()> {
 
 /// `creditd adjust ACCOUNT`.
 pub async fn adjust(args: AdjustArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.remote)?;
-    check_account(&api, &args.account, args.create).await?;
+    let api = Api::new(&args.write.remote)?;
+    check_account(&api, &args.account, args.write.create).await?;
     let request = AdjustmentRequest {
         amount: args.amount,
         kind: args.kind,
         reason: args.reason,
     };
-    let key = args.idempotency_key.unwrap_or_else(Api::new_key);
+    let key = args.write.idempotency_key.unwrap_or_else(Api::new_key);
     let (adjusted, replayed): (AdjustmentDto, bool) = api
         .post_once(
             &["v1", "accounts", &args.account, "adjustments"],

@@ -45,6 +45,21 @@ pub struct Remote {
     pub key: Option<String>,
 }
 
+/// What every write on an account takes besides its own fields.
+#[derive(Args, Clone)]
+pub struct Write {
+    /// Open the account if it does not exist (without this, an unknown id is refused:
+    /// it is more often a typo than a new user).
+    #[arg(long)]
+    pub create: bool,
+    /// The request's Idempotency-Key (default: a new one). Give the key a failed run
+    /// printed to retry it: the change applies once however often it is sent.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
 /// How a read prints what it found.
 #[derive(Args, Clone, Copy)]
 pub struct Output {
@@ -266,16 +281,8 @@ pub struct GrantArgs {
     /// A note for the ledger.
     #[arg(long)]
     pub note: Option<String>,
-    /// Open the account if it does not exist (without this, an unknown id is refused:
-    /// it is more often a typo than a new user).
-    #[arg(long)]
-    pub create: bool,
-    /// The request's Idempotency-Key (default: a new one). Give the key a failed run
-    /// printed to retry it: the change applies once however often it is sent.
-    #[arg(long, value_name = "KEY")]
-    pub idempotency_key: Option<String>,
     #[command(flatten)]
-    pub remote: Remote,
+    pub write: Write,
 }
 
 #[derive(Args)]
@@ -291,13 +298,6 @@ pub struct AdjustArgs {
     /// Why (kept in the ledger).
     #[arg(long)]
     pub reason: String,
-    /// Open the account if it does not exist.
-    #[arg(long)]
-    pub create: bool,
-    /// The request's Idempotency-Key (default: a new one). Give the key a failed run
-    /// printed to retry it: the change applies once however often it is sent.
-    #[arg(long, value_name = "KEY")]
-    pub idempotency_key: Option<String>,
     #[command(flatten)]
-    pub remote: Remote,
+    pub write: Write,
 }
