@@ -19,8 +19,8 @@ use jiff::{Timestamp, ToSpan};
 
 use crate::limits::{Amount, MAX_LIVE_BUCKETS, check_text};
 use crate::{
-    AccountId, Bucket, BucketId, Catalog, CreditKind, EntryType, History, Hold, HoldId, HoldStatus,
-    LedgerEntry, Membership, MembershipStatus, Refusal, Source, time,
+    AccountId, Bucket, BucketId, Catalog, CreditKind, EntryType, EventKind, History, Hold, HoldId,
+    HoldStatus, LedgerEntry, Membership, MembershipStatus, Refusal, Source, time,
 };
 
 mod bookkeeping;
@@ -52,6 +52,31 @@ pub struct Account {
     last_daily_login: Option<Date>,
     next_bucket: u64,
     next_hold: u64,
+    /// The account's own low-balance threshold; `None`: the policy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    low_balance_threshold: Option<Threshold>,
+    /// The sequence number of the account's next event. States stored before events
+    /// existed have none and start at 1.
+    #[serde(default = "first_event", skip_serializing_if = "is_first_event")]
+    next_event: u64,
+}
+
+/// An account's own setting of its low-balance threshold (SPEC §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Threshold {
+    /// No `balance.low` events for this account, whatever the policy.
+    Off,
+    /// `balance.low` when the total falls below this.
+    Below(u64),
+}
+
+fn first_event() -> u64 {
+    1
+}
+
+fn is_first_event(next: &u64) -> bool {
+    *next == 1
 }
 
 impl Account {
@@ -68,6 +93,8 @@ impl Account {
             last_daily_login: None,
             next_bucket: 1,
             next_hold: 1,
+            low_balance_threshold: None,
+            next_event: first_event(),
         }
     }
 
@@ -82,11 +109,13 @@ impl Account {
         history: &'a mut History,
     ) -> Moment<'a> {
         let now = now.max(self.as_of);
+        let total_seen = self.total();
         let mut moment = Moment {
             account: self,
             catalog,
             now,
             history,
+            total_seen,
         };
         moment.catch_up();
         moment
@@ -128,6 +157,30 @@ impl Account {
     /// The local date of the last daily login that counted.
     pub fn last_daily_login(&self) -> Option<Date> {
         self.last_daily_login
+    }
+    /// The account's own low-balance threshold setting; `None`: the policy's.
+    pub fn threshold_setting(&self) -> Option<Threshold> {
+        self.low_balance_threshold
+    }
+    /// The low-balance threshold in force: the account's own, else the policy's.
+    pub fn low_balance_threshold(&self, catalog: &Catalog) -> Option<u64> {
+        match self.low_balance_threshold {
+            Some(Threshold::Off) => None,
+            Some(Threshold::Below(threshold)) => Some(threshold),
+            None => catalog.policies().low_balance_threshold,
+        }
+    }
+    /// Events recorded so far: the next is number `events_recorded() + 1`.
+    pub fn events_recorded(&self) -> u64 {
+        self.next_event.saturating_sub(1)
+    }
+    /// general available + agent available (SPEC §6's `total`), without building the
+    /// whole balance: credits left in buckets that are not frozen.
+    pub fn total(&self) -> u64 {
+        self.buckets
+            .iter()
+            .filter(|b| !self.is_frozen(b))
+            .fold(0, |sum, b| sum.saturating_add(b.remaining))
     }
     /// Whether `bucket` is frozen now: a freezing source while not a member.
     pub fn is_frozen(&self, bucket: &Bucket) -> bool {
@@ -242,7 +295,15 @@ impl Account {
         let distribution = membership.next_distribution().map(|(at, _)| at);
         let hold = self.holds.iter().map(|h| h.expires_at).min();
         let bucket = self.buckets.iter().filter_map(|b| b.expires_at).min();
-        [lapse, distribution, hold, bucket]
+        // A notice instant at or before `as_of` was given (or passed while the bucket was
+        // empty): only later ones are still to come.
+        let notice = self
+            .buckets
+            .iter()
+            .filter_map(|b| b.notice_at)
+            .filter(|at| *at > self.as_of)
+            .min();
+        [lapse, distribution, hold, bucket, notice]
             .into_iter()
             .flatten()
             .min()
@@ -264,6 +325,8 @@ pub struct Moment<'a> {
     catalog: &'a Catalog,
     now: Timestamp,
     history: &'a mut History,
+    /// The total as last observed, to tell when it falls (`balance.low`, `balance.depleted`).
+    total_seen: u64,
 }
 
 /// A state the rules can never produce: a bug, or a store that returned another state
@@ -306,6 +369,15 @@ impl<'a> Moment<'a> {
         self.account.time_zone = zone;
     }
 
+    /// Sets the account's own low-balance threshold: `Some(n)` (n ≥ 1), or `None` for
+    /// no `balance.low` events whatever the policy.
+    pub fn set_low_balance_threshold(&mut self, threshold: Option<Amount>) {
+        self.account.low_balance_threshold = Some(match threshold {
+            Some(threshold) => Threshold::Below(threshold.get()),
+            None => Threshold::Off,
+        });
+    }
+
     /// Starts a trial of `plan`: trial credits at once, until now + trial_days.
     pub fn start_trial(&mut self, plan: &str) -> Result<(), Refusal> {
         let plan = self.catalog.plan(plan)?;
@@ -313,9 +385,11 @@ impl<'a> Moment<'a> {
             return Err(Refusal::TrialNotAvailable);
         }
         let trial_end = self.add_in_zone(self.now, i64::from(plan.trial_days).days())?;
+        let previous = self.account.membership.clone();
         self.account
             .membership
             .start_trial(Arc::clone(&plan.name), self.now, trial_end);
+        self.record_membership_change(previous);
         if plan.trial_credits > 0 {
             let bucket = self.add_bucket(
                 CreditKind::General,
@@ -335,6 +409,7 @@ impl<'a> Moment<'a> {
         if period_end <= self.now {
             return Err(Refusal::PeriodEndNotInFuture);
         }
+        let previous = self.account.membership.clone();
         let membership = &mut self.account.membership;
         match membership.status {
             MembershipStatus::Active => match Some(period_end).cmp(&membership.period_end) {
@@ -342,12 +417,14 @@ impl<'a> Moment<'a> {
                 Ordering::Equal => Ok(()),
                 Ordering::Greater => {
                     membership.renew(plan, period_end);
+                    self.record_membership_change(previous);
                     Ok(())
                 }
             },
             status => {
                 let zone = self.account.time_zone.clone();
                 membership.start_paid(plan, self.now, period_end, zone);
+                self.record_membership_change(previous);
                 if status == MembershipStatus::Lapsed {
                     self.record_freezing(EntryType::Unfreeze);
                 }
@@ -449,13 +526,15 @@ impl<'a> Moment<'a> {
         if !self.account.membership.is_member() {
             self.push_freezing(EntryType::Freeze, bucket_id);
         }
-        Ok(PurchaseReceipt {
+        let receipt = PurchaseReceipt {
             order_id,
             credits,
             bucket_id,
             paid_at,
             expires_at,
-        })
+        };
+        self.record_event(EventKind::PurchaseRecorded(receipt.clone()));
+        Ok(receipt)
     }
 
     /// Reserves the cost of a use: from eligible buckets in consumption order, all or

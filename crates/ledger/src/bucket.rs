@@ -75,6 +75,11 @@ pub struct Bucket {
     pub(crate) granted_at: Timestamp,
     pub(crate) expires_at: Option<Timestamp>,
     pub(crate) campaign: Option<Arc<str>>,
+    /// When `credits.expiring_soon` is due (SPEC §9), fixed at the grant; `None` for a
+    /// bucket that never ends, or whose validity is no longer than the notice (and for
+    /// buckets stored before events existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) notice_at: Option<Timestamp>,
 }
 
 impl Bucket {
@@ -105,6 +110,10 @@ impl Bucket {
     /// When its credits expire; `None` never.
     pub fn expires_at(&self) -> Option<Timestamp> {
         self.expires_at
+    }
+    /// When its `credits.expiring_soon` notice is due, if it gets one.
+    pub fn notice_at(&self) -> Option<Timestamp> {
+        self.notice_at
     }
     /// The promotion campaign it came with, if any.
     pub fn campaign(&self) -> Option<&str> {
@@ -142,6 +151,7 @@ mod tests {
             granted_at: granted_at.parse().expect("time"),
             expires_at: expires_at.map(|t| t.parse().expect("time")),
             campaign: None,
+            notice_at: None,
         }
     }
 

@@ -166,6 +166,12 @@ pub struct Policies {
     pub hold_ttl_max_seconds: u32,
     /// Zone of an account created without one.
     pub default_time_zone: TimeZone,
+    /// How long before a bucket's end `credits.expiring_soon` is told (default 7
+    /// calendar days in the account's zone).
+    pub expiry_notice: Span,
+    /// `balance.low` below this total for accounts that set no threshold of their own
+    /// (default none).
+    pub low_balance_threshold: Option<u64>,
 }
 
 /// Everything configurable about prices and plans; see the module docs.

@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::{
-    Account, AccountId, Adjustment, Bucket, Catalog, DailyLogin, Grant, Hold, HoldId, LedgerEntry,
-    Moment, OrderId, Purchase, PurchaseReceipt, Refusal, Use,
+    Account, AccountId, Adjustment, Amount, Bucket, Catalog, DailyLogin, Grant, Hold, HoldId,
+    LedgerEntry, Moment, OrderId, Purchase, PurchaseReceipt, Refusal, Use,
 };
 
 /// One write on one account.
@@ -22,6 +22,9 @@ pub enum AccountCommand {
     Open {
         /// The zone; `None` keeps the account's (or, opening it, the default).
         time_zone: Option<TimeZone>,
+        /// The account's own low-balance threshold: `Some(Some(n))` sets it,
+        /// `Some(None)` turns `balance.low` off for the account, `None` keeps it.
+        low_balance_threshold: Option<Option<Amount>>,
     },
     /// Start a trial of a plan (default: the catalog's first).
     StartTrial {
@@ -114,6 +117,7 @@ impl AccountCommand {
         let zone = match self {
             AccountCommand::Open {
                 time_zone: Some(zone),
+                ..
             } => zone.clone(),
             _ => catalog.policies().default_time_zone.clone(),
         };
@@ -124,10 +128,22 @@ impl AccountCommand {
 impl Moment<'_> {
     /// Runs `command`: it applies completely, or is refused and changes nothing.
     pub fn apply(&mut self, command: &AccountCommand) -> Result<Effect, Refusal> {
+        let effect = self.run(command)?;
+        self.observe_balance();
+        Ok(effect)
+    }
+
+    fn run(&mut self, command: &AccountCommand) -> Result<Effect, Refusal> {
         Ok(match command {
-            AccountCommand::Open { time_zone } => {
+            AccountCommand::Open {
+                time_zone,
+                low_balance_threshold,
+            } => {
                 if let Some(zone) = time_zone {
                     self.set_time_zone(zone.clone());
+                }
+                if let Some(threshold) = low_balance_threshold {
+                    self.set_low_balance_threshold(*threshold);
                 }
                 Effect::Account
             }
@@ -212,7 +228,7 @@ impl OrderTerms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Amount, CreditKind, Expiry, GrantSource, History, PurchaseCredits};
+    use crate::{CreditKind, Expiry, GrantSource, History, PurchaseCredits};
 
     fn at(text: &str) -> Timestamp {
         text.parse().expect("instant")
@@ -227,7 +243,10 @@ mod tests {
         let catalog = Catalog::default();
         let now = at("2026-03-01T00:00:00Z");
         let opening = [
-            AccountCommand::Open { time_zone: None },
+            AccountCommand::Open {
+                time_zone: None,
+                low_balance_threshold: None,
+            },
             AccountCommand::DailyLogin,
             AccountCommand::Cancel,
             AccountCommand::PlaceHold(Use::default()),
@@ -259,6 +278,7 @@ mod tests {
         let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").expect("zone");
         let named = AccountCommand::Open {
             time_zone: Some(shanghai.clone()),
+            low_balance_threshold: None,
         };
         let opened = named.open(id("a"), &catalog, now).expect("opens");
         assert_eq!(opened.time_zone(), &shanghai);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::limits::page_limit;
-use crate::{BucketId, CreditKind, Hold, HoldId, OrderId, Refusal, Source};
+use crate::{BucketId, CreditKind, Event, Hold, HoldId, OrderId, Refusal, Source};
 
 /// What happened to a bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
@@ -159,6 +159,8 @@ pub struct History {
     pub settled_holds: Vec<Hold>,
     /// Distributions made.
     pub distributions: Vec<Distribution>,
+    /// Events, in the order of their effects (their sequence numbers).
+    pub events: Vec<Event>,
 }
 
 impl History {
@@ -167,6 +169,7 @@ impl History {
         self.entries.clear();
         self.settled_holds.clear();
         self.distributions.clear();
+        self.events.clear();
     }
 }
 

@@ -121,6 +121,7 @@ mod balance;
 mod bucket;
 mod catalog;
 mod command;
+mod event;
 mod hold;
 mod ids;
 mod ledger;
@@ -131,7 +132,7 @@ mod time;
 
 pub use account::{
     Account, Adjustment, DailyLogin, Expiry, Grant, GrantSource, InvariantViolation, Moment,
-    Purchase, PurchaseCredits, PurchaseReceipt, Use,
+    Purchase, PurchaseCredits, PurchaseReceipt, Threshold, Use,
 };
 pub use balance::{AgentBalance, Balance, BalanceBucket, GeneralBalance, NextExpiry};
 pub use bucket::{Bucket, CreditKind, Source};
@@ -140,6 +141,7 @@ pub use catalog::{
     Policies, Price, Tier,
 };
 pub use command::{AccountCommand, Effect, OrderTerms};
+pub use event::{Event, EventKind, EventType};
 pub use hold::{Allocation, Hold, HoldStatus, Settlement};
 pub use ids::{
     AccountId, AccountIdPrefix, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId,
@@ -160,7 +162,8 @@ named_values!(
     Tier,
     HoldStatus,
     EntryType,
-    MembershipStatus
+    MembershipStatus,
+    EventType
 );
 
 #[cfg(test)]
@@ -193,5 +196,6 @@ mod tests {
         round_trips(HoldStatus::ALL, HoldStatus::as_str);
         round_trips(EntryType::ALL, EntryType::as_str);
         round_trips(MembershipStatus::ALL, MembershipStatus::as_str);
+        round_trips(EventType::ALL, EventType::as_str);
     }
 }

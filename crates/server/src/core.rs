@@ -25,6 +25,9 @@ pub struct Core {
     pub auth: Authenticator,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Told when a commit recorded events: the webhook worker looks for deliveries at
+    /// once instead of at its next poll.
+    pub events_recorded: tokio::sync::Notify,
 }
 
 /// What `Core::open` did on an empty database.
@@ -73,6 +76,7 @@ impl Core {
             clock: Arc::new(clock),
             auth: Authenticator::new(env_admin_key, &secret),
             metrics: Metrics::default(),
+            events_recorded: tokio::sync::Notify::new(),
         };
         Ok((core, first_start))
     }

@@ -96,6 +96,9 @@ fn body_to_store(result: &Result<Outcome, Refused>, answer: &Answer) -> Option<S
     if answer.is_server_error() {
         return None;
     }
+    // A webhook secret is kept in the database to sign with, so a replay of the answer
+    // that showed it (a creation, a rotation) shows it again: a client whose answer was
+    // lost gets it by retrying. An API key's secret is never kept.
     Some(match result {
         Ok(Outcome::KeyCreated { record, .. }) => dto::key_created_without_secret(record).body,
         _ => answer.body.clone(),

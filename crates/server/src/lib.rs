@@ -20,6 +20,7 @@ pub mod http;
 pub mod idempotency;
 pub mod jobs;
 pub mod metrics;
+pub mod webhooks;
 pub mod writer;
 
 use std::future::Future;
@@ -56,6 +57,7 @@ pub struct Service {
     pub writer: Writer,
     writer_task: tokio::task::JoinHandle<()>,
     jobs: jobs::Jobs,
+    deliveries: webhooks::Deliveries,
 }
 
 impl Service {
@@ -64,11 +66,13 @@ impl Service {
         let core = Arc::new(core);
         let (writer, writer_task) = Writer::start(Arc::clone(&core), mode.max_batch());
         let jobs = jobs::Jobs::start(Arc::clone(&core), writer.clone());
+        let deliveries = webhooks::Deliveries::start(Arc::clone(&core));
         Service {
             core,
             writer,
             writer_task,
             jobs,
+            deliveries,
         }
     }
 
@@ -97,6 +101,7 @@ impl Service {
 
     /// Stops the jobs, lets the writer finish what it was given, closes the database.
     pub async fn stop(self) {
+        self.deliveries.stop().await;
         self.jobs.stop().await;
         drop(self.writer);
         // The writer ends once every handle is gone and its queue is empty.

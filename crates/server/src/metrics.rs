@@ -4,11 +4,13 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use creditd_ledger::EntryType;
-use creditd_store::Changes;
+use creditd_store::{Changes, DeliveryState};
 
 /// Labels of an HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -19,6 +21,21 @@ pub struct RouteLabels {
     pub method: String,
     /// The answer's status code.
     pub status: u16,
+}
+
+/// Labels of an events counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event_type: &'static str,
+}
+
+/// Labels of a webhook attempt counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    /// `delivered`, `retrying` or `failed`.
+    outcome: &'static str,
+    /// The receiver's status class (`2xx`, `5xx`), or `none` when it did not answer.
+    status: &'static str,
 }
 
 /// Labels of a credit counter.
@@ -39,6 +56,10 @@ pub struct Metrics {
     refunded: Family<KindLabels, Counter>,
     expired: Family<KindLabels, Counter>,
     batch_size: Histogram,
+    events: Family<EventLabels, Counter>,
+    attempts: Family<AttemptLabels, Counter>,
+    oldest_undelivered: Gauge<f64, AtomicU64>,
+    jobs_lag: Gauge<f64, AtomicU64>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -89,6 +110,30 @@ impl Default for Metrics {
             "Commands per group commit",
             batch_size.clone(),
         );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events_recorded",
+            "Events recorded, by type",
+            events.clone(),
+        );
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts, by outcome and the receiver's status class",
+            attempts.clone(),
+        );
+        let oldest_undelivered = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "webhook_oldest_undelivered_age_seconds",
+            "Age of the oldest event not yet delivered to every endpoint that receives it",
+            oldest_undelivered.clone(),
+        );
+        let jobs_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "background_lag_seconds",
+            "How long the oldest time effect the sweeper found due had been due",
+            jobs_lag.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -98,6 +143,10 @@ impl Default for Metrics {
             refunded,
             expired,
             batch_size,
+            events,
+            attempts,
+            oldest_undelivered,
+            jobs_lag,
         }
     }
 }
@@ -112,6 +161,13 @@ impl Metrics {
     /// Counts what a committed batch of `commands` did to credits.
     pub fn committed(&self, commands: usize, changes: &Changes) {
         self.batch_size.observe(commands as f64);
+        for event in &changes.events {
+            self.events
+                .get_or_create(&EventLabels {
+                    event_type: event.event_type.as_str(),
+                })
+                .inc();
+        }
         for (_, stored) in &changes.entries {
             let entry = &stored.entry;
             let family = match entry.entry_type {
@@ -127,6 +183,35 @@ impl Metrics {
                 })
                 .inc_by(entry.amount.unsigned_abs());
         }
+    }
+
+    /// Counts one webhook attempt by what became of its delivery.
+    pub fn webhook_attempt(&self, state: DeliveryState, status: Option<u16>) {
+        let outcome = match state {
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Pending => "retrying",
+            DeliveryState::Failed => "failed",
+        };
+        let status = match status {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(_) => "5xx",
+            None => "none",
+        };
+        self.attempts
+            .get_or_create(&AttemptLabels { outcome, status })
+            .inc();
+    }
+
+    /// Sets the age of the oldest undelivered event (0 when there is none).
+    pub fn set_oldest_undelivered(&self, seconds: f64) {
+        self.oldest_undelivered.set(seconds);
+    }
+
+    /// Sets how far behind the clock the sweeper found the oldest due effect.
+    pub fn set_jobs_lag(&self, seconds: f64) {
+        self.jobs_lag.set(seconds);
     }
 
     /// The text exposition.

@@ -125,6 +125,9 @@ async fn commit(core: &Core, submissions: &[&Submission]) -> Result<Vec<Reply>, 
     // Committed even when empty: it ends the transaction the reads began.
     tx.commit(&changes).await?;
     core.metrics.committed(submissions.len(), &changes);
+    if !changes.events.is_empty() || !changes.redeliveries.is_empty() {
+        core.events_recorded.notify_one();
+    }
     after_commit.apply(core);
     Ok(replies)
 }

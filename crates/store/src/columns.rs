@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use creditd_ledger::{Account, AccountId, BucketId, Currency, Hold, LedgerEntry, OrderId, Payment};
+use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -176,7 +177,7 @@ pub(crate) mod sql {
         paid_at_requested, expires_at, amount_minor, currency, recorded_at
         FROM purchases WHERE order_id = $1";
     /// Accounts with an effect due by `$1`, at most `$2`.
-    pub(crate) const DUE_ACCOUNTS: &str = "SELECT account_id FROM account_due
+    pub(crate) const DUE_ACCOUNTS: &str = "SELECT account_id, next_effect_at FROM account_due
         WHERE next_effect_at <= $1 ORDER BY next_effect_at LIMIT $2";
     /// An API key by id (`api_key`).
     pub(crate) const API_KEY: &str = "SELECT id, name, role, secret_hash, created_at, revoked_at
@@ -212,6 +213,19 @@ pub(crate) fn key_label(key: &IdempotencyKey) -> String {
 /// A count or number kept as a signed integer column, read back: negative is corrupt.
 pub(crate) fn unsigned(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(corrupt)
+}
+
+/// A row of `account_due` (`account_id, next_effect_at`).
+pub(crate) fn due_account<'r, R: Row>(row: &'r R) -> Result<(AccountId, Timestamp), StoreError>
+where
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((
+        AccountId::parse(row.try_get::<&str, _>(0)?).map_err(corrupt)?,
+        from_db(row.try_get(1)?)?,
+    ))
 }
 
 /// An account row read back, checked.

@@ -14,6 +14,7 @@
 //! the rules could not have produced is reported as [`StoreError::Corrupt`], never used.
 
 mod columns;
+mod events;
 mod instant;
 mod postgres;
 mod records;
@@ -24,10 +25,12 @@ use creditd_ledger::{AccountId, AccountIdPrefix, HoldId, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
 pub use columns::ACCOUNT_ID_END;
+pub use events::DELIVERY_LEASE_SECONDS;
 pub use postgres::PostgresStore;
 pub use records::{
-    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord,
-    StoredAccount, StoredEntry, entry_number,
+    ApiKeyRecord, AttemptRecord, BatchReads, Changes, ClaimedDelivery, DeliveryState, EventFilter,
+    EventRecord, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Redelivery, StoredAccount,
+    StoredEntry, StoredEvent, WebhookEndpoint, entry_number,
 };
 pub use sqlite::SqliteStore;
 
@@ -61,9 +64,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
-/// The storage interface: reads for the views, and batched write transactions.
+/// The storage interface: reads for the views, and batched write transactions; events
+/// and their webhook deliveries are its [`EventStore`] part.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EventStore + Send + Sync + 'static {
     /// Opens a write transaction. Writers are serialized: on one database at most one
     /// transaction writes a given account at a time.
     async fn begin(&self) -> Result<Box<dyn WriteTransaction>, StoreError>;
@@ -105,8 +109,13 @@ pub trait Store: Send + Sync + 'static {
     /// The purchase recorded under an order id.
     async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError>;
 
-    /// Accounts with a time-based effect due at or before `now`, at most `limit`.
-    async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError>;
+    /// Accounts with a time-based effect due at or before `now`, at most `limit`, the
+    /// longest due first, each with when its effect was due.
+    async fn due_accounts(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(AccountId, Timestamp)>, StoreError>;
 
     /// One API key by id, revoked or not.
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
@@ -129,6 +138,79 @@ pub trait Store: Send + Sync + 'static {
 
     /// Waits for readers and the writer to finish and closes the database.
     async fn close(&self);
+}
+
+/// Events and webhook deliveries (SPEC §9). Events are written by a batch's commit
+/// ([`Changes::events`]), in the same transaction as their effect; these are their
+/// reads, and the delivery tables, which the webhook worker writes in transactions of
+/// their own.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Events after position `after` (from the first kept if `None`) in the order they
+    /// were committed, at most `limit`, only those `filter` lets through. A consumer that
+    /// pages on from the last position it saw misses none: no event is ever committed
+    /// behind one already visible.
+    async fn events_page(
+        &self,
+        after: Option<u64>,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// One event, by its account and number.
+    async fn event(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Forgets events recorded before `before`, with their deliveries and attempts;
+    /// returns how many events.
+    async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// The webhook endpoints not deleted, oldest first.
+    async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError>;
+
+    /// One webhook endpoint, deleted or not.
+    async fn webhook_endpoint(&self, id: &str) -> Result<Option<WebhookEndpoint>, StoreError>;
+
+    /// Hands up to `limit` events not yet handed out to the endpoints that receive them:
+    /// a delivery each, due at `now`. Returns how many events it handed out; the jobs'
+    /// node calls it until that is 0.
+    async fn dispatch_events(&self, now: Timestamp, limit: u32) -> Result<u32, StoreError>;
+
+    /// Claims up to `limit` deliveries to `endpoint_id` due by `now` (the service clock) that no node
+    /// holds: each is held by `holder` until `lease_until` (the wall clock, in
+    /// microseconds since the epoch), then may be claimed again, so a node that dies
+    /// mid-delivery loses nothing. Deliveries of deleted endpoints are never claimed.
+    async fn claim_deliveries(
+        &self,
+        endpoint_id: &str,
+        now: Timestamp,
+        holder: &str,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Records attempts made by `holder` and what became of each delivery.
+    async fn record_attempts(
+        &self,
+        holder: &str,
+        attempts: &[AttemptRecord],
+    ) -> Result<(), StoreError>;
+
+    /// An endpoint's attempts, newest first; before `before` (an attempt's `number`)
+    /// if given.
+    async fn attempts_page(
+        &self,
+        endpoint_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// When the oldest event not yet delivered to every endpoint that receives it was
+    /// recorded (handed out or not); `None` when there is none.
+    async fn oldest_undelivered(&self) -> Result<Option<Timestamp>, StoreError>;
 }
 
 /// One write transaction: lock, read, then commit everything at once.

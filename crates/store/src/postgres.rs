@@ -11,6 +11,8 @@
 //! A commit returns once PostgreSQL has flushed it (`synchronous_commit` on, its
 //! default). Rows go in as arrays (`unnest`): a batch's usual rows in one statement.
 
+mod events;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +25,9 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::columns::{
-    FORMAT, HistoryRow, api_key, corrupt, due_changes, encode, history_rows, idempotency_record,
-    key_label, purchase_record, record_account, settled_hold, sql, stored_account, stored_entry,
-    written,
+    FORMAT, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
+    idempotency_record, key_label, purchase_record, record_account, settled_hold, sql,
+    stored_account, stored_entry, written,
 };
 use crate::instant::to_db;
 use crate::{
@@ -163,15 +165,17 @@ impl Store for PostgresStore {
         row.map(|row| settled_hold(&row)).transpose()
     }
 
-    async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
+    async fn due_accounts(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(AccountId, Timestamp)>, StoreError> {
         let rows = sqlx::query(sql::DUE_ACCOUNTS)
             .bind(to_db(now))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| AccountId::parse(row.try_get::<&str, _>(0)?).map_err(corrupt))
-            .collect()
+        rows.iter().map(due_account).collect()
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -598,6 +602,7 @@ impl WriteTransaction for PostgresWrite {
             .await?;
 
         write_rare(&mut tx, changes).await?;
+        events::write_events(&mut tx, changes).await?;
         tx.commit().await?;
         Ok(())
     }

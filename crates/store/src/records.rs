@@ -1,7 +1,8 @@
 //! The records the store keeps beside the ledger core's own types.
 
 use creditd_ledger::{
-    Account, AccountId, BucketId, Distribution, History, Hold, LedgerEntry, OrderId, Payment,
+    Account, AccountId, BucketId, Distribution, EventType, History, Hold, LedgerEntry, OrderId,
+    Payment,
 };
 use jiff::Timestamp;
 
@@ -121,6 +122,12 @@ pub struct Changes {
     pub settled_holds: Vec<(AccountId, Hold)>,
     /// Distributions made.
     pub distributions: Vec<(AccountId, Distribution)>,
+    /// New events, in the order of their effects.
+    pub events: Vec<EventRecord>,
+    /// Webhook endpoints created or changed (rotated, deleted), whole.
+    pub webhook_endpoints: Vec<WebhookEndpoint>,
+    /// New rounds of delivery attempts.
+    pub redeliveries: Vec<Redelivery>,
     /// New purchases.
     pub purchases: Vec<PurchaseRecord>,
     /// New idempotency records.
@@ -136,7 +143,8 @@ pub struct Changes {
 
 impl Changes {
     /// Adds an account's new state and what its commands recorded: the entries are
-    /// numbered on from `entries_before`, the entries it had.
+    /// numbered on from `entries_before`, the entries it had. Its events are not among
+    /// them: the server records them as the API shows them ([`Changes::events`]).
     pub fn record(&mut self, account: Account, entries_before: u64, history: History) {
         let id = account.id().clone();
         let mut seq = entries_before;
@@ -162,10 +170,156 @@ impl Changes {
             && self.entries.is_empty()
             && self.settled_holds.is_empty()
             && self.distributions.is_empty()
+            && self.events.is_empty()
+            && self.webhook_endpoints.is_empty()
+            && self.redeliveries.is_empty()
             && self.purchases.is_empty()
             && self.idempotency.is_empty()
             && self.new_api_keys.is_empty()
             && self.revoked_api_keys.is_empty()
             && self.settings.is_empty()
     }
+}
+
+/// An event as kept and sent (SPEC §9): its `data` is fixed as the API showed it when
+/// it was recorded, so a webhook sent later, or the event read a month on, says what
+/// was said then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its number within the account, from 1 without gaps.
+    pub sequence: u64,
+    /// Its type.
+    pub event_type: EventType,
+    /// The instant of its effect.
+    pub created_at: Timestamp,
+    /// When the service recorded it (retention counts from here).
+    pub recorded_at: Timestamp,
+    /// `data` as JSON.
+    pub data: String,
+}
+
+/// An event with its place in the service's order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its place in the order `GET /v1/events` lists events in: the order they were
+    /// committed, across accounts (1, 2, …; purged ones leave gaps, never reused). An
+    /// event never appears behind a position a consumer has seen.
+    pub position: u64,
+    /// The event.
+    pub event: EventRecord,
+}
+
+/// Which events a page lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only of this type.
+    pub event_type: Option<EventType>,
+    /// Only of this account.
+    pub account: Option<AccountId>,
+}
+
+/// A webhook endpoint (SPEC §9). Its secret is kept as given to the platform: the
+/// service signs with it, so it cannot keep only a hash as for API keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// `we_…`.
+    pub id: String,
+    /// Where deliveries are POSTed (http or https).
+    pub url: String,
+    /// The types it receives; `None`: all.
+    pub event_types: Option<Vec<EventType>>,
+    /// The platform's words about it.
+    pub description: Option<String>,
+    /// `whsec_…`: base64 of the signing key after the prefix.
+    pub secret: String,
+    /// When it was created; it receives events recorded from then on.
+    pub created_at: Timestamp,
+    /// When it was deleted: no delivery starts after it.
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl WebhookEndpoint {
+    /// Whether it receives events of `event_type`.
+    pub fn receives(&self, event_type: EventType) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|types| types.contains(&event_type))
+    }
+}
+
+/// A new round of attempts to deliver one event to one endpoint, starting at `at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redelivery {
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The event's account.
+    pub account_id: AccountId,
+    /// The event's number.
+    pub sequence: u64,
+    /// When the first attempt of the round is due.
+    pub at: Timestamp,
+}
+
+/// A delivery claimed by one node: the event, where to send it and with which secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// The endpoint's id.
+    pub endpoint_id: String,
+    /// Its URL.
+    pub url: String,
+    /// Its secret.
+    pub secret: String,
+    /// The event.
+    pub event: EventRecord,
+    /// Attempts made in this round so far.
+    pub attempts: u32,
+}
+
+/// What became of a delivery after one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Another attempt is due at its `next_attempt_at`.
+    Pending,
+    /// A 2xx answer came.
+    Delivered,
+    /// Every attempt of the schedule failed.
+    Failed,
+}
+
+impl DeliveryState {
+    /// Its name in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// One attempt to deliver an event to an endpoint, as listed (newest first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// Its place in the endpoint's list (a page continues before it).
+    pub number: u64,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The event's account.
+    pub account_id: AccountId,
+    /// The event's number.
+    pub sequence: u64,
+    /// 1 for the first attempt of a round.
+    pub attempt: u32,
+    /// When it was made (the service clock).
+    pub at: Timestamp,
+    /// The receiver's status code, if it answered.
+    pub status_code: Option<u16>,
+    /// What went wrong, if anything did.
+    pub error: Option<String>,
+    /// When the next attempt is due; `None`: none (delivered, or failed for good).
+    pub next_attempt_at: Option<Timestamp>,
+    /// The delivery's state after it.
+    pub state: DeliveryState,
 }

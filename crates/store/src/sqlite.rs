@@ -13,6 +13,7 @@
 //! takes two: `BEGIN IMMEDIATE` with all its reads, and every write with `COMMIT`.
 
 mod backlog;
+mod events;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -33,8 +34,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
 use crate::columns::{
-    FORMAT, api_key, corrupt, decode, due_changes, encode, entry_row, hold_row, idempotency_record,
-    key_label, purchase_record, settled_hold, sql, stored_account, stored_entry, to_json,
+    FORMAT, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_row,
+    idempotency_record, key_label, purchase_record, settled_hold, sql, stored_account,
+    stored_entry, to_json,
 };
 use crate::instant::to_db;
 use crate::{
@@ -407,15 +409,17 @@ impl Store for SqliteStore {
         row.map(|row| settled_hold(&row)).transpose()
     }
 
-    async fn due_accounts(&self, now: Timestamp, limit: u32) -> Result<Vec<AccountId>, StoreError> {
+    async fn due_accounts(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(AccountId, Timestamp)>, StoreError> {
         let rows = sqlx::query(sql::DUE_ACCOUNTS)
             .bind(to_db(now))
             .bind(limit)
             .fetch_all(&self.readers)
             .await?;
-        rows.iter()
-            .map(|row| AccountId::parse(row.get::<&str, _>(0)).map_err(corrupt))
-            .collect()
+        rows.iter().map(due_account).collect()
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -605,6 +609,7 @@ impl WriteTransaction for SqliteWrite {
                 .push(");\n");
         }
         self.push_rare(&mut sql, changes)?;
+        events::push_events(&mut sql, changes)?;
         sql.push("COMMIT;");
         let outcome = sql
             .build()

@@ -8,8 +8,8 @@ use jiff::{Span, Timestamp};
 
 use super::Moment;
 use crate::{
-    Bucket, BucketId, CreditKind, EntryType, Hold, HoldId, HoldStatus, LedgerEntry, Refusal,
-    Source, time,
+    Bucket, BucketId, CreditKind, EntryType, Event, EventKind, Hold, HoldId, HoldStatus,
+    LedgerEntry, Membership, Refusal, Source, time,
 };
 
 impl Moment<'_> {
@@ -36,11 +36,68 @@ impl Moment<'_> {
             granted_at: self.now,
             expires_at,
             campaign,
+            notice_at: expires_at.and_then(|end| self.notice_at(end)),
         };
+        let frozen = self.account.is_frozen(&bucket);
+        self.record_event(EventKind::CreditsGranted {
+            bucket: bucket.clone(),
+            frozen,
+        });
         let buckets = &mut self.account.buckets;
         let index = buckets.partition_point(|b| b.consumption_order(&bucket) == Ordering::Less);
         buckets.insert(index, bucket);
         id
+    }
+
+    /// When a bucket granted now that ends at `expires_at` gets its
+    /// `credits.expiring_soon` notice: the policy's `expiry_notice` before its end (in
+    /// the account's zone), and only if its whole validity is longer than the notice.
+    fn notice_at(&self, expires_at: Timestamp) -> Option<Timestamp> {
+        let notice = self.catalog.policies().expiry_notice.negate();
+        self.add_in_zone(expires_at, notice)
+            .ok()
+            .filter(|at| *at > self.now)
+    }
+
+    /// Records an event at now, numbered on from the account's last.
+    pub(super) fn record_event(&mut self, kind: EventKind) {
+        let sequence = self.account.next_event;
+        self.account.next_event = sequence.saturating_add(1);
+        self.history.events.push(Event {
+            sequence,
+            at: self.now,
+            kind,
+        });
+    }
+
+    /// Records a change of the membership from `previous` to what it is now.
+    pub(super) fn record_membership_change(&mut self, previous: Membership) {
+        let membership = Box::new(self.account.membership.clone());
+        self.record_event(EventKind::MembershipChanged {
+            membership,
+            previous: Box::new(previous),
+        });
+    }
+
+    /// Compares the total with the one last observed: `balance.low` when it fell from
+    /// at least the threshold in force to below it, `balance.depleted` when it fell to
+    /// 0. Called once every instant's time effects and every command are through, so a
+    /// fall is told once, at the instant it happened.
+    pub(crate) fn observe_balance(&mut self) {
+        let total = self.account.total();
+        let before = std::mem::replace(&mut self.total_seen, total);
+        if total >= before {
+            return;
+        }
+        if let Some(threshold) = self.account.low_balance_threshold(self.catalog)
+            && before >= threshold
+            && total < threshold
+        {
+            self.record_event(EventKind::BalanceLow { total, threshold });
+        }
+        if total == 0 {
+            self.record_event(EventKind::BalanceDepleted);
+        }
     }
 
     pub(super) fn bucket(&self, id: BucketId) -> &Bucket {

@@ -6,7 +6,10 @@ use jiff::Timestamp;
 
 use super::Moment;
 use super::bookkeeping::negative;
-use crate::{BucketId, CreditKind, Distribution, EntryType, HoldStatus, LedgerEntry, Source};
+use crate::{
+    Bucket, BucketId, CreditKind, Distribution, EntryType, EventKind, HoldStatus, LedgerEntry,
+    Source,
+};
 
 impl Moment<'_> {
     /// Applies every time-based effect due at or before now, earliest first; effects of
@@ -26,7 +29,8 @@ impl Moment<'_> {
                 .find(|h| h.expires_at == at)
                 .map(|h| h.id)
             {
-                self.settle(id, HoldStatus::Expired, 0, 0);
+                let expired = self.settle(id, HoldStatus::Expired, 0, 0).clone();
+                self.record_event(EventKind::HoldExpired(expired));
             }
             let mut expiring: Vec<BucketId> = self
                 .account
@@ -44,9 +48,28 @@ impl Moment<'_> {
             {
                 self.distribute(index);
             }
+            self.give_notices(at);
+            self.observe_balance();
+            // Every effect at or before `at` is applied (notices are told by this).
+            self.account.as_of = at;
         }
         self.now = target;
         self.account.as_of = target;
+    }
+
+    /// `credits.expiring_soon` for the buckets whose notice instant is `at` and that
+    /// still have credits then.
+    fn give_notices(&mut self, at: Timestamp) {
+        let noticed: Vec<(Bucket, bool)> = self
+            .account
+            .buckets
+            .iter()
+            .filter(|b| b.notice_at == Some(at) && b.remaining > 0)
+            .map(|b| (b.clone(), self.account.is_frozen(b)))
+            .collect();
+        for (bucket, frozen) in noticed {
+            self.record_event(EventKind::CreditsExpiringSoon { bucket, frozen });
+        }
     }
 
     pub(super) fn next_effect_at(&self) -> Option<Timestamp> {
@@ -54,7 +77,9 @@ impl Moment<'_> {
     }
 
     pub(super) fn lapse(&mut self) {
+        let previous = self.account.membership.clone();
         self.account.membership.lapse(self.now);
+        self.record_membership_change(previous);
         self.record_freezing(EntryType::Freeze);
     }
 
@@ -67,6 +92,12 @@ impl Moment<'_> {
             .expect("expiring a live bucket");
         let bucket = self.account.buckets.remove(index);
         if bucket.remaining > 0 {
+            self.record_event(EventKind::CreditsExpired {
+                bucket_id: id,
+                kind: bucket.kind,
+                source: bucket.source,
+                amount: bucket.remaining,
+            });
             let mut entry = LedgerEntry::new(
                 self.now,
                 EntryType::Expire,
@@ -95,6 +126,7 @@ impl Moment<'_> {
         // A plan removed from the configuration distributes nothing; the schedule runs on.
         let (general, agent) =
             plan.map_or((0, 0), |p| (p.monthly_credits, p.monthly_agent_credits));
+        let mut subscription_bucket = None;
         if general > 0 {
             let id = self.add_bucket(
                 CreditKind::General,
@@ -104,7 +136,9 @@ impl Moment<'_> {
                 None,
             );
             self.record_grant(id, |_| {});
+            subscription_bucket = Some(self.bucket(id).clone());
         }
+        let mut agent_bucket = None;
         if agent > 0 {
             let id = self.add_bucket(
                 CreditKind::Agent,
@@ -114,7 +148,13 @@ impl Moment<'_> {
                 None,
             );
             self.record_grant(id, |_| {});
+            agent_bucket = Some(self.bucket(id).clone());
         }
+        self.record_event(EventKind::CreditsDistributed {
+            index,
+            subscription_bucket,
+            agent_bucket,
+        });
         let at = self.now;
         self.history.distributions.push(Distribution {
             schedule: number,

@@ -222,6 +222,8 @@ struct PoliciesFile {
     hold_ttl_min_seconds: Option<u32>,
     hold_ttl_max_seconds: Option<u32>,
     default_time_zone: Option<String>,
+    expiry_notice: Option<Span>,
+    low_balance_threshold: Option<u64>,
 }
 
 impl PoliciesFile {
@@ -237,6 +239,8 @@ impl PoliciesFile {
             hold_ttl_min_seconds: self.hold_ttl_min_seconds.or(base.hold_ttl_min_seconds),
             hold_ttl_max_seconds: self.hold_ttl_max_seconds.or(base.hold_ttl_max_seconds),
             default_time_zone: self.default_time_zone.or(base.default_time_zone),
+            expiry_notice: self.expiry_notice.or(base.expiry_notice),
+            low_balance_threshold: self.low_balance_threshold.or(base.low_balance_threshold),
         }
     }
 
@@ -280,6 +284,18 @@ impl PoliciesFile {
             hold_ttl_max_seconds: max,
             default_time_zone: time::parse_time_zone(&zone_name)
                 .map_err(|refusal| invalid("policies.default_time_zone", refusal.to_string()))?,
+            expiry_notice: positive("expiry_notice", self.expiry_notice)?,
+            low_balance_threshold: self
+                .low_balance_threshold
+                .map(|threshold| {
+                    check_range(
+                        "policies.low_balance_threshold".into(),
+                        threshold,
+                        1,
+                        MAX_AMOUNT,
+                    )
+                })
+                .transpose()?,
         })
     }
 }

@@ -62,6 +62,7 @@ impl Batch<'_> {
         Ok(match effect {
             Effect::Account => Outcome::Account {
                 account: Box::new(account.clone()),
+                low_balance_threshold: account.low_balance_threshold(catalog),
                 // Opening is the answer only to the command whose purpose it is; a
                 // membership change that opened the account answers the change.
                 created: opened && matches!(command, AccountCommand::Open { .. }),

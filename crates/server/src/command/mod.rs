@@ -11,25 +11,29 @@
 
 mod account;
 mod service;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use creditd_ledger::{
-    Account, AccountCommand, AccountId, Bucket, DailyLogin, History, Hold, OrderId, Refusal,
+    Account, AccountCommand, AccountId, Bucket, DailyLogin, EventKind, History, Hold, OrderId,
+    Refusal,
 };
 use creditd_store::{
-    ApiKeyRecord, BatchReads, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord,
-    StoreError, StoredEntry,
+    ApiKeyRecord, BatchReads, Changes, EventRecord, IdempotencyKey, IdempotencyRecord,
+    PurchaseRecord, StoreError, StoredEntry, WebhookEndpoint,
 };
 use jiff::{SignedDuration, Timestamp};
 
 use crate::auth::Role;
 use crate::clock::ClockError;
 use crate::core::Core;
+use crate::dto;
 use crate::idempotency::Idempotency;
 
 pub use service::ClockMove;
+pub use webhooks::{NewEndpoint, SECRET_PREFIX, new_secret};
 
 /// One change to make.
 #[derive(Clone, Debug)]
@@ -54,6 +58,21 @@ pub enum Command {
     RevokeKey(ApiKeyRecord),
     /// Move the test clock.
     MoveClock(ClockMove),
+    /// A new webhook endpoint.
+    CreateEndpoint(NewEndpoint),
+    /// A new secret for an endpoint (as read by the caller); the old one stops signing.
+    RotateSecret(WebhookEndpoint),
+    /// Delete an endpoint (as read by the caller): no delivery starts after it.
+    DeleteEndpoint(WebhookEndpoint),
+    /// A new round of attempts for an event.
+    Redeliver {
+        /// The event's account.
+        account: AccountId,
+        /// The event's number.
+        sequence: u64,
+        /// The endpoints to deliver it to.
+        endpoints: Vec<String>,
+    },
 }
 
 impl Command {
@@ -64,7 +83,11 @@ impl Command {
             Command::Token { .. }
             | Command::CreateKey { .. }
             | Command::RevokeKey(_)
-            | Command::MoveClock(_) => None,
+            | Command::MoveClock(_)
+            | Command::CreateEndpoint(_)
+            | Command::RotateSecret(_)
+            | Command::DeleteEndpoint(_)
+            | Command::Redeliver { .. } => None,
         }
     }
 
@@ -95,6 +118,8 @@ pub enum Outcome {
         account: Box<Account>,
         /// Whether the command created it: an `Open` of an account that did not exist.
         created: bool,
+        /// The low-balance threshold in force (the account's, else the policy's).
+        low_balance_threshold: Option<u64>,
     },
     /// A daily login.
     DailyLogin(DailyLogin),
@@ -148,6 +173,21 @@ pub enum Outcome {
     KeyRevoked,
     /// The test clock moved to this instant.
     ClockMoved(Timestamp),
+    /// A webhook endpoint and its secret (shown once).
+    EndpointCreated(WebhookEndpoint),
+    /// An endpoint's new secret.
+    SecretRotated(String),
+    /// An endpoint deleted.
+    EndpointDeleted,
+    /// New rounds of attempts scheduled.
+    Redelivering {
+        /// The event's account.
+        account: AccountId,
+        /// The event's number.
+        sequence: u64,
+        /// The endpoints.
+        endpoints: Vec<String>,
+    },
 }
 
 /// Why a command did not happen. Nothing of it was changed.
@@ -279,6 +319,14 @@ impl<'a> Batch<'a> {
             Command::CreateKey { name, role } => Ok(self.create_key(name, *role, now)),
             Command::RevokeKey(record) => Ok(self.revoke_key(record, now)),
             Command::MoveClock(movement) => self.move_clock(*movement),
+            Command::CreateEndpoint(new) => Ok(self.create_endpoint(new, now)),
+            Command::RotateSecret(endpoint) => Ok(self.rotate_secret(endpoint)),
+            Command::DeleteEndpoint(endpoint) => Ok(self.delete_endpoint(endpoint, now)),
+            Command::Redeliver {
+                account,
+                sequence,
+                endpoints,
+            } => Ok(self.redeliver(account, *sequence, endpoints, now)),
         }
     }
 
@@ -298,12 +346,32 @@ impl<'a> Batch<'a> {
         self.core.clock.now()
     }
 
-    /// The batch's changes: every touched account with its new entries numbered.
+    /// The batch's changes: every touched account with its new entries numbered and
+    /// its events as the API shows them.
     pub fn finish(mut self) -> (Changes, AfterCommit) {
+        let recorded_at = self.core.clock.now();
         for slot in self.accounts.into_values() {
             if let Some(account) = slot.account
                 && slot.touched
             {
+                for event in &slot.history.events {
+                    let purchase = match &event.kind {
+                        EventKind::PurchaseRecorded(receipt) => {
+                            self.purchases.get(&receipt.order_id)
+                        }
+                        _ => None,
+                    };
+                    let data = dto::event_data(account.id(), event, purchase)
+                        .expect("event data is plain structs of text and numbers");
+                    self.changes.events.push(EventRecord {
+                        account_id: account.id().clone(),
+                        sequence: event.sequence,
+                        event_type: event.kind.event_type(),
+                        created_at: event.at,
+                        recorded_at,
+                        data,
+                    });
+                }
                 self.changes.record(account, slot.entry_seq, slot.history);
             }
         }

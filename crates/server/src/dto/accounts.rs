@@ -1,6 +1,6 @@
 //! `/v1/accounts/{id}/…`: accounts, membership, credits in, and the views.
 
-use creditd_ledger::{Account, AccountId, Balance, Bucket, DailyLogin, LedgerEntry};
+use creditd_ledger::{Account, AccountId, Balance, Bucket, Catalog, DailyLogin, LedgerEntry};
 use creditd_store::{PurchaseRecord, StoredEntry};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -16,6 +16,18 @@ pub struct PutAccountRequest {
     /// IANA time zone (default: the configured default, UTC).
     #[schema(example = "Asia/Shanghai")]
     pub timezone: Option<String>,
+    /// `balance.low` below this total (1 … 1,000,000,000); null: never for this
+    /// account, whatever the policy; absent: unchanged (new accounts: the policy's).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1_000_000_000)]
+    pub low_balance_threshold: Option<Option<i64>>,
+}
+
+/// A field that may be absent (`None`), null (`Some(None)`) or a value.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /v1/accounts/{id}/membership`.
@@ -117,6 +129,9 @@ pub struct AccountDto {
     pub created_at: Timestamp,
     /// Its membership.
     pub membership: MembershipDto,
+    /// `balance.low` is told when the total falls below this: the account's own
+    /// threshold, else the policy's; null: none.
+    pub low_balance_threshold: Option<u64>,
 }
 
 /// A membership.
@@ -138,20 +153,20 @@ pub struct MembershipDto {
     pub trial_end: Option<Timestamp>,
 }
 
-impl From<&Account> for AccountDto {
-    fn from(account: &Account) -> AccountDto {
-        let membership = account.membership();
+impl AccountDto {
+    /// The account as shown, with the low-balance threshold in force under `catalog`.
+    pub fn new(account: &Account, catalog: &Catalog) -> AccountDto {
+        AccountDto::with_threshold(account, account.low_balance_threshold(catalog))
+    }
+
+    /// The account as shown, with the low-balance threshold in force.
+    pub fn with_threshold(account: &Account, low_balance_threshold: Option<u64>) -> AccountDto {
         AccountDto {
             id: account.id().to_string(),
             timezone: account.time_zone().iana_name().unwrap_or("UTC").to_owned(),
             created_at: account.created_at(),
-            membership: MembershipDto {
-                status: membership.status().as_str().into(),
-                plan: membership.plan().map(str::to_owned),
-                period_start: membership.period_start(),
-                period_end: membership.period_end(),
-                trial_end: membership.trial_end(),
-            },
+            membership: MembershipDto::from(account.membership()),
+            low_balance_threshold,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admin;
+mod events;
 mod holds;
 
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use utoipa::ToSchema;
 
 pub use accounts::*;
 pub use admin::*;
+pub use events::*;
 pub use holds::*;
 
 use crate::answer::{Answer, Problem};
@@ -54,7 +56,11 @@ pub fn answer(result: &Result<Outcome, Refused>) -> Answer {
         Outcome::Account {
             account,
             created: c,
-        } => Answer::json(created(*c), &AccountDto::from(&**account)),
+            low_balance_threshold,
+        } => Answer::json(
+            created(*c),
+            &AccountDto::with_threshold(account, *low_balance_threshold),
+        ),
         Outcome::DailyLogin(login) => Answer::json(StatusCode::OK, &DailyLoginDto::from(login)),
         Outcome::Granted { bucket, frozen } => {
             Answer::json(StatusCode::CREATED, &BucketDto::new(bucket, *frozen))
@@ -84,6 +90,28 @@ pub fn answer(result: &Result<Outcome, Refused>) -> Answer {
             &ApiKeyDto::new(record, Some(secret.clone())),
         ),
         Outcome::ClockMoved(now) => Answer::json(StatusCode::OK, &ClockDto { now: *now }),
+        Outcome::EndpointCreated(endpoint) => Answer::json(
+            StatusCode::CREATED,
+            &EndpointDto::new(endpoint, Some(endpoint.secret.clone())),
+        ),
+        Outcome::SecretRotated(secret) => Answer::json(
+            StatusCode::OK,
+            &SecretDto {
+                secret: secret.clone(),
+            },
+        ),
+        Outcome::EndpointDeleted => Answer::no_content(),
+        Outcome::Redelivering {
+            account,
+            sequence,
+            endpoints,
+        } => Answer::json(
+            StatusCode::ACCEPTED,
+            &RedeliveryDto {
+                event_id: event_ref(account, *sequence),
+                endpoint_ids: endpoints.clone(),
+            },
+        ),
     }
 }
 

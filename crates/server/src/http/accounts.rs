@@ -18,14 +18,13 @@ use super::cursor::Cursor;
 use super::extract::{AccountPath, Caller, Posted};
 use crate::answer::{Answer, Problem};
 use crate::auth::{TOKEN_TTL_DEFAULT_SECONDS, TOKEN_TTL_MAX_SECONDS};
-use crate::command::{Command, Submission};
+use crate::command::Command;
 use crate::dto::{
     AccountDto, AccountPageDto, AdjustmentDto, AdjustmentRequest, BalanceDto, BucketDto,
     ChargeRequest, DailyLoginDto, EntryDto, GrantRequest, HoldDto, HoldRequest, LedgerPageDto,
     MembershipRequest, NoFields, PurchaseDto, PurchaseRequest, PutAccountRequest, TokenDto,
     TokenRequest,
 };
-use crate::idempotency::Reply;
 
 /// Create an account, or change its time zone.
 #[utoipa::path(put, path = "/v1/accounts/{id}", tag = "accounts",
@@ -46,8 +45,19 @@ pub async fn put_account(
         .as_deref()
         .map(parse_time_zone)
         .transpose()?;
+    let low_balance_threshold = posted
+        .body
+        .low_balance_threshold
+        .map(|threshold| threshold.map(Amount::try_from).transpose())
+        .transpose()?;
     // PUT is idempotent by itself: no Idempotency-Key bookkeeping.
-    let command = Command::Account(id, AccountCommand::Open { time_zone: zone });
+    let command = Command::Account(
+        id,
+        AccountCommand::Open {
+            time_zone: zone,
+            low_balance_threshold,
+        },
+    );
     Ok(state.submit(command, None).await)
 }
 
@@ -61,8 +71,12 @@ pub async fn get_account(
     AccountPath(id): AccountPath,
 ) -> Result<Answer, Problem> {
     caller.require_read(&id)?;
-    let (account, _) = state.account_now(&id).await?;
-    Ok(Answer::json(StatusCode::OK, &AccountDto::from(&account)))
+    let (account, due) = state.account_now(&id).await?;
+    state.record_soon(&id, &due);
+    Ok(Answer::json(
+        StatusCode::OK,
+        &AccountDto::new(&account, &state.core.catalog),
+    ))
 }
 
 /// Which accounts to list.
@@ -105,7 +119,12 @@ pub async fn list_accounts(
     let full = page.len() == usize::try_from(limit).unwrap_or(usize::MAX);
     let accounts: Vec<AccountDto> = page
         .into_iter()
-        .map(|stored| AccountDto::from(&state.core.brought_to_now(stored.account).0))
+        .map(|stored| {
+            AccountDto::new(
+                &state.core.brought_to_now(stored.account).0,
+                &state.core.catalog,
+            )
+        })
         .collect();
     let next_cursor = accounts
         .last()
@@ -358,7 +377,8 @@ pub async fn balance(
     AccountPath(id): AccountPath,
 ) -> Result<Answer, Problem> {
     caller.require_read(&id)?;
-    let (account, _) = state.account_now(&id).await?;
+    let (account, due) = state.account_now(&id).await?;
+    state.record_soon(&id, &due);
     Ok(Answer::json(
         StatusCode::OK,
         &BalanceDto::new(&id, &account.balance()),
@@ -423,17 +443,8 @@ pub async fn ledger(
 
     // The ledger shows time's effects (expiries, distributions) as entries: record any
     // that are due before reading.
-    let (_, due) = state.account_now(&id).await?;
-    if !due.entries.is_empty() {
-        let command = Command::Account(id.clone(), AccountCommand::CatchUp);
-        let submission = Submission {
-            command,
-            idempotency: None,
-        };
-        match state.writer.submit(submission).await {
-            Reply::Done(Ok(_)) => {}
-            other => return Ok(other.into()),
-        }
+    if !state.record_due(&id).await? {
+        return Err(Problem::not_found(format!("account {id} does not exist")));
     }
     let page = state
         .core
@@ -474,13 +485,13 @@ fn use_of(
 }
 
 /// A page size as a query gives it: text that is no number is out of range.
-fn limit_number(text: &str) -> Result<u32, Refusal> {
+pub(super) fn limit_number(text: &str) -> Result<u32, Refusal> {
     text.parse::<u32>()
         .map_err(|_| Refusal::PageLimitOutOfRange { max: MAX_PAGE })
 }
 
 /// An instant of a query, in whole microseconds as stored.
-fn instant(text: &str) -> Result<Timestamp, Problem> {
+pub(super) fn instant(text: &str) -> Result<Timestamp, Problem> {
     text.parse()
         .map(whole_micros)
         .map_err(|_| Problem::invalid(format!("{text:?} is not an RFC 3339 instant")))

@@ -149,6 +149,17 @@ pub async fn metrics(
     Caller(caller): Caller,
 ) -> Result<impl axum::response::IntoResponse, Problem> {
     caller.require_key()?;
+    let core = &state.core;
+    match core.store.oldest_undelivered().await {
+        Ok(oldest) => core
+            .metrics
+            .set_oldest_undelivered(oldest.map_or(0.0, |at| {
+                core.clock.now().duration_since(at).as_secs_f64().max(0.0)
+            })),
+        Err(error) => {
+            tracing::warn!(%error, "metrics: could not read the oldest undelivered event")
+        }
+    }
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

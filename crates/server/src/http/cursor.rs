@@ -14,6 +14,10 @@ pub enum Cursor {
     Ledger,
     /// Accounts by id: the position is the last account id.
     Accounts,
+    /// Events in commit order: the position of the last event.
+    Events,
+    /// An endpoint's delivery attempts: the number of the last attempt.
+    Deliveries,
 }
 
 impl Cursor {
@@ -21,6 +25,8 @@ impl Cursor {
         match self {
             Cursor::Ledger => "v1:",
             Cursor::Accounts => "a1:",
+            Cursor::Events => "e1:",
+            Cursor::Deliveries => "d1:",
         }
     }
 

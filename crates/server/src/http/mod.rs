@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 mod cursor;
 mod document;
+mod events;
 mod extract;
 mod holds;
 mod purchases;
@@ -126,6 +127,13 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(admin::get_clock, admin::move_clock))
         .routes(routes!(admin::healthz))
         .routes(routes!(admin::metrics))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::get_event))
+        .routes(routes!(events::redeliver))
+        .routes(routes!(events::create_endpoint, events::list_endpoints))
+        .routes(routes!(events::get_endpoint, events::delete_endpoint))
+        .routes(routes!(events::rotate_secret))
+        .routes(routes!(events::list_deliveries))
         .split_for_parts();
     document::list_accepted_values(&mut openapi, &state.core.catalog);
     document::state_ranges(&mut openapi, &state.core.catalog);

@@ -5,6 +5,7 @@
 
 mod auth;
 mod credits;
+mod events;
 mod idempotency;
 mod reads;
 mod requests;

@@ -303,7 +303,13 @@ async fn accounts_are_due_when_their_next_effect_has_come(db: Db) {
     let (_, changes) = account_with_history("user-1", now);
     commit(&db, &changes).await.unwrap();
     assert!(db.due_accounts(now, 10).await.unwrap().is_empty());
-    let due = db.due_accounts(now + 1.hour(), 10).await.unwrap();
+    let due: Vec<AccountId> = db
+        .due_accounts(now + 1.hour(), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(due, [id("user-1")]);
 }
 

@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 mod backlog;
+#[macro_use]
 mod conformance;
+mod events;
 mod postgres;
 
 use postgres::postgres_or_skip;

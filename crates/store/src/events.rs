@@ -1,0 +1,119 @@
+//! Events and webhook deliveries as both databases keep them: the columns of their
+//! rows, decoded and checked here whichever database they came from, and the rules of
+//! the delivery tables that do not depend on the database.
+
+use creditd_ledger::{AccountId, EventType};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::columns::{corrupt, unsigned};
+use crate::instant::from_db;
+use crate::{AttemptRecord, DeliveryState, EventRecord, StoreError, StoredEvent};
+
+/// The columns [`stored_event`] reads, in order.
+pub(crate) const EVENT_COLUMNS: &str =
+    "position, account_id, sequence, type, created_at, recorded_at, data";
+
+/// How long a node holds a delivery it claimed before another may claim it: longer
+/// than an attempt can take (a 15 s timeout), so a live node never loses one it is
+/// sending; short enough that a dead node's deliveries go out within a minute.
+pub const DELIVERY_LEASE_SECONDS: i64 = 60;
+
+/// An event row: [`EVENT_COLUMNS`].
+pub(crate) fn stored_event<'r, R: Row>(row: &'r R) -> Result<StoredEvent, StoreError>
+where
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let event_type: &str = row.try_get(3)?;
+    Ok(StoredEvent {
+        position: unsigned(row.try_get(0)?)?,
+        event: EventRecord {
+            account_id: AccountId::parse(row.try_get(1)?).map_err(corrupt)?,
+            sequence: unsigned(row.try_get(2)?)?,
+            event_type: event_type.parse::<EventType>().map_err(corrupt)?,
+            created_at: from_db(row.try_get(4)?)?,
+            recorded_at: from_db(row.try_get(5)?)?,
+            data: row.try_get(6)?,
+        },
+    })
+}
+
+/// An attempt row: the columns of [`sql::ATTEMPTS_PAGE`].
+pub(crate) fn attempt_record<'r, R: Row>(row: &'r R) -> Result<AttemptRecord, StoreError>
+where
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let state: &str = row.try_get(9)?;
+    Ok(AttemptRecord {
+        number: unsigned(row.try_get(0)?)?,
+        endpoint_id: row.try_get(1)?,
+        account_id: AccountId::parse(row.try_get(2)?).map_err(corrupt)?,
+        sequence: unsigned(row.try_get(3)?)?,
+        attempt: u32::try_from(row.try_get::<i32, _>(4)?).map_err(corrupt)?,
+        at: from_db(row.try_get(5)?)?,
+        status_code: row
+            .try_get::<Option<i32>, _>(6)?
+            .map(u16::try_from)
+            .transpose()
+            .map_err(corrupt)?,
+        error: row.try_get(7)?,
+        next_attempt_at: row.try_get::<Option<i64>, _>(8)?.map(from_db).transpose()?,
+        state: delivery_state(state)?,
+    })
+}
+
+fn delivery_state(name: &str) -> Result<DeliveryState, StoreError> {
+    [
+        DeliveryState::Pending,
+        DeliveryState::Delivered,
+        DeliveryState::Failed,
+    ]
+    .into_iter()
+    .find(|state| state.as_str() == name)
+    .ok_or_else(|| corrupt(format!("delivery state {name:?}")))
+}
+
+/// A count kept in a signed column.
+pub(crate) fn db_count(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(corrupt)
+}
+
+/// The statements both databases run as they are (`$1`, `$2`, … mean the same in SQLite
+/// and PostgreSQL).
+pub(crate) mod sql {
+    /// One attempt (endpoint, account, sequence, attempt, at, status, error, next, state).
+    pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO webhook_attempts (endpoint_id,
+        account_id, sequence, attempt, at, status_code, error, next_attempt_at, state)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    /// What became of a delivery after an attempt by holder `$7`; a holder whose lease
+    /// ran out and whose delivery another node claimed changes nothing.
+    pub(crate) const FINISH_ATTEMPT: &str = "UPDATE webhook_deliveries
+        SET attempts = $4, state = $5, next_attempt_at = $6, holder = NULL, lease_until = NULL
+        WHERE endpoint_id = $1 AND account_id = $2 AND sequence = $3 AND holder = $7
+          AND state = 'pending'";
+    /// Events recorded before `$1`.
+    pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE recorded_at < $1";
+    /// Attempts made before `$1`.
+    pub(crate) const PURGE_ATTEMPTS: &str = "DELETE FROM webhook_attempts WHERE at < $1";
+    /// One event by account `$1` and number `$2` (`stored_event`).
+    pub(crate) const EVENT: &str = "SELECT position, account_id, sequence, type, created_at,
+        recorded_at, data FROM events WHERE account_id = $1 AND sequence = $2";
+    /// The endpoints not deleted, oldest first (the backend's `endpoint`).
+    pub(crate) const ENDPOINTS: &str = "SELECT id, url, event_types, description, secret,
+        created_at, deleted_at FROM webhook_endpoints WHERE deleted_at IS NULL
+        ORDER BY created_at, id";
+    /// One endpoint by id `$1` (the backend's `endpoint`).
+    pub(crate) const ENDPOINT: &str = "SELECT id, url, event_types, description, secret,
+        created_at, deleted_at FROM webhook_endpoints WHERE id = $1";
+    /// Endpoint `$1`'s attempts before number `$2`, newest first, at most `$3`
+    /// (`attempt_record`).
+    pub(crate) const ATTEMPTS_PAGE: &str = "SELECT id, endpoint_id, account_id, sequence,
+        attempt, at, status_code, error, next_attempt_at, state FROM webhook_attempts
+        WHERE endpoint_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+}

@@ -1,0 +1,413 @@
+//! Events and webhook deliveries on SQLite. Events are written with the batch that
+//! recorded them ([`push_events`], in the commit's one text); the delivery tables are
+//! written by the webhook worker in transactions of their own on the writer connection,
+//! between batches. Commits happen one after another, so an event's `position` is the
+//! order it became visible in.
+
+use async_trait::async_trait;
+use creditd_ledger::{AccountId, EventType};
+use jiff::Timestamp;
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{SqliteStore, WriterConnection};
+use crate::columns::{corrupt, from_json, to_json, unsigned};
+use crate::events::{EVENT_COLUMNS, attempt_record, db_count, sql, stored_event};
+use crate::instant::{from_db, to_db};
+use crate::{
+    AttemptRecord, Changes, ClaimedDelivery, EventFilter, EventStore, StoreError, StoredEvent,
+    WebhookEndpoint,
+};
+
+/// An event as the INSERT reads it from JSON.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    account_id: &'a str,
+    sequence: u64,
+    event_type: &'static str,
+    created_at: i64,
+    recorded_at: i64,
+    data: &'a str,
+}
+
+/// An endpoint as the upsert reads it from JSON.
+#[derive(Serialize)]
+struct EndpointRow<'a> {
+    id: &'a str,
+    url: &'a str,
+    event_types: Option<String>,
+    description: Option<&'a str>,
+    secret: &'a str,
+    created_at: i64,
+    deleted_at: Option<i64>,
+}
+
+/// The batch's events, endpoints and redeliveries, each a statement taking its rows as
+/// one JSON array.
+pub(super) fn push_events<'args>(
+    sql: &mut QueryBuilder<'args, Sqlite>,
+    changes: &'args Changes,
+) -> Result<(), StoreError> {
+    if !changes.events.is_empty() {
+        let rows: Vec<EventRow> = changes
+            .events
+            .iter()
+            .map(|e| EventRow {
+                account_id: e.account_id.as_str(),
+                sequence: e.sequence,
+                event_type: e.event_type.as_str(),
+                created_at: to_db(e.created_at),
+                recorded_at: to_db(e.recorded_at),
+                data: &e.data,
+            })
+            .collect();
+        sql.push(
+            "INSERT INTO events (account_id, sequence, type, created_at, recorded_at, data)
+             SELECT value ->> '$.account_id', value ->> '$.sequence', value ->> '$.event_type',
+                    value ->> '$.created_at', value ->> '$.recorded_at', value ->> '$.data'
+             FROM json_each(",
+        )
+        .push_bind(to_json(&rows)?)
+        .push(") ORDER BY key;\n");
+    }
+    if !changes.webhook_endpoints.is_empty() {
+        let mut rows = Vec::with_capacity(changes.webhook_endpoints.len());
+        for e in &changes.webhook_endpoints {
+            let types: Option<Vec<&str>> = e
+                .event_types
+                .as_ref()
+                .map(|types| types.iter().map(|t| t.as_str()).collect());
+            rows.push(EndpointRow {
+                id: &e.id,
+                url: &e.url,
+                event_types: types.map(|types| to_json(&types)).transpose()?,
+                description: e.description.as_deref(),
+                secret: &e.secret,
+                created_at: to_db(e.created_at),
+                deleted_at: e.deleted_at.map(to_db),
+            });
+        }
+        sql.push(
+            "INSERT INTO webhook_endpoints (id, url, event_types, description, secret,
+                                            created_at, deleted_at)
+             SELECT value ->> '$.id', value ->> '$.url', value ->> '$.event_types',
+                    value ->> '$.description', value ->> '$.secret', value ->> '$.created_at',
+                    value ->> '$.deleted_at'
+             FROM json_each(",
+        )
+        .push_bind(to_json(&rows)?)
+        .push(
+            ") WHERE true ON CONFLICT (id) DO UPDATE SET secret = excluded.secret,
+                 deleted_at = excluded.deleted_at;\n",
+        );
+        let deleted: Vec<&str> = changes
+            .webhook_endpoints
+            .iter()
+            .filter(|e| e.deleted_at.is_some())
+            .map(|e| e.id.as_str())
+            .collect();
+        if !deleted.is_empty() {
+            sql.push(
+                "UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL
+                 WHERE state = 'pending'
+                   AND endpoint_id IN (SELECT value FROM json_each(",
+            )
+            .push_bind(to_json(&deleted)?)
+            .push("));\n");
+        }
+    }
+    if !changes.redeliveries.is_empty() {
+        let rows: Vec<(&str, &str, u64, i64)> = changes
+            .redeliveries
+            .iter()
+            .map(|r| {
+                (
+                    r.endpoint_id.as_str(),
+                    r.account_id.as_str(),
+                    r.sequence,
+                    to_db(r.at),
+                )
+            })
+            .collect();
+        sql.push(
+            "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
+                                             next_attempt_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2, 0, 'pending', value ->> 3
+             FROM json_each(",
+        )
+        .push_bind(to_json(&rows)?)
+        .push(
+            ") WHERE true ON CONFLICT DO UPDATE SET attempts = 0, state = 'pending',
+                 next_attempt_at = excluded.next_attempt_at, holder = NULL, lease_until = NULL;\n",
+        );
+    }
+    Ok(())
+}
+
+fn endpoint(row: &sqlx::sqlite::SqliteRow) -> Result<WebhookEndpoint, StoreError> {
+    let types: Option<String> = row.try_get(2)?;
+    let event_types = types
+        .map(|text| {
+            let names: Vec<String> = from_json(&text)?;
+            names
+                .iter()
+                .map(|name| name.parse::<EventType>().map_err(corrupt))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    Ok(WebhookEndpoint {
+        id: row.try_get(0)?,
+        url: row.try_get(1)?,
+        event_types,
+        description: row.try_get(3)?,
+        secret: row.try_get(4)?,
+        created_at: from_db(row.try_get(5)?)?,
+        deleted_at: row.try_get::<Option<i64>, _>(6)?.map(from_db).transpose()?,
+    })
+}
+
+impl WriterConnection {
+    async fn commit_own(&mut self) -> Result<(), StoreError> {
+        sqlx::query("COMMIT").execute(&mut self.connection).await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn events_page(
+        &self,
+        after: Option<u64>,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let after = db_count(after.unwrap_or(0))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE position > $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR account_id = $3)
+             ORDER BY position LIMIT $4"
+        ))
+        .bind(after)
+        .bind(filter.event_type.map(EventType::as_str))
+        .bind(filter.account.as_ref().map(AccountId::as_str))
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(stored_event).collect()
+    }
+
+    async fn event(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query(sql::EVENT)
+            .bind(account.as_str())
+            .bind(db_count(sequence)?)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| stored_event(&row)).transpose()
+    }
+
+    async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut writer = self.writer.lock().await;
+        writer.begin().await?;
+        let before = to_db(before);
+        let done = sqlx::query(sql::PURGE_EVENTS)
+            .bind(before)
+            .execute(&mut writer.connection)
+            .await?;
+        sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE state != 'pending' AND NOT EXISTS (
+                 SELECT 1 FROM events e
+                 WHERE e.account_id = webhook_deliveries.account_id
+                   AND e.sequence = webhook_deliveries.sequence)",
+        )
+        .execute(&mut writer.connection)
+        .await?;
+        sqlx::query(sql::PURGE_ATTEMPTS)
+            .bind(before)
+            .execute(&mut writer.connection)
+            .await?;
+        writer.commit_own().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let rows = sqlx::query(sql::ENDPOINTS).fetch_all(&self.readers).await?;
+        rows.iter().map(endpoint).collect()
+    }
+
+    async fn webhook_endpoint(&self, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let row = sqlx::query(sql::ENDPOINT)
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| endpoint(&row)).transpose()
+    }
+
+    async fn dispatch_events(&self, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
+        let mut writer = self.writer.lock().await;
+        writer.begin().await?;
+        let from: i64 = sqlx::query_scalar("SELECT position FROM webhook_dispatch")
+            .fetch_one(&mut writer.connection)
+            .await?;
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT max(position), count(*) FROM (
+                 SELECT position FROM events WHERE position > $1 ORDER BY position LIMIT $2)",
+        )
+        .bind(from)
+        .bind(limit)
+        .fetch_optional(&mut writer.connection)
+        .await?;
+        let Some((through, count)) = last.filter(|(_, count)| *count > 0) else {
+            writer.commit_own().await?;
+            return Ok(0);
+        };
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
+                                             next_attempt_at)
+             SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3
+             FROM events e JOIN webhook_endpoints w
+               ON w.deleted_at IS NULL AND w.created_at <= e.recorded_at
+              AND (w.event_types IS NULL
+                   OR EXISTS (SELECT 1 FROM json_each(w.event_types) WHERE value = e.type))
+             WHERE e.position > $1 AND e.position <= $2
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(from)
+        .bind(through)
+        .bind(to_db(now))
+        .execute(&mut writer.connection)
+        .await?;
+        sqlx::query("UPDATE webhook_dispatch SET position = $1")
+            .bind(through)
+            .execute(&mut writer.connection)
+            .await?;
+        writer.commit_own().await?;
+        u32::try_from(count).map_err(corrupt)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        endpoint_id: &str,
+        now: Timestamp,
+        holder: &str,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let wall = Timestamp::now().as_microsecond();
+        let mut writer = self.writer.lock().await;
+        writer.begin().await?;
+        sqlx::query(
+            "UPDATE webhook_deliveries SET holder = $1, lease_until = $2
+             WHERE (endpoint_id, account_id, sequence) IN (
+                 SELECT endpoint_id, account_id, sequence FROM webhook_deliveries
+                 WHERE state = 'pending' AND next_attempt_at <= $3 AND endpoint_id = $6
+                   AND (lease_until IS NULL OR lease_until < $4)
+                 ORDER BY next_attempt_at LIMIT $5)",
+        )
+        .bind(holder)
+        .bind(lease_until)
+        .bind(to_db(now))
+        .bind(wall)
+        .bind(limit)
+        .bind(endpoint_id)
+        .execute(&mut writer.connection)
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT e.{}, w.id, w.url, w.secret, d.attempts
+             FROM webhook_deliveries d
+             JOIN webhook_endpoints w ON w.id = d.endpoint_id
+             JOIN events e ON e.account_id = d.account_id AND e.sequence = d.sequence
+             WHERE d.holder = $1 AND d.lease_until = $2 AND d.state = 'pending'",
+            EVENT_COLUMNS.replace(", ", ", e.")
+        ))
+        .bind(holder)
+        .bind(lease_until)
+        .fetch_all(&mut writer.connection)
+        .await?;
+        writer.commit_own().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClaimedDelivery {
+                    event: stored_event(row)?.event,
+                    endpoint_id: row.try_get(7)?,
+                    url: row.try_get(8)?,
+                    secret: row.try_get(9)?,
+                    attempts: u32::try_from(unsigned(row.try_get(10)?)?).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_attempts(
+        &self,
+        holder: &str,
+        attempts: &[AttemptRecord],
+    ) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock().await;
+        writer.begin().await?;
+        for a in attempts {
+            sqlx::query(sql::INSERT_ATTEMPT)
+                .bind(&a.endpoint_id)
+                .bind(a.account_id.as_str())
+                .bind(db_count(a.sequence)?)
+                .bind(a.attempt)
+                .bind(to_db(a.at))
+                .bind(a.status_code)
+                .bind(a.error.as_deref())
+                .bind(a.next_attempt_at.map(to_db))
+                .bind(a.state.as_str())
+                .execute(&mut writer.connection)
+                .await?;
+            sqlx::query(sql::FINISH_ATTEMPT)
+                .bind(&a.endpoint_id)
+                .bind(a.account_id.as_str())
+                .bind(db_count(a.sequence)?)
+                .bind(a.attempt)
+                .bind(a.state.as_str())
+                .bind(a.next_attempt_at.map(to_db))
+                .bind(holder)
+                .execute(&mut writer.connection)
+                .await?;
+        }
+        writer.commit_own().await
+    }
+
+    async fn attempts_page(
+        &self,
+        endpoint_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let before = before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let rows = sqlx::query(sql::ATTEMPTS_PAGE)
+            .bind(endpoint_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(attempt_record).collect()
+    }
+
+    async fn oldest_undelivered(&self) -> Result<Option<Timestamp>, StoreError> {
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT min(at) FROM (
+                 SELECT min(e.recorded_at) AS at FROM webhook_deliveries d
+                 JOIN events e ON e.account_id = d.account_id AND e.sequence = d.sequence
+                 WHERE d.state = 'pending'
+                 UNION ALL
+                 SELECT min(e.recorded_at) FROM events e
+                 WHERE e.position > (SELECT position FROM webhook_dispatch)
+                   AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL))",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        oldest.map(from_db).transpose()
+    }
+}
