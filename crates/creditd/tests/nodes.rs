@@ -204,3 +204,57 @@ async fn one_purchase_per_order_id_across_nodes(nodes: [std::net::SocketAddr; 2]
         .count();
     assert_eq!(purchases, ORDERS, "one purchase per order id");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_each_event_once() {
+    const EVENTS: usize = 40;
+    let Some(database) = postgres::postgres_or_skip().await else {
+        return;
+    };
+    let nodes = [free_addr(), free_addr()];
+    let servers = nodes.map(|addr| Server::start(addr, database.url()));
+    for (server, addr) in servers.iter().zip(nodes) {
+        server.wait_ready(addr).await;
+    }
+    let mut receiver = common::Receiver::start().await;
+    let endpoint = common::webhook_endpoint(nodes[0], &receiver.url).await;
+    // Each grant records one credits.granted event, on one node or the other.
+    for n in 0..EVENTS {
+        let grant = json!({"kind": "general", "amount": 1, "source": "promotion"});
+        let path = format!("/v1/accounts/w{n}/grants");
+        let (status, _) = call(nodes[n % 2], Method::POST, &path, Some(grant), None)
+            .await
+            .unwrap();
+        assert_eq!(status, 201);
+    }
+    let mut received = HashSet::new();
+    while received.len() < EVENTS {
+        received.insert(receiver.next().await);
+    }
+    // Every attempt is recorded once the receiver has answered: as many as events.
+    let path = format!(
+        "/v1/webhook-endpoints/{}/deliveries?limit=500",
+        endpoint["id"].as_str().unwrap()
+    );
+    let attempts = loop {
+        let (_, page) = call(nodes[1], Method::GET, &path, None, None)
+            .await
+            .unwrap();
+        let attempts = page["deliveries"].as_array().unwrap().clone();
+        if attempts.len() >= EVENTS {
+            break attempts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let ids: HashSet<&str> = attempts
+        .iter()
+        .map(|a| a["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(attempts.len(), EVENTS, "one attempt per event");
+    assert_eq!(ids.len(), EVENTS);
+    assert!(receiver.received.try_recv().is_err(), "no event sent twice");
+    for server in servers {
+        server.kill();
+    }
+    database.drop().await;
+}

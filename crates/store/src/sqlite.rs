@@ -260,6 +260,12 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut connection)
             .await?;
+        // One process has the file open, so every lease on a delivery is a previous
+        // run's (one killed mid-delivery): its deliveries go out again now, not when the
+        // leases would have run out.
+        sqlx::query(events::RELEASE_LEASES)
+            .execute(&mut connection)
+            .await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .test_before_acquire(false)

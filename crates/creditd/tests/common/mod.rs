@@ -117,3 +117,67 @@ pub async fn ledger(addr: SocketAddr, account: &str) -> Vec<Value> {
         }
     }
 }
+
+/// A local webhook receiver: every request's `webhook-id` goes to `received`; it answers
+/// 200, or never while `hang` is set (a receiver that is down mid-request).
+pub struct Receiver {
+    pub url: String,
+    pub received: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (sent, received) = tokio::sync::mpsc::unbounded_channel();
+        let hang = Arc::new(AtomicBool::new(false));
+        let hanging = Arc::clone(&hang);
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let (sent, hanging) = (sent.clone(), Arc::clone(&hanging));
+                async move {
+                    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                    let _ = sent.send(id);
+                    if hanging.load(Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Receiver {
+            url,
+            received,
+            hang,
+        }
+    }
+
+    /// The next `webhook-id` received (a hang guard of 60 s, not a timing claim).
+    pub async fn next(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(60), self.received.recv())
+            .await
+            .expect("a delivery within 60 s")
+            .unwrap()
+    }
+}
+
+/// Registers a webhook endpoint for `url` on the server at `addr`.
+pub async fn webhook_endpoint(addr: SocketAddr, url: &str) -> Value {
+    let body = serde_json::json!({"url": url});
+    let (status, endpoint) = call(
+        addr,
+        Method::POST,
+        "/v1/webhook-endpoints",
+        Some(body),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{endpoint}");
+    endpoint
+}

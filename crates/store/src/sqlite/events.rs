@@ -19,6 +19,10 @@ use crate::{
     WebhookEndpoint,
 };
 
+/// Frees the deliveries a previous run had claimed.
+pub(super) const RELEASE_LEASES: &str = "UPDATE webhook_deliveries
+     SET holder = NULL, lease_until = NULL WHERE holder IS NOT NULL";
+
 /// An event as the INSERT reads it from JSON.
 #[derive(Serialize)]
 struct EventRow<'a> {
