@@ -11,8 +11,10 @@ python3 -c 'import schemathesis' 2>/dev/null || python3 -m pip install -q schema
 cargo build --release --locked -p creditd >&2
 work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-fuzz.XXXXXX")
 export CREDITD_ADMIN_KEY=fuzz-admin-key
+# Webhook endpoints the fuzzer registers may point only at this machine: its deliveries
+# must never reach another host.
 target/release/creditd serve --listen 127.0.0.1:18091 --database "sqlite://$work/fuzz.db" \
-  --test-clock 2>"$work/server.log" &
+  --test-clock --webhook-destinations loopback 2>"$work/server.log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do

@@ -138,6 +138,24 @@ pub struct ServeArgs {
     /// the difference).
     #[arg(long, value_enum, default_value_t = Commit::Group)]
     pub commit: Commit,
+    /// Where webhook endpoints may point: any http(s) URL, or only this machine
+    /// (`localhost`, 127.0.0.0/8, ::1), as for tests and API fuzzing.
+    #[arg(
+        long,
+        env = "CREDITD_WEBHOOK_DESTINATIONS",
+        value_enum,
+        default_value_t = Destinations::Any
+    )]
+    pub webhook_destinations: Destinations,
+}
+
+/// Where webhook endpoints may point.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Destinations {
+    /// Any http or https URL.
+    Any,
+    /// Only loopback hosts.
+    Loopback,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -8,11 +8,11 @@ use anyhow::{Context, bail};
 use creditd_ledger::Catalog;
 use creditd_server::auth::{MAX_KEY_NAME_LEN, Role, new_api_key};
 use creditd_server::dto::ApiKeyDto;
-use creditd_server::{CommitMode, Core, Service, clock::Clock};
+use creditd_server::{CommitMode, Core, Service, WebhookDestinations, clock::Clock};
 use creditd_store::{Changes, redacted};
 
 use crate::admin::print_new_key;
-use crate::cli::{Commit, ServeArgs};
+use crate::cli::{Commit, Destinations, ServeArgs};
 use crate::render::say;
 
 /// `creditd serve`: creates a SQLite database on the first start (README).
@@ -37,9 +37,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let env_admin = std::env::var("CREDITD_ADMIN_KEY")
         .ok()
         .filter(|key| !key.is_empty());
-    let (core, first) = Core::open(Arc::from(store), catalog, clock, env_admin.as_deref())
+    let (mut core, first) = Core::open(Arc::from(store), catalog, clock, env_admin.as_deref())
         .await
         .context("preparing the service")?;
+    core.webhook_destinations = match args.webhook_destinations {
+        Destinations::Any => WebhookDestinations::Any,
+        Destinations::Loopback => WebhookDestinations::Loopback,
+    };
     if let Some(key) = first.admin_key {
         println!("No API key existed, so creditd created an admin key. It is shown only now:");
         println!();

@@ -25,9 +25,36 @@ pub struct Core {
     pub auth: Authenticator,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Where webhook endpoints may point.
+    pub webhook_destinations: WebhookDestinations,
     /// Told when a commit recorded events: the webhook worker looks for deliveries at
     /// once instead of at its next poll.
     pub events_recorded: tokio::sync::Notify,
+}
+
+/// Where webhook endpoints may point (`creditd serve --webhook-destinations`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebhookDestinations {
+    /// Any http or https URL (the default; docs/INTEGRATION.md says what to restrict).
+    #[default]
+    Any,
+    /// Only this machine: `localhost`, 127.0.0.0/8 and ::1. For tests and API fuzzing,
+    /// whose endpoints must never reach another host.
+    Loopback,
+}
+
+impl WebhookDestinations {
+    /// Whether a URL with `host` may be an endpoint.
+    pub fn allows(self, host: &url::Host<&str>) -> bool {
+        match self {
+            WebhookDestinations::Any => true,
+            WebhookDestinations::Loopback => match host {
+                url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            },
+        }
+    }
 }
 
 /// What `Core::open` did on an empty database.
@@ -77,6 +104,7 @@ impl Core {
             auth: Authenticator::new(env_admin_key, &secret),
             metrics: Metrics::default(),
             events_recorded: tokio::sync::Notify::new(),
+            webhook_destinations: WebhookDestinations::Any,
         };
         Ok((core, first_start))
     }
@@ -100,5 +128,39 @@ impl Core {
         let mut history = History::default();
         drop(account.at(&self.catalog, self.clock.now(), &mut history));
         (account, history)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebhookDestinations;
+
+    fn allows(destinations: WebhookDestinations, url: &str) -> bool {
+        let url = url::Url::parse(url).expect("a URL");
+        destinations.allows(&url.host().expect("a host"))
+    }
+
+    #[test]
+    fn loopback_only_endpoints_point_at_this_machine_and_nowhere_else() {
+        use WebhookDestinations::{Any, Loopback};
+        for here in [
+            "http://localhost:8080/hook",
+            "http://LOCALHOST/x",
+            "http://127.0.0.1/x",
+            "http://127.8.9.10/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(allows(Loopback, here), "{here}");
+        }
+        for elsewhere in [
+            "http://example.com/x",
+            "http://10.0.0.1/x",
+            "http://169.254.169.254/latest",
+            "http://localhost.example.com/x",
+            "http://[::2]/x",
+        ] {
+            assert!(!allows(Loopback, elsewhere), "{elsewhere}");
+            assert!(allows(Any, elsewhere), "{elsewhere}");
+        }
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use crate::core::{Core, FirstStart};
+pub use crate::core::{Core, FirstStart, WebhookDestinations};
 pub use crate::writer::{MAX_BATCH, Writer};
 
 /// How the writer commits.

@@ -54,6 +54,10 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const SENDS_PER_ENDPOINT: usize = 16;
 /// How often the worker looks for due deliveries when nothing woke it earlier.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time between two rounds when commits wake the worker: under a stream of
+/// events (a sweep distributing to a million members) a round per group commit would
+/// add a transaction to each; this bounds it to ten a second.
+const MIN_ROUND_GAP: Duration = Duration::from_millis(100);
 /// Events handed out to endpoints per store call.
 const DISPATCH_BATCH: u32 = 1_000;
 /// The longest error text kept for an attempt.
@@ -101,10 +105,13 @@ async fn run(core: Arc<Core>, mut stopped: watch::Receiver<bool>) {
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut results = Vec::new();
+    let mut last_round = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = poll.tick() => {}
-            _ = core.events_recorded.notified() => {}
+            _ = core.events_recorded.notified() => {
+                tokio::time::sleep_until(last_round + MIN_ROUND_GAP).await;
+            }
             count = finished.recv_many(&mut results, 256) => {
                 if count == 0 {
                     break;
@@ -114,6 +121,7 @@ async fn run(core: Arc<Core>, mut stopped: watch::Receiver<bool>) {
             }
             _ = stopped.changed() => break,
         }
+        last_round = tokio::time::Instant::now();
         if matches!(core.store.leads_jobs().await, Ok(true)) {
             dispatch(&core).await;
         }

@@ -97,6 +97,13 @@ pub(crate) mod sql {
         SET attempts = $4, state = $5, next_attempt_at = $6, holder = NULL, lease_until = NULL
         WHERE endpoint_id = $1 AND account_id = $2 AND sequence = $3 AND holder = $7
           AND state = 'pending'";
+    /// With no endpoint to hand events to, the dispatcher skips to the newest event (an
+    /// endpoint receives only events recorded after its creation anyway): one
+    /// statement, so the endpoints and events it looks at are of one moment. Changes
+    /// no row when there is an endpoint.
+    pub(crate) const SKIP_WITHOUT_ENDPOINTS: &str = "UPDATE webhook_dispatch
+        SET position = (SELECT coalesce(max(position), 0) FROM events)
+        WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)";
     /// Events recorded before `$1`.
     pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE recorded_at < $1";
     /// Attempts made before `$1`.

@@ -19,7 +19,7 @@ pub struct PutAccountRequest {
     /// `balance.low` below this total (1 … 1,000,000,000); null: never for this
     /// account, whatever the policy; absent: unchanged (new accounts: the policy's).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1_000_000_000)]
+    #[schema(value_type = Option<u64>)]
     pub low_balance_threshold: Option<Option<i64>>,
 }
 

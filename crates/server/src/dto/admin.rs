@@ -153,6 +153,10 @@ pub struct PoliciesDto {
     pub hold_ttl_max_seconds: u32,
     /// Zone of accounts created without one.
     pub default_timezone: String,
+    /// How long before a bucket's end `credits.expiring_soon` is told (ISO 8601).
+    pub expiry_notice: String,
+    /// `balance.low` below this total for accounts without a threshold of their own.
+    pub low_balance_threshold: Option<u64>,
 }
 
 /// The catalog.
@@ -230,6 +234,8 @@ impl From<&Catalog> for CatalogDto {
                     .iana_name()
                     .unwrap_or("UTC")
                     .to_owned(),
+                expiry_notice: policies.expiry_notice.to_string(),
+                low_balance_threshold: policies.low_balance_threshold,
             },
         }
     }

@@ -12,7 +12,7 @@
 //! lifetime, the key name) and the catalog's hold TTL policy, never from a literal.
 
 use creditd_ledger::{
-    Catalog, CreditKind, EntryType, GrantSource, MAX_AMOUNT, MAX_ORDER_ID_LEN, MAX_PAGE,
+    Catalog, CreditKind, EntryType, EventType, GrantSource, MAX_AMOUNT, MAX_ORDER_ID_LEN, MAX_PAGE,
     MAX_QUANTITY, MAX_TEXT_LEN, Tier,
 };
 use serde_json::Value;
@@ -21,6 +21,7 @@ use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::{OpenApi, RefOr};
 
 use super::accounts::MEMBERSHIP_ACTIONS;
+use super::events::MAX_URL_LEN;
 use crate::auth::{MAX_KEY_NAME_LEN, Role, TOKEN_TTL_MAX_SECONDS};
 
 /// A field's range: numbers from `min` to `max`, or texts of `min` to `max` characters.
@@ -66,13 +67,29 @@ pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
             Range::Number(1, TOKEN_TTL_MAX_SECONDS),
         ),
         ("ApiKeyRequest", "name", Range::Length(1, MAX_KEY_NAME_LEN)),
+        (
+            "PutAccountRequest",
+            "low_balance_threshold",
+            Range::Number(1, amount),
+        ),
+        ("EndpointRequest", "url", Range::Length(1, MAX_URL_LEN)),
+        (
+            "EndpointRequest",
+            "description",
+            Range::Length(0, MAX_TEXT_LEN),
+        ),
     ];
     for (schema, field, range) in fields {
         if let Some(property) = property(openapi, schema, field) {
             limit(property, &range);
         }
     }
-    for path in ["/v1/accounts", "/v1/accounts/{id}/ledger"] {
+    for path in [
+        "/v1/accounts",
+        "/v1/accounts/{id}/ledger",
+        "/v1/events",
+        "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+    ] {
         if let Some(schema) = query_parameter(openapi, path, "limit") {
             limit(schema, &Range::Number(1, i64::from(MAX_PAGE)));
         }
@@ -99,6 +116,24 @@ fn property<'a>(openapi: &'a mut OpenApi, schema: &str, field: &str) -> Option<&
         RefOr::T(Schema::Object(object)) => match object.properties.get_mut(field)? {
             RefOr::T(Schema::Object(property)) => Some(property),
             _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The schema of the items of an array field of a component schema.
+fn array_items<'a>(openapi: &'a mut OpenApi, schema: &str, field: &str) -> Option<&'a mut Object> {
+    let schema = openapi.components.as_mut()?.schemas.get_mut(schema)?;
+    let RefOr::T(Schema::Object(object)) = schema else {
+        return None;
+    };
+    match object.properties.get_mut(field)? {
+        RefOr::T(Schema::Array(array)) => match &mut array.items {
+            utoipa::openapi::schema::ArrayItems::RefOrSchema(items) => match items.as_mut() {
+                RefOr::T(Schema::Object(items)) => Some(items),
+                _ => None,
+            },
+            utoipa::openapi::schema::ArrayItems::False => None,
         },
         _ => None,
     }
@@ -160,6 +195,13 @@ pub fn list_accepted_values(openapi: &mut OpenApi, catalog: &Catalog) {
     }
     if let Some(schema) = query_parameter(openapi, "/v1/accounts/{id}/ledger", "type") {
         accept_only(schema, names(EntryType::ALL.iter().map(|t| t.as_str())));
+    }
+    let event_types = names(EventType::ALL.iter().map(|t| t.as_str()));
+    if let Some(schema) = query_parameter(openapi, "/v1/events", "type") {
+        accept_only(schema, event_types.clone());
+    }
+    if let Some(items) = array_items(openapi, "EndpointRequest", "event_types") {
+        accept_only(items, event_types);
     }
 }
 

@@ -16,6 +16,7 @@ use super::cursor::Cursor;
 use super::extract::{Caller, Posted};
 use crate::answer::{Answer, Problem};
 use crate::command::{Command, NewEndpoint, Submission};
+use crate::core::WebhookDestinations;
 use crate::dto::{
     AttemptDto, AttemptPageDto, EndpointDto, EndpointListDto, EndpointRequest, EventDto,
     EventPageDto, RedeliverRequest, RedeliveryDto, SecretDto, parse_event_ref,
@@ -242,8 +243,12 @@ async fn live_endpoint(state: &AppState, id: &str) -> Result<WebhookEndpoint, Pr
         .ok_or_else(|| Problem::not_found(format!("no webhook endpoint {id:?}")))
 }
 
-/// The request's endpoint, checked: an http or https URL with a host, known types.
-fn new_endpoint(request: &EndpointRequest) -> Result<NewEndpoint, Problem> {
+/// The request's endpoint, checked: an http or https URL with a host the service lets
+/// endpoints point at, known types.
+fn new_endpoint(
+    request: &EndpointRequest,
+    destinations: WebhookDestinations,
+) -> Result<NewEndpoint, Problem> {
     if request.url.len() > MAX_URL_LEN {
         return Err(Problem::invalid(format!(
             "url must be at most {MAX_URL_LEN} characters"
@@ -251,9 +256,16 @@ fn new_endpoint(request: &EndpointRequest) -> Result<NewEndpoint, Problem> {
     }
     let url = url::Url::parse(&request.url)
         .map_err(|error| Problem::invalid(format!("url is not a URL: {error}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+    let host = url.host().filter(|host| !host.to_string().is_empty());
+    let Some(host) = host.filter(|_| matches!(url.scheme(), "http" | "https")) else {
         return Err(Problem::invalid(
             "url must be an http or https URL with a host",
+        ));
+    };
+    if !destinations.allows(&host) {
+        return Err(Problem::invalid(
+            "url must point at this machine (localhost): this service runs with \
+             --webhook-destinations loopback",
         ));
     }
     let event_types = match &request.event_types {
@@ -299,7 +311,7 @@ pub async fn create_endpoint(
     posted: Posted<EndpointRequest>,
 ) -> Result<Answer, Problem> {
     caller.require_admin()?;
-    let new = new_endpoint(&posted.body)?;
+    let new = new_endpoint(&posted.body, state.core.webhook_destinations)?;
     let live = state
         .core
         .store

@@ -212,6 +212,13 @@ impl EventStore for PostgresStore {
         let from: i64 = sqlx::query_scalar("SELECT position FROM webhook_dispatch FOR UPDATE")
             .fetch_one(&mut *tx)
             .await?;
+        let skipped = sqlx::query(sql::SKIP_WITHOUT_ENDPOINTS)
+            .execute(&mut *tx)
+            .await?;
+        if skipped.rows_affected() > 0 {
+            tx.commit().await?;
+            return Ok(0);
+        }
         let (through, count): (Option<i64>, i64) = sqlx::query_as(
             "SELECT max(position), count(*) FROM (
                  SELECT position FROM events WHERE position > $1 ORDER BY position LIMIT $2) e",

@@ -254,6 +254,13 @@ impl EventStore for SqliteStore {
     async fn dispatch_events(&self, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
         let mut writer = self.writer.lock().await;
         writer.begin().await?;
+        let skipped = sqlx::query(sql::SKIP_WITHOUT_ENDPOINTS)
+            .execute(&mut writer.connection)
+            .await?;
+        if skipped.rows_affected() > 0 {
+            writer.commit_own().await?;
+            return Ok(0);
+        }
         let from: i64 = sqlx::query_scalar("SELECT position FROM webhook_dispatch")
             .fetch_one(&mut writer.connection)
             .await?;

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Monthly distributions at scale: COUNT members whose distribution falls due at one
+# instant, distributed (with their events) by the background sweep while charges go on.
+#   scripts/bench-distribution.sh [COUNT] [sqlite|postgres]
+# 1. Seeds COUNT members anchored one month (less two hours) ago, through the writer
+#    (crates/server/examples/seed_members.rs).
+# 2. Starts creditd serve --test-clock on that database and waits until it has caught up
+#    what is already due (the agent credits' expiring-soon notices).
+# 3. Runs 10 s of charges (16 clients, 1,000 other accounts): the baseline.
+# 4. Moves the test clock past the distribution instant and, with the same charges
+#    running, times the sweep until every member's distribution is recorded.
+# Prints the seconds, distributions/s, charges/s with and without the sweep, and the
+# server's peak resident memory. PostgreSQL: a fresh database on 127.0.0.1:5432.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-1000000}
+backend=${2:-sqlite}
+addr=127.0.0.1:18090
+cargo build --release --locked -p creditd -p creditd-loadgen >&2
+cargo build --release --locked -p creditd-server --example seed_members >&2
+work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-dist.XXXXXX")
+database="creditd_dist_$$"
+cleanup() {
+  pkill -TERM -f "creditd serve --listen $addr" 2>/dev/null || true
+  [ "$backend" = postgres ] && dropdb -h 127.0.0.1 -U postgres --if-exists --force "$database" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+if [ "$backend" = postgres ]; then
+  createdb -h 127.0.0.1 -U postgres "$database"
+  url="postgres://postgres@127.0.0.1:5432/$database"
+else
+  url="sqlite://$work/dist.db"
+fi
+export CREDITD_ADMIN_KEY=bench-admin-key
+anchor=$(date -u -d "-1 month +2 hours" +%FT%TZ)
+echo "== seeding $count members anchored at $anchor ($backend)"
+/usr/bin/time -f "seed: %e s, peak RSS %M KiB" \
+  target/release/examples/seed_members "$url" "$count" "$anchor"
+
+target/release/creditd serve --listen "$addr" --database "$url" --test-clock 2>"$work/server.log" &
+server=$!
+for _ in $(seq 1 300); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
+metric() {
+  curl -sf "http://$addr/metrics" -H "Authorization: Bearer $CREDITD_ADMIN_KEY" |
+    awk -v name="$1" -v label="$2" 'index($0, name "{") == 1 && index($0, label) { sum += $NF }
+      END { printf "%d\n", sum }'
+}
+echo "== waiting for what is due already (expiring-soon notices)"
+start=$(date +%s.%N)
+while [ "$(metric creditd_events_recorded_total credits.expiring_soon)" -lt "$count" ]; do sleep 0.5; done
+echo "notices: $(echo "$(date +%s.%N) - $start" | bc) s"
+
+load() {
+  target/release/creditd-load --addr "$addr" --clients 16 --accounts 1000 --seconds "$1" \
+    --mix 100,0,0 --prefix "$2" 2>/dev/null | grep -E '^(op|charge)' || true
+}
+echo "== charges without the sweep (10 s)"
+load 10 quiet-
+
+echo "== moving the test clock past the distribution instant"
+load 30 busy- > "$work/load.txt" &
+loader=$!
+sleep 2
+start=$(date +%s.%N)
+curl -sf -X POST "http://$addr/v1/test-clock" -H "Authorization: Bearer $CREDITD_ADMIN_KEY" \
+  -H 'Content-Type: application/json' -d '{"advance_seconds": 7200}' >/dev/null
+while [ "$(metric creditd_events_recorded_total membership.credits_distributed)" -lt "$count" ]; do
+  sleep 0.25
+done
+end=$(date +%s.%N)
+seconds=$(echo "$end - $start" | bc)
+echo "distributed $count members in $seconds s ($(echo "$count / $seconds" | bc) a second)"
+wait $loader
+echo "== charges during the sweep (30 s, the sweep took the first $seconds s of it)"
+cat "$work/load.txt"
+echo "server peak RSS: $(grep VmHWM /proc/$server/status)"
