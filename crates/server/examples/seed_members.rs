@@ -75,6 +75,7 @@ async fn main() {
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+    drop(writer);
     eprintln!(
         "{count} members activated at {anchor} in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -18,9 +18,10 @@ use crate::writer::Writer;
 
 /// How often due accounts are caught up.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// Accounts caught up per sweep: one group commit's worth, so a sweep never holds the
-/// writer long.
-const SWEEP_LIMIT: u32 = 1_000;
+/// Accounts caught up per round of a sweep: four group commits' worth, queued at once,
+/// so the writer goes from one batch to the next without waiting for the sweeper to
+/// list the next accounts; requests queue among them and wait at most those four.
+const SWEEP_LIMIT: u32 = 4_096;
 /// How often old idempotency records are forgotten.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3_600);
 /// How long an idempotency record is kept: at least 24 hours (the issue asks that), and
@@ -97,8 +98,8 @@ impl Leader {
 }
 
 /// Records the time effects of every account whose next effect has come, [`SWEEP_LIMIT`]
-/// accounts per group commit, until none is due (a million members whose month turns
-/// at one instant are caught up in one go, not a thousand a second).
+/// accounts a round, until none is due (a million members whose month turns at one
+/// instant are caught up in one go, not a round a second).
 pub async fn sweep_due_accounts(core: &Core, writer: &Writer) {
     let mut first = true;
     loop {
@@ -125,7 +126,7 @@ pub async fn sweep_due_accounts(core: &Core, writer: &Writer) {
     }
 }
 
-/// Catches `accounts` up, in one group commit.
+/// Catches `accounts` up, submitted together (the writer batches them).
 async fn catch_up(writer: &Writer, accounts: impl Iterator<Item = AccountId>) {
     let mut submitted = JoinSet::new();
     for id in accounts {

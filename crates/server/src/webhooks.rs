@@ -110,7 +110,8 @@ async fn run(core: Arc<Core>, mut stopped: watch::Receiver<bool>) {
         tokio::select! {
             _ = poll.tick() => {}
             _ = core.events_recorded.notified() => {
-                tokio::time::sleep_until(last_round + MIN_ROUND_GAP).await;
+                let next = last_round.checked_add(MIN_ROUND_GAP).unwrap_or(last_round);
+                tokio::time::sleep_until(next).await;
             }
             count = finished.recv_many(&mut results, 256) => {
                 if count == 0 {

@@ -821,7 +821,7 @@ fn push_fold<'args>(
 }
 
 /// `head VALUES (…), (…) tail;` for `rows`, [`ROWS_PER_INSERT`] at a time.
-fn push_inserts<'args, T>(
+pub(super) fn push_inserts<'args, T>(
     sql: &mut QueryBuilder<'args, Sqlite>,
     head: &str,
     mut rows: Vec<T>,

@@ -259,7 +259,7 @@ pub struct EventPageDto {
 #[serde(deny_unknown_fields)]
 pub struct EndpointRequest {
     /// Where to POST deliveries: an http or https URL.
-    #[schema(example = "https://platform.example/hooks/credits")]
+    #[schema(example = "http://localhost:9000/hooks/credits")]
     pub url: String,
     /// The types to receive (default: all).
     pub event_types: Option<Vec<String>>,

@@ -304,7 +304,11 @@ fn new_endpoint(
 #[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "events",
     request_body = EndpointRequest,
     responses((status = 201, description = "The endpoint, with its secret", body = EndpointDto,
-        links(("GetEndpoint" = (operation_id = "get_endpoint", parameters(("endpoint_id" = "$response.body#/id"))))))))]
+        links(
+            ("GetEndpoint" = (operation_id = "get_endpoint", parameters(("endpoint_id" = "$response.body#/id")))),
+            ("ListDeliveries" = (operation_id = "list_deliveries", parameters(("endpoint_id" = "$response.body#/id")))),
+            ("RotateSecret" = (operation_id = "rotate_secret", parameters(("endpoint_id" = "$response.body#/id")))),
+            ("DeleteEndpoint" = (operation_id = "delete_endpoint", parameters(("endpoint_id" = "$response.body#/id"))))))))]
 pub async fn create_endpoint(
     State(state): State<AppState>,
     Caller(caller): Caller,
