@@ -60,6 +60,7 @@ async fn main() {
                 .submit(Submission {
                     command: Command::Account(id, command),
                     idempotency: None,
+                    background: false,
                 })
                 .await;
             assert!(matches!(reply, Reply::Done(Ok(_))), "activation refused");

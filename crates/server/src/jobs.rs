@@ -136,6 +136,7 @@ async fn catch_up(writer: &Writer, accounts: impl Iterator<Item = AccountId>) {
                 .submit(Submission {
                     command: Command::Account(id, AccountCommand::CatchUp),
                     idempotency: None,
+                    background: true,
                 })
                 .await
         });

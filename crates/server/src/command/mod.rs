@@ -107,6 +107,8 @@ pub struct Submission {
     pub command: Command,
     /// The key to answer retries from.
     pub idempotency: Option<Idempotency>,
+    /// Background work (a sweep's catch-up): it waits behind requests.
+    pub background: bool,
 }
 
 /// What a command did.

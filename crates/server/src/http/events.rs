@@ -87,6 +87,7 @@ impl AppState {
         let submission = Submission {
             command: Command::Account(account.clone(), AccountCommand::CatchUp),
             idempotency: None,
+            background: false,
         };
         match self.writer.submit(submission).await {
             Reply::Done(Err(refused)) => Err(Problem::from(&refused)),
@@ -107,6 +108,7 @@ impl AppState {
         let submission = Submission {
             command: Command::Account(account.clone(), AccountCommand::CatchUp),
             idempotency: None,
+            background: true,
         };
         tokio::spawn(async move { writer.submit(submission).await });
     }

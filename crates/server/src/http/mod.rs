@@ -65,6 +65,7 @@ impl AppState {
             .submit(Submission {
                 command,
                 idempotency,
+                background: false,
             })
             .await
             .into()
