@@ -58,6 +58,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// events (a sweep distributing to a million members) a round per group commit would
 /// add a transaction to each; this bounds it to ten a second.
 const MIN_ROUND_GAP: Duration = Duration::from_millis(100);
+/// How often the dispatcher moves past events while there is no endpoint.
+const IDLE_DISPATCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Events handed out to endpoints per store call.
 const DISPATCH_BATCH: u32 = 1_000;
 /// The longest error text kept for an attempt.
@@ -106,6 +108,7 @@ async fn run(core: Arc<Core>, mut stopped: watch::Receiver<bool>) {
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut results = Vec::new();
     let mut last_round = tokio::time::Instant::now();
+    let mut last_skip = last_round;
     loop {
         tokio::select! {
             _ = poll.tick() => {}
@@ -123,9 +126,6 @@ async fn run(core: Arc<Core>, mut stopped: watch::Receiver<bool>) {
             _ = stopped.changed() => break,
         }
         last_round = tokio::time::Instant::now();
-        if matches!(core.store.leads_jobs().await, Ok(true)) {
-            dispatch(&core).await;
-        }
         let endpoints = match core.store.webhook_endpoints().await {
             Ok(endpoints) => endpoints,
             Err(error) => {
@@ -133,6 +133,16 @@ async fn run(core: Arc<Core>, mut stopped: watch::Receiver<bool>) {
                 continue;
             }
         };
+        // With no endpoint, handing out only moves the dispatcher past the newest event:
+        // a write the service need not make on every round (on SQLite, an fsync), so
+        // it is made once a minute.
+        let due = !endpoints.is_empty() || last_skip.elapsed() >= IDLE_DISPATCH_INTERVAL;
+        if due && matches!(core.store.leads_jobs().await, Ok(true)) {
+            dispatch(&core).await;
+            if endpoints.is_empty() {
+                last_skip = tokio::time::Instant::now();
+            }
+        }
         lanes.retain(|id, _| endpoints.iter().any(|e| &e.id == id));
         for endpoint in endpoints {
             let lane = lanes
