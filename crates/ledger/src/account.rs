@@ -158,10 +158,6 @@ impl Account {
     pub fn last_daily_login(&self) -> Option<Date> {
         self.last_daily_login
     }
-    /// The account's own low-balance threshold setting; `None`: the policy's.
-    pub fn threshold_setting(&self) -> Option<Threshold> {
-        self.low_balance_threshold
-    }
     /// The low-balance threshold in force: the account's own, else the policy's.
     pub fn low_balance_threshold(&self, catalog: &Catalog) -> Option<u64> {
         match self.low_balance_threshold {

@@ -111,10 +111,6 @@ impl Bucket {
     pub fn expires_at(&self) -> Option<Timestamp> {
         self.expires_at
     }
-    /// When its `credits.expiring_soon` notice is due, if it gets one.
-    pub fn notice_at(&self) -> Option<Timestamp> {
-        self.notice_at
-    }
     /// The promotion campaign it came with, if any.
     pub fn campaign(&self) -> Option<&str> {
         self.campaign.as_deref()

@@ -106,6 +106,11 @@ pub(crate) mod sql {
         WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)";
     /// Events recorded before `$1`.
     pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE recorded_at < $1";
+    /// Finished deliveries of events no longer kept.
+    pub(crate) const PURGE_DELIVERIES: &str = "DELETE FROM webhook_deliveries
+        WHERE state != 'pending' AND NOT EXISTS (SELECT 1 FROM events e
+            WHERE e.account_id = webhook_deliveries.account_id
+              AND e.sequence = webhook_deliveries.sequence)";
     /// Attempts made before `$1`.
     pub(crate) const PURGE_ATTEMPTS: &str = "DELETE FROM webhook_attempts WHERE at < $1";
     /// One event by account `$1` and number `$2` (`stored_event`).

@@ -178,13 +178,7 @@ impl EventStore for PostgresStore {
             .bind(before)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "DELETE FROM webhook_deliveries d WHERE state != 'pending' AND NOT EXISTS (
-                 SELECT 1 FROM events e
-                 WHERE e.account_id = d.account_id AND e.sequence = d.sequence)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::PURGE_DELIVERIES).execute(&mut *tx).await?;
         sqlx::query(sql::PURGE_ATTEMPTS)
             .bind(before)
             .execute(&mut *tx)

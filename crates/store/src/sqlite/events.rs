@@ -217,14 +217,9 @@ impl EventStore for SqliteStore {
             .bind(before)
             .execute(&mut writer.connection)
             .await?;
-        sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE state != 'pending' AND NOT EXISTS (
-                 SELECT 1 FROM events e
-                 WHERE e.account_id = webhook_deliveries.account_id
-                   AND e.sequence = webhook_deliveries.sequence)",
-        )
-        .execute(&mut writer.connection)
-        .await?;
+        sqlx::query(sql::PURGE_DELIVERIES)
+            .execute(&mut writer.connection)
+            .await?;
         sqlx::query(sql::PURGE_ATTEMPTS)
             .bind(before)
             .execute(&mut writer.connection)
