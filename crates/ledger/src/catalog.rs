@@ -100,9 +100,30 @@ pub struct Feature {
     pub general: Option<u64>,
     /// Price per block in the premium tier, if it has one.
     pub premium: Option<u64>,
+    /// What people read, by language tag (`en`, `zh`), in the catalog's order.
+    pub names: IndexMap<String, String>,
 }
 
 impl Feature {
+    /// The feature's name in words for a reader who accepts `languages` (most wanted
+    /// first, as `Accept-Language` tags): the first one the catalog has, matched whole
+    /// or by its primary subtag (`zh-CN` finds `zh`), else English, else the feature's id.
+    pub fn display_name(&self, languages: &[&str]) -> &str {
+        let find = |tag: &str| {
+            self.names
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(tag))
+                .map(|(_, text)| text.as_str())
+        };
+        languages
+            .iter()
+            .find_map(|tag| {
+                find(tag).or_else(|| find(tag.split('-').next().unwrap_or(tag)))
+            })
+            .or_else(|| find("en"))
+            .unwrap_or(&self.name)
+    }
+
     /// The price in `tier`, or `tier_not_available`.
     pub fn price(&self, tier: Tier) -> Result<Price, Refusal> {
         let per_block = match tier {
@@ -265,6 +286,20 @@ mod tests {
 
     /// (feature, category, block, general, premium, default quantity)
     type PriceRow = (&'static str, Category, u32, Option<u64>, Option<u64>, u32);
+
+    #[test]
+    fn feature_names_are_the_faqs_words_in_the_readers_language() {
+        let catalog = Catalog::default();
+        let name = |feature: &str, languages: &[&str]| {
+            catalog
+                .feature(feature)
+                .map(|f| f.display_name(languages).to_owned())
+        };
+        assert_eq!(name("agent.poster", &["en-US"]).as_deref(), Ok("Poster Generation"));
+        assert_eq!(name("ai_background", &["zh-CN", "en"]).as_deref(), Ok("AI 背景"));
+        assert_eq!(name("agent.web_page", &["fr"]).as_deref(), Ok("Web Page Creation"));
+        assert_eq!(name("private_model", &[]).as_deref(), Ok("Private Models"));
+    }
 
     /// SPEC §3's table.
     const SPEC_PRICES: [PriceRow; 14] = [

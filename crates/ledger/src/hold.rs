@@ -57,8 +57,20 @@ pub struct Hold {
     pub(crate) settlement: Option<Settlement>,
 }
 
-/// How a hold ended.
+/// Credits a settled hold gave back to one bucket: the bucket they came from, or a new
+/// `refund_grace` bucket where that one had expired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Refund {
+    /// The bucket they went to.
+    pub bucket_id: BucketId,
+    /// Its kind.
+    pub kind: CreditKind,
+    /// How many credits.
+    pub amount: u64,
+}
+
+/// How a hold ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settlement {
     /// When it was captured, released or expired.
     pub at: Timestamp,
@@ -68,6 +80,10 @@ pub struct Settlement {
     pub captured_amount: u64,
     /// Credits returned.
     pub refunded_amount: u64,
+    /// Where they went, one line per bucket, as the ledger's `refund` entries say.
+    /// Holds settled before this was recorded have none: see [`Hold::refunds`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<Refund>,
 }
 
 impl Hold {
@@ -119,6 +135,33 @@ impl Hold {
     pub fn settlement(&self) -> Option<&Settlement> {
         self.settlement.as_ref()
     }
+    /// Where a settled hold's returned credits went. A hold settled by a version that did
+    /// not record it (stored format 1) tells it from its allocations: the charge is
+    /// taken from the front, the rest went back to each allocation's bucket (or to a
+    /// `refund_grace` bucket of the same kind, which that version's hold does not name).
+    pub fn refunds(&self) -> Vec<Refund> {
+        let Some(settlement) = &self.settlement else {
+            return Vec::new();
+        };
+        if !settlement.refunds.is_empty() || settlement.refunded_amount == 0 {
+            return settlement.refunds.clone();
+        }
+        let mut to_charge = settlement.captured_amount;
+        self.allocations
+            .iter()
+            .filter_map(|allocation| {
+                let kept = to_charge.min(allocation.amount);
+                to_charge = to_charge.saturating_sub(kept);
+                let amount = allocation.amount.saturating_sub(kept);
+                (amount > 0).then_some(Refund {
+                    bucket_id: allocation.bucket_id,
+                    kind: allocation.kind,
+                    amount,
+                })
+            })
+            .collect()
+    }
+
     /// Credits reserved in buckets of `kind`.
     pub fn held(&self, kind: CreditKind) -> u64 {
         self.allocations

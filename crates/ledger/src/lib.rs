@@ -118,6 +118,7 @@ pub struct UnknownName(pub String);
 
 mod account;
 mod balance;
+mod balance_history;
 mod bucket;
 mod catalog;
 mod command;
@@ -135,6 +136,7 @@ pub use account::{
     Purchase, PurchaseCredits, PurchaseReceipt, Threshold, Use,
 };
 pub use balance::{AgentBalance, Balance, BalanceBucket, GeneralBalance, NextExpiry};
+pub use balance_history::{DayBalance, DayWindow, MAX_BALANCE_HISTORY_DAYS, RunningSums};
 pub use bucket::{Bucket, CreditKind, Source};
 pub use catalog::{
     Catalog, CatalogError, Category, DEFAULT_CATALOG_TOML, Feature, MAX_TRIAL_DAYS, Package, Plan,
@@ -142,7 +144,7 @@ pub use catalog::{
 };
 pub use command::{AccountCommand, Effect, OrderTerms};
 pub use event::{Event, EventKind, EventType};
-pub use hold::{Allocation, Hold, HoldStatus, Settlement};
+pub use hold::{Allocation, Hold, HoldStatus, Refund, Settlement};
 pub use ids::{
     AccountId, AccountIdPrefix, BucketId, HoldId, MAX_ACCOUNT_ID_LEN, MAX_ORDER_ID_LEN, OrderId,
 };

@@ -98,6 +98,12 @@ pub enum Refusal {
         /// The largest page allowed.
         max: u32,
     },
+    /// A balance history whose last day comes before its first, or longer than allowed.
+    #[error("a balance history runs from since to until (both local dates, since first), at most {max_days} days")]
+    BalanceHistoryTooLong {
+        /// The most days one history covers.
+        max_days: i64,
+    },
     /// A hold TTL outside the policy's bounds.
     #[error("ttl_seconds must be between {min} and {max}")]
     TtlOutOfRange {

@@ -6,15 +6,17 @@
 
 use std::collections::HashSet;
 
-use creditd_ledger::{Account, AccountId, BucketId, Currency, Hold, LedgerEntry, OrderId, Payment};
+use creditd_ledger::{
+    Account, AccountId, BucketId, Currency, Hold, HoldId, LedgerEntry, OrderId, Payment,
+};
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::instant::{from_db, to_db};
 use crate::{
-    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, StoreError,
-    StoredAccount, StoredEntry,
+    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchasePosition, PurchaseRecord,
+    StoreError, StoredAccount, StoredEntry,
 };
 
 /// The format this version writes the ledger core's types in: account states, ledger
@@ -24,7 +26,8 @@ use crate::{
 /// by the files under `tests/golden/format-1/`. A change to those types that changes
 /// their JSON is format 2: its number here, a decoder for format 1 kept beside it (or a
 /// migration that rewrites the rows), and golden files of its own; format 1's files
-/// keep reading back.
+/// keep reading back. A field added with a default and left out while empty (a settled
+/// hold's `refunds`) is no new format: format 1 rows read back and write out the same.
 pub const FORMAT: i64 = 1;
 
 /// One of the core's types as this version stores it (in [`FORMAT`]).
@@ -176,6 +179,12 @@ pub(crate) mod sql {
     pub(crate) const PURCHASE: &str = "SELECT order_id, account_id, credits, bucket_id, paid_at,
         paid_at_requested, expires_at, amount_minor, currency, recorded_at
         FROM purchases WHERE order_id = $1";
+    /// An account's purchases before (`$2` recorded_at, `$3` order id), newest first, at
+    /// most `$4` (`purchase_record`).
+    pub(crate) const PURCHASES_PAGE: &str = "SELECT order_id, account_id, credits, bucket_id,
+        paid_at, paid_at_requested, expires_at, amount_minor, currency, recorded_at
+        FROM purchases WHERE account_id = $1 AND (recorded_at, order_id) < ($2, $3)
+        ORDER BY recorded_at DESC, order_id DESC LIMIT $4";
     /// Accounts with an effect due by `$1`, at most `$2`.
     pub(crate) const DUE_ACCOUNTS: &str = "SELECT account_id, next_effect_at FROM account_due
         WHERE next_effect_at <= $1 ORDER BY next_effect_at LIMIT $2";
@@ -189,6 +198,19 @@ pub(crate) mod sql {
     pub(crate) const SETTING: &str = "SELECT value FROM settings WHERE name = $1";
     /// Forgets idempotency records answered before `$1`.
     pub(crate) const PURGE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE at < $1";
+}
+
+/// The bounds `sql::PURCHASES_PAGE` binds as `$2` and `$3`: before the previous page's
+/// last row, or before every row.
+pub(crate) fn purchases_before(before: Option<&PurchasePosition>) -> (i64, &str) {
+    before.map_or((i64::MAX, ""), |position| {
+        (to_db(position.recorded_at), position.order_id.as_str())
+    })
+}
+
+/// A hold id as its rows' `number`; an id past every stored one reads as the largest.
+pub(crate) fn hold_number(before: Option<HoldId>) -> i64 {
+    before.map_or(i64::MAX, |id| i64::try_from(id.get()).unwrap_or(i64::MAX))
 }
 
 /// The account a record is kept under: its own if the batch writes that account, else

@@ -21,7 +21,7 @@ mod records;
 mod sqlite;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, AccountIdPrefix, HoldId, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, AccountIdPrefix, HoldId, HoldStatus, LedgerQuery, OrderId};
 use jiff::Timestamp;
 
 pub use columns::ACCOUNT_ID_END;
@@ -29,8 +29,8 @@ pub use events::DELIVERY_LEASE_SECONDS;
 pub use postgres::PostgresStore;
 pub use records::{
     ApiKeyRecord, AttemptRecord, BatchReads, Changes, ClaimedDelivery, DeliveryState, EventFilter,
-    EventRecord, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Redelivery, StoredAccount,
-    StoredEntry, StoredEvent, WebhookEndpoint, entry_number,
+    EventRecord, IdempotencyKey, IdempotencyRecord, PurchasePosition, PurchaseRecord, Redelivery,
+    StoredAccount, StoredEntry, StoredEvent, WebhookEndpoint, entry_number,
 };
 pub use sqlite::SqliteStore;
 
@@ -96,6 +96,26 @@ pub trait Store: EventStore + Send + Sync + 'static {
         id: &AccountId,
         hold: HoldId,
     ) -> Result<Option<creditd_ledger::Hold>, StoreError>;
+
+    /// An account's settled holds, newest (highest id) first: those with an id below
+    /// `before` if given, only of `status` if given, at most `limit`.
+    async fn settled_holds_page(
+        &self,
+        id: &AccountId,
+        status: Option<HoldStatus>,
+        before: Option<HoldId>,
+        limit: u32,
+    ) -> Result<Vec<creditd_ledger::Hold>, StoreError>;
+
+    /// An account's purchases, newest recorded first (ties: order id, descending);
+    /// those before `before` (the last row of the previous page) if given, at most
+    /// `limit`.
+    async fn purchases_page(
+        &self,
+        id: &AccountId,
+        before: Option<&PurchasePosition>,
+        limit: u32,
+    ) -> Result<Vec<PurchaseRecord>, StoreError>;
 
     /// Accounts whose id starts with `prefix`, in id order (bytewise), those after
     /// `after` if given, at most `limit`.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, HoldStatus, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -26,13 +26,13 @@ use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::columns::{
     FORMAT, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
-    idempotency_record, key_label, purchase_record, record_account, settled_hold, sql,
-    stored_account, stored_entry, written,
+    hold_number, idempotency_record, key_label, purchase_record, purchases_before, record_account,
+    settled_hold, sql, stored_account, stored_entry, written,
 };
 use crate::instant::to_db;
 use crate::{
-    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchaseRecord, Store,
-    StoreError, StoredAccount, StoredEntry, WriteTransaction,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchasePosition,
+    PurchaseRecord, Store, StoreError, StoredAccount, StoredEntry, WriteTransaction,
 };
 
 /// Write transactions a node may have open at once (the locks keep each account in
@@ -124,6 +124,45 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(stored_entry).collect()
+    }
+
+    async fn settled_holds_page(
+        &self,
+        id: &AccountId,
+        status: Option<HoldStatus>,
+        before: Option<HoldId>,
+        limit: u32,
+    ) -> Result<Vec<Hold>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT data, format FROM history
+             WHERE account_id = $1 AND kind = 'hold' AND number < $2
+               AND ($3::text IS NULL OR label = $3)
+             ORDER BY number DESC LIMIT $4",
+        )
+        .bind(id.as_str())
+        .bind(hold_number(before))
+        .bind(status.map(<&str>::from))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(settled_hold).collect()
+    }
+
+    async fn purchases_page(
+        &self,
+        id: &AccountId,
+        before: Option<&PurchasePosition>,
+        limit: u32,
+    ) -> Result<Vec<PurchaseRecord>, StoreError> {
+        let (recorded_at, order_id) = purchases_before(before);
+        let rows = sqlx::query(sql::PURCHASES_PAGE)
+            .bind(id.as_str())
+            .bind(recorded_at)
+            .bind(order_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(purchase_record).collect()
     }
 
     async fn accounts_page(

@@ -57,6 +57,26 @@ pub struct PurchaseRecord {
     pub recorded_at: Timestamp,
 }
 
+/// Where a page of an account's purchases stopped: the last row's recording time and
+/// order id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchasePosition {
+    /// Its `recorded_at`.
+    pub recorded_at: Timestamp,
+    /// Its order id.
+    pub order_id: OrderId,
+}
+
+impl PurchaseRecord {
+    /// Where a page that ends with this purchase stopped.
+    pub fn position(&self) -> PurchasePosition {
+        PurchasePosition {
+            recorded_at: self.recorded_at,
+            order_id: self.order_id.clone(),
+        }
+    }
+}
+
 /// Where an idempotency key lives: keys are scoped to the API key that sent them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey {

@@ -22,7 +22,7 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, LedgerQuery, OrderId};
+use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, HoldStatus, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::sqlite::{
@@ -34,14 +34,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
 use crate::columns::{
-    FORMAT, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_row,
-    idempotency_record, key_label, purchase_record, settled_hold, sql, stored_account,
-    stored_entry, to_json,
+    FORMAT, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
+    hold_row, idempotency_record, key_label, purchase_record, purchases_before, settled_hold, sql,
+    stored_account, stored_entry, to_json,
 };
 use crate::instant::to_db;
 use crate::{
-    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchaseRecord, Store,
-    StoreError, StoredAccount, StoredEntry, WriteTransaction,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchasePosition,
+    PurchaseRecord, Store, StoreError, StoredAccount, StoredEntry, WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -361,6 +361,57 @@ impl Store for SqliteStore {
             page.push(stored_entry(row)?);
         }
         Ok(page)
+    }
+
+    async fn settled_holds_page(
+        &self,
+        id: &AccountId,
+        status: Option<HoldStatus>,
+        before: Option<HoldId>,
+        limit: u32,
+    ) -> Result<Vec<Hold>, StoreError> {
+        // Taken before the rows: a fold that ends meanwhile has written them there first,
+        // and a hold found in both places is one hold.
+        let kept = unfolded(&self.unfolded).holds_rows(id, status, before, limit);
+        let rows = sqlx::query(
+            "SELECT data, format FROM history
+             WHERE account_id = ?1 AND kind = 'hold' AND number < ?2 AND (?3 IS NULL OR label = ?3)
+             ORDER BY number DESC LIMIT ?4",
+        )
+        .bind(id.as_str())
+        .bind(hold_number(before))
+        .bind(status.map(<&str>::from))
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut page = std::collections::BTreeMap::new();
+        for row in &rows {
+            let hold = settled_hold(row)?;
+            page.insert(hold.id(), hold);
+        }
+        page.extend(kept.into_iter().map(|hold| (hold.id(), hold)));
+        Ok(page
+            .into_values()
+            .rev()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn purchases_page(
+        &self,
+        id: &AccountId,
+        before: Option<&PurchasePosition>,
+        limit: u32,
+    ) -> Result<Vec<PurchaseRecord>, StoreError> {
+        let (recorded_at, order_id) = purchases_before(before);
+        let rows = sqlx::query(sql::PURCHASES_PAGE)
+            .bind(id.as_str())
+            .bind(recorded_at)
+            .bind(order_id)
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(purchase_record).collect()
     }
 
     async fn accounts_page(

@@ -9,7 +9,7 @@ use jiff::ToSpan;
 
 use super::bookkeeping::{describe_return, negative, signed};
 use super::{Moment, Use};
-use crate::hold::Settlement;
+use crate::hold::{Refund, Settlement};
 use crate::limits::{MAX_PENDING_HOLDS, MAX_QUANTITY, check_text};
 use crate::{
     Allocation, Bucket, BucketId, CreditKind, EntryType, Hold, HoldId, HoldStatus, Refusal, Source,
@@ -151,6 +151,7 @@ impl Moment<'_> {
         debug_assert!(charged <= hold.amount);
         let mut to_charge = charged;
         let mut to_grace = [0_u64; 2]; // by kind: agent, general
+        let mut refunds = Vec::new();
         for allocation in &hold.allocations {
             let kept = to_charge.min(allocation.amount);
             to_charge = to_charge.saturating_sub(kept);
@@ -169,6 +170,11 @@ impl Moment<'_> {
                         self.entry_for(allocation.bucket_id, EntryType::Refund, signed(back));
                     describe_return(&mut entry, &hold, quantity, status);
                     self.history.entries.push(entry);
+                    refunds.push(Refund {
+                        bucket_id: allocation.bucket_id,
+                        kind: allocation.kind,
+                        amount: back,
+                    });
                 }
                 None => {
                     let slot = &mut to_grace[usize::from(allocation.kind == CreditKind::General)];
@@ -188,6 +194,11 @@ impl Moment<'_> {
                 let mut entry = self.entry_for(bucket_id, EntryType::Refund, signed(back));
                 describe_return(&mut entry, &hold, quantity, status);
                 self.history.entries.push(entry);
+                refunds.push(Refund {
+                    bucket_id,
+                    kind,
+                    amount: back,
+                });
             }
         }
         let refunded = hold.amount.saturating_sub(charged);
@@ -197,6 +208,7 @@ impl Moment<'_> {
             captured_quantity: quantity,
             captured_amount: charged,
             refunded_amount: refunded,
+            refunds,
         });
         for allocation in &hold.allocations {
             self.account.drop_if_spent(allocation.bucket_id);

@@ -7,7 +7,7 @@
 use jiff::{Span, Timestamp, ToSpan};
 
 use super::*;
-use crate::{Balance, OrderId, Tier, parse_time_zone};
+use crate::{Balance, OrderId, Refund, Tier, parse_time_zone};
 
 fn t(text: &str) -> Timestamp {
     text.parse().expect("test timestamp")
@@ -1029,7 +1029,7 @@ fn capture_charges_what_was_delivered_and_returns_the_rest() {
     let hold = w.hold("agent.video_generation", Some(12)).expect("hold");
     assert_eq!(hold.amount(), 60);
     let captured = w.run(|m| m.capture(hold.id(), Some(7))).expect("capture");
-    let settlement = captured.settlement().copied().expect("settled");
+    let settlement = captured.settlement().cloned().expect("settled");
     assert_eq!(
         (
             captured.status(),
@@ -1047,6 +1047,11 @@ fn capture_charges_what_was_delivered_and_returns_the_rest() {
         .map(|e| e.amount)
         .collect();
     assert_eq!(by_hold, [-60, 20]);
+    assert_eq!(
+        captured.refunds().iter().map(|r| r.amount).sum::<u64>(),
+        20,
+        "the settled hold tells what came back"
+    );
     w.assert_ledger_invariant();
 }
 
@@ -1165,10 +1170,19 @@ fn credits_returned_into_an_expired_bucket_go_to_a_refund_grace_bucket_of_the_sa
         w.entries(EntryType::Expire).iter().all(|e| e.amount == -2),
         "only the unheld 2 expired"
     );
-    w.run(|m| m.release(hold.id())).expect("release");
+    let released = w.run(|m| m.release(hold.id())).expect("release");
     let b = w.balance();
     assert_eq!(b.agent.available, 8);
     let grace = &b.buckets[0].bucket;
+    assert_eq!(
+        released.refunds(),
+        [Refund {
+            bucket_id: grace.id(),
+            kind: CreditKind::Agent,
+            amount: 8
+        }],
+        "the settled hold names where its credits went"
+    );
     assert_eq!(
         (grace.source(), grace.kind(), grace.remaining()),
         (Source::RefundGrace, CreditKind::Agent, 8)

@@ -113,6 +113,8 @@ struct FeatureFile {
     block: u32,
     default_quantity: u32,
     prices: PricesFile,
+    #[serde(default)]
+    names: IndexMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +148,14 @@ impl FeatureFile {
                 check_range(at(&format!("prices.{tier}")), price, 0, MAX_AMOUNT)?;
             }
         }
+        for (language, text) in &self.names {
+            if language.is_empty() || text.trim().is_empty() {
+                return Err(invalid(
+                    at("names"),
+                    "each name needs a language tag and some words",
+                ));
+            }
+        }
         Ok(Feature {
             name: name.into(),
             category: self.category,
@@ -154,6 +164,7 @@ impl FeatureFile {
             default_quantity,
             general: self.prices.general,
             premium: self.prices.premium,
+            names: self.names,
         })
     }
 }

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use creditd_ledger::{Account, AccountId, Hold, HoldId, LedgerEntry, LedgerQuery};
+use creditd_ledger::{Account, AccountId, Hold, HoldId, HoldStatus, LedgerEntry, LedgerQuery};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{
@@ -376,6 +376,31 @@ impl Unfolded {
 
     pub(super) fn hold(&self, id: &AccountId, hold: HoldId) -> Option<Hold> {
         self.holds.get(&(id.clone(), hold)).cloned()
+    }
+
+    /// The account's unfolded settled holds, newest first: those below `before`, of
+    /// `status` if given, at most `limit`. Holds settle in any order, so unlike entries
+    /// they may be unfolded anywhere in the account's range: a page merges these with
+    /// the table's.
+    pub(super) fn holds_rows(
+        &self,
+        id: &AccountId,
+        status: Option<HoldStatus>,
+        before: Option<HoldId>,
+        limit: u32,
+    ) -> Vec<Hold> {
+        let to = match before {
+            Some(before) => Bound::Excluded((id.clone(), before)),
+            None => Bound::Included((id.clone(), HoldId::new(u64::MAX))),
+        };
+        self.holds
+            .range((Bound::Included((id.clone(), HoldId::new(0))), to))
+            .rev()
+            .map(|(_, hold)| hold)
+            .filter(|hold| status.is_none_or(|s| hold.status() == s))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
     }
 
     /// The account's unfolded entries on a ledger page: those `query` matches numbered

@@ -45,6 +45,7 @@ on_every_backend!(
     accounts_are_due_when_their_next_effect_has_come,
     one_commit_writes_every_kind_of_change,
     accounts_are_listed_by_prefix_in_id_order_page_after_page,
+    settled_holds_and_purchases_are_listed_newest_first_page_after_page,
 );
 
 pub(crate) type Db = Box<dyn Store>;
@@ -517,5 +518,102 @@ async fn accounts_are_listed_by_prefix_in_id_order_page_after_page(db: Db) {
     assert_eq!(
         names(everyone),
         ["Z-user", "user", "user-1", "user-10", "user-2", "usex"]
+    );
+}
+
+async fn settled_holds_and_purchases_are_listed_newest_first_page_after_page(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let catalog = Catalog::default();
+    let mut account = Account::open(id("user-1"), TimeZone::UTC, now);
+    let mut history = History::default();
+    let mut moment = account.at(&catalog, now, &mut history);
+    moment
+        .grant(Grant {
+            kind: CreditKind::General,
+            amount: Amount::new(100).unwrap(),
+            source: GrantSource::Compensation,
+            expiry: Expiry::Never,
+            campaign: None,
+            note: None,
+        })
+        .unwrap();
+    // Holds 1 … 4: settled as captured, released, captured; hold 4 stays pending.
+    let holds: Vec<_> = (0..4)
+        .map(|_| {
+            moment.place_hold(&Use {
+                feature: "ai_extender".into(),
+                ..Use::default()
+            })
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    moment.capture(holds[2].id(), None).unwrap();
+    moment.release(holds[1].id()).unwrap();
+    moment.capture(holds[0].id(), None).unwrap();
+    drop(moment);
+    commit(&db, &changes_for(&account, 0, &history))
+        .await
+        .unwrap();
+
+    let ids = |page: &[creditd_ledger::Hold]| page.iter().map(|h| h.id().get()).collect::<Vec<_>>();
+    let user = id("user-1");
+    let first = db.settled_holds_page(&user, None, None, 2).await.unwrap();
+    assert_eq!(
+        ids(&first),
+        [3, 2],
+        "newest first, pending holds are not settled"
+    );
+    let next = db
+        .settled_holds_page(&user, None, Some(first[1].id()), 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&next), [1]);
+    let captured = db
+        .settled_holds_page(&user, Some(HoldStatus::Captured), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&captured), [3, 1]);
+
+    let purchase = |order: &str, minutes: i64| PurchaseRecord {
+        order_id: OrderId::parse(order).unwrap(),
+        account_id: user.clone(),
+        credits: 100,
+        bucket_id: creditd_ledger::BucketId::new(9),
+        paid_at: now,
+        paid_at_requested: None,
+        expires_at: now + 10.hours(),
+        paid: None,
+        recorded_at: now + minutes.minutes(),
+    };
+    let mut changes = Changes::default();
+    changes.purchases = vec![
+        purchase("order-a", 0),
+        purchase("order-c", 1),
+        purchase("order-b", 1),
+        PurchaseRecord {
+            account_id: id("user-2"),
+            ..purchase("order-z", 5)
+        },
+    ];
+    commit(&db, &changes).await.unwrap();
+    let orders = |page: &[PurchaseRecord]| {
+        page.iter()
+            .map(|p| p.order_id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let first = db.purchases_page(&user, None, 2).await.unwrap();
+    assert_eq!(
+        orders(&first),
+        ["order-c", "order-b"],
+        "ties newest order id first"
+    );
+    let next = db
+        .purchases_page(&user, Some(&first[1].position()), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        orders(&next),
+        ["order-a"],
+        "another account's purchase is not listed"
     );
 }
