@@ -50,6 +50,11 @@ impl RunningSums {
         }
     }
 
+    fn take_off(&mut self, day: &RunningSums) {
+        self.general = self.general.saturating_sub(day.general);
+        self.agent = self.agent.saturating_sub(day.agent);
+    }
+
     fn less(&mut self, kind: CreditKind, amount: i64) {
         let sum = match kind {
             CreditKind::General => &mut self.general,
@@ -105,45 +110,57 @@ impl DayWindow {
         end_of(self.since, zone)
     }
 
-    /// The end-of-day sums of the window's days up to `today` (a later day has no end
-    /// yet), oldest first, told back from `now_sums` (the sums at the newest entry's
-    /// time or later) and `entries`: at least every entry from
-    /// [`DayWindow::entries_from`] on, in any order.
-    pub fn days<'a>(
-        &self,
-        zone: &TimeZone,
-        today: Date,
-        now_sums: RunningSums,
-        entries: impl IntoIterator<Item = &'a LedgerEntry>,
-    ) -> Vec<DayBalance> {
-        let mut by_day: BTreeMap<Date, Vec<(CreditKind, i64)>> = BTreeMap::new();
-        for entry in entries {
-            let day = entry.at.to_zoned(zone.clone()).date();
-            if day > self.since {
-                by_day
-                    .entry(day)
-                    .or_default()
-                    .push((entry.kind, entry.amount));
-            }
+    /// An empty tally of the window's entries in `zone`: feed it every entry from
+    /// [`DayWindow::entries_from`] on (more do no harm), in any order, then read the days.
+    pub fn tally(&self, zone: &TimeZone) -> DayTally {
+        DayTally {
+            window: *self,
+            zone: zone.clone(),
+            by_day: BTreeMap::new(),
         }
-        let last = self.until.min(today);
+    }
+}
+
+/// The entries of a balance history's window, summed per local day and kind as they are
+/// read (page by page), so telling the history back takes memory for its days only.
+#[derive(Clone, Debug)]
+pub struct DayTally {
+    window: DayWindow,
+    zone: TimeZone,
+    by_day: BTreeMap<Date, RunningSums>,
+}
+
+impl DayTally {
+    /// Counts one entry.
+    pub fn add(&mut self, entry: &LedgerEntry) {
+        let day = entry.at.to_zoned(self.zone.clone()).date();
+        if day > self.window.since {
+            let sums = self.by_day.entry(day).or_default();
+            // Subtracting a negated amount adds it; `less` keeps one checked path.
+            sums.less(entry.kind, entry.amount.saturating_neg());
+        }
+    }
+
+    /// The end-of-day sums of the window's days up to `today` (a later day has no end
+    /// yet), oldest first, told back from `now_sums`: the sums after every entry added.
+    pub fn days(&self, today: Date, now_sums: RunningSums) -> Vec<DayBalance> {
+        let last = self.window.until.min(today);
         let mut sums = now_sums;
-        let mut later = by_day.into_iter().rev().peekable();
+        let mut later = self.by_day.iter().rev().peekable();
+        // Entries of days after the last one shown come off first.
+        while let Some((_, day_sums)) = later.next_if(|(d, _)| **d > last) {
+            sums.take_off(day_sums);
+        }
         let mut days = Vec::new();
         let mut day = last;
-        // Entries of days after the last one shown come off first.
-        while let Some((entry_day, amounts)) = later.next_if(|(d, _)| *d > last) {
-            debug_assert!(entry_day > last);
-            amounts.iter().for_each(|&(kind, amount)| sums.less(kind, amount));
-        }
-        while day >= self.since {
+        while day >= self.window.since {
             days.push(DayBalance {
                 date: day,
                 general: sums.general,
                 agent: sums.agent,
             });
-            while let Some((_, amounts)) = later.next_if(|(d, _)| *d == day) {
-                amounts.iter().for_each(|&(kind, amount)| sums.less(kind, amount));
+            if let Some((_, day_sums)) = later.next_if(|(d, _)| **d == day) {
+                sums.take_off(day_sums);
             }
             match day.yesterday() {
                 Ok(previous) => day = previous,
@@ -198,7 +215,9 @@ mod tests {
             agent: 0,
         };
         let window = DayWindow::new(date("2026-02-27"), date("2026-03-05")).expect("window");
-        let days = window.days(&zone, date("2026-03-04"), now, &entries);
+        let mut tally = window.tally(&zone);
+        entries.iter().for_each(|e| tally.add(e));
+        let days = tally.days(date("2026-03-04"), now);
         let figures: Vec<(String, i64, i64)> = days
             .iter()
             .map(|d| (d.date.to_string(), d.general, d.agent))
@@ -231,7 +250,9 @@ mod tests {
             general: 5,
             agent: 0,
         };
-        let days = window.days(&zone, date("2026-03-03"), sums, &old);
+        let mut tally = window.tally(&zone);
+        old.iter().for_each(|e| tally.add(e));
+        let days = tally.days(date("2026-03-03"), sums);
         assert!(days.iter().all(|d| d.general == 5), "{days:?}");
     }
 

@@ -1,6 +1,6 @@
 //! `/v1/holds/…` and the holds and charges of `/v1/accounts/{id}/…`.
 
-use creditd_ledger::{AccountId, Hold};
+use creditd_ledger::{AccountId, Allocation, Hold};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -59,6 +59,17 @@ pub struct AllocationDto {
     pub source: Name,
     /// Credits.
     pub amount: u64,
+}
+
+impl From<&Allocation> for AllocationDto {
+    fn from(allocation: &Allocation) -> AllocationDto {
+        AllocationDto {
+            bucket_id: allocation.bucket_id.to_string(),
+            kind: allocation.kind.as_str().into(),
+            source: allocation.source.as_str().into(),
+            amount: allocation.amount,
+        }
+    }
 }
 
 /// A hold (a charge is a hold captured at once).
@@ -120,16 +131,7 @@ impl HoldDto {
             status: hold.status().as_str().into(),
             created_at: hold.created_at(),
             expires_at: hold.expires_at(),
-            allocations: hold
-                .allocations()
-                .iter()
-                .map(|a| AllocationDto {
-                    bucket_id: a.bucket_id.to_string(),
-                    kind: a.kind.as_str().into(),
-                    source: a.source.as_str().into(),
-                    amount: a.amount,
-                })
-                .collect(),
+            allocations: hold.allocations().iter().map(AllocationDto::from).collect(),
             reference: hold.reference().map(str::to_owned),
             captured_quantity: settlement.map(|s| s.captured_quantity),
             captured_amount: settlement.map(|s| s.captured_amount),

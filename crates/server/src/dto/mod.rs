@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod events;
 mod holds;
+mod views;
 
 use std::borrow::Cow;
 
@@ -23,6 +24,7 @@ pub use accounts::*;
 pub use admin::*;
 pub use events::*;
 pub use holds::*;
+pub use views::*;
 
 use crate::answer::{Answer, Problem};
 use crate::command::{Outcome, Refused};

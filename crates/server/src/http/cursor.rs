@@ -18,6 +18,10 @@ pub enum Cursor {
     Events,
     /// An endpoint's delivery attempts: the number of the last attempt.
     Deliveries,
+    /// An account's holds or generations: the number of the last hold.
+    Holds,
+    /// An account's purchases: the last one's recording time (microseconds) and order id.
+    Purchases,
 }
 
 impl Cursor {
@@ -27,6 +31,8 @@ impl Cursor {
             Cursor::Accounts => "a1:",
             Cursor::Events => "e1:",
             Cursor::Deliveries => "d1:",
+            Cursor::Holds => "h1:",
+            Cursor::Purchases => "p1:",
         }
     }
 

@@ -71,7 +71,7 @@ impl AppState {
     /// Records the time effects due on `account` (and so their events) before a read
     /// that lists stored rows: SPEC §9, a read of the account records them at once.
     /// `Ok(false)` when the account does not exist.
-    pub(super) async fn record_due(&self, account: &AccountId) -> Result<bool, Problem> {
+    pub(crate) async fn record_due(&self, account: &AccountId) -> Result<bool, Problem> {
         let due = match self
             .core
             .account_now(account)

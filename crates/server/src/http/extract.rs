@@ -193,3 +193,30 @@ pub async fn refuse_large_bodies(
     }
     next.run(request).await
 }
+
+/// The languages a reader accepts, most wanted first: `Accept-Language` as the
+/// `accept-language` crate orders it by quality. Never refuses: no header is no wish.
+#[derive(Clone, Debug, Default)]
+pub struct Languages(pub Vec<String>);
+
+impl Languages {
+    /// The tags, as the catalog's `display_name` takes them.
+    pub fn tags(&self) -> Vec<&str> {
+        self.0.iter().map(String::as_str).collect()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Languages {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Languages(
+            parts
+                .headers
+                .get(axum::http::header::ACCEPT_LANGUAGE)
+                .and_then(|value| value.to_str().ok())
+                .map(accept_language::parse)
+                .unwrap_or_default(),
+        ))
+    }
+}

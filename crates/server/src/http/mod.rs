@@ -11,6 +11,7 @@ mod events;
 mod extract;
 mod holds;
 mod purchases;
+mod views;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,6 +119,10 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(accounts::token))
         .routes(routes!(accounts::balance))
         .routes(routes!(accounts::ledger))
+        .routes(routes!(views::list_purchases))
+        .routes(routes!(views::list_holds))
+        .routes(routes!(views::usage))
+        .routes(routes!(views::balance_history))
         .routes(routes!(purchases::get_purchase))
         .routes(routes!(holds::get_hold))
         .routes(routes!(holds::capture))
