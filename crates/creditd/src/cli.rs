@@ -147,6 +147,14 @@ pub struct ServeArgs {
         default_value_t = Destinations::Any
     )]
     pub webhook_destinations: Destinations,
+    /// Mark the credits page's session cookie `Secure`: set it when users reach creditd
+    /// over HTTPS (as they should), directly or through a proxy.
+    #[arg(long, env = "CREDITD_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Who may show `/app/badge` in a frame: a CSP `frame-ancestors` source list, such
+    /// as the platform's origin (`https://app.example.com`). Other pages are never framed.
+    #[arg(long, env = "CREDITD_BADGE_FRAME_ANCESTORS", default_value = "'self'")]
+    pub badge_frame_ancestors: String,
 }
 
 /// Where webhook endpoints may point.

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use creditd_ledger::Catalog;
 use creditd_server::auth::{MAX_KEY_NAME_LEN, Role, new_api_key};
 use creditd_server::dto::ApiKeyDto;
+use creditd_server::pages::PageSettings;
 use creditd_server::{CommitMode, Core, Service, WebhookDestinations, clock::Clock};
 use creditd_store::{Changes, redacted};
 
@@ -44,6 +45,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Destinations::Any => WebhookDestinations::Any,
         Destinations::Loopback => WebhookDestinations::Loopback,
     };
+    core.pages = PageSettings::new(args.secure_cookies, &args.badge_frame_ancestors)
+        .map_err(anyhow::Error::msg)?;
     if let Some(key) = first.admin_key {
         println!("No API key existed, so creditd created an admin key. It is shown only now:");
         println!();

@@ -45,7 +45,12 @@ impl RunningSums {
     pub fn of(balance: &Balance) -> RunningSums {
         let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         RunningSums {
-            general: signed(balance.general.available.saturating_add(balance.general.frozen)),
+            general: signed(
+                balance
+                    .general
+                    .available
+                    .saturating_add(balance.general.frozen),
+            ),
             agent: signed(balance.agent.available),
         }
     }
@@ -79,7 +84,7 @@ impl DayWindow {
             .until(until)
             .map(|span| i64::from(span.get_days()).saturating_add(1))
             .unwrap_or(i64::MAX);
-        if days < 1 || days > MAX_BALANCE_HISTORY_DAYS {
+        if !(1..=MAX_BALANCE_HISTORY_DAYS).contains(&days) {
             return Err(Refusal::BalanceHistoryTooLong {
                 max_days: MAX_BALANCE_HISTORY_DAYS,
             });

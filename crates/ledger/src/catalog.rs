@@ -117,9 +117,7 @@ impl Feature {
         };
         languages
             .iter()
-            .find_map(|tag| {
-                find(tag).or_else(|| find(tag.split('-').next().unwrap_or(tag)))
-            })
+            .find_map(|tag| find(tag).or_else(|| find(tag.split('-').next().unwrap_or(tag))))
             .or_else(|| find("en"))
             .unwrap_or(&self.name)
     }
@@ -295,9 +293,18 @@ mod tests {
                 .feature(feature)
                 .map(|f| f.display_name(languages).to_owned())
         };
-        assert_eq!(name("agent.poster", &["en-US"]).as_deref(), Ok("Poster Generation"));
-        assert_eq!(name("ai_background", &["zh-CN", "en"]).as_deref(), Ok("AI 背景"));
-        assert_eq!(name("agent.web_page", &["fr"]).as_deref(), Ok("Web Page Creation"));
+        assert_eq!(
+            name("agent.poster", &["en-US"]).as_deref(),
+            Ok("Poster Generation")
+        );
+        assert_eq!(
+            name("ai_background", &["zh-CN", "en"]).as_deref(),
+            Ok("AI 背景")
+        );
+        assert_eq!(
+            name("agent.web_page", &["fr"]).as_deref(),
+            Ok("Web Page Creation")
+        );
         assert_eq!(name("private_model", &[]).as_deref(), Ok("Private Models"));
     }
 

@@ -136,9 +136,7 @@ pub use account::{
     Purchase, PurchaseCredits, PurchaseReceipt, Threshold, Use,
 };
 pub use balance::{AgentBalance, Balance, BalanceBucket, GeneralBalance, NextExpiry};
-pub use balance_history::{
-    DayBalance, DayTally, DayWindow, MAX_BALANCE_HISTORY_DAYS, RunningSums,
-};
+pub use balance_history::{DayBalance, DayTally, DayWindow, MAX_BALANCE_HISTORY_DAYS, RunningSums};
 pub use bucket::{Bucket, CreditKind, Source};
 pub use catalog::{
     Catalog, CatalogError, Category, DEFAULT_CATALOG_TOML, Feature, MAX_TRIAL_DAYS, Package, Plan,

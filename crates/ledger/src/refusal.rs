@@ -99,7 +99,9 @@ pub enum Refusal {
         max: u32,
     },
     /// A balance history whose last day comes before its first, or longer than allowed.
-    #[error("a balance history runs from since to until (both local dates, since first), at most {max_days} days")]
+    #[error(
+        "a balance history runs from since to until (both local dates, since first), at most {max_days} days"
+    )]
     BalanceHistoryTooLong {
         /// The most days one history covers.
         max_days: i64,

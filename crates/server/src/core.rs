@@ -27,6 +27,8 @@ pub struct Core {
     pub metrics: Metrics,
     /// Where webhook endpoints may point.
     pub webhook_destinations: WebhookDestinations,
+    /// How the pages are served.
+    pub pages: crate::pages::PageSettings,
     /// Told when a commit recorded events: the webhook worker looks for deliveries at
     /// once instead of at its next poll.
     pub events_recorded: tokio::sync::Notify,
@@ -105,6 +107,7 @@ impl Core {
             metrics: Metrics::default(),
             events_recorded: tokio::sync::Notify::new(),
             webhook_destinations: WebhookDestinations::Any,
+            pages: crate::pages::PageSettings::default(),
         };
         Ok((core, first_start))
     }

@@ -20,6 +20,7 @@ pub mod http;
 pub mod idempotency;
 pub mod jobs;
 pub mod metrics;
+pub mod pages;
 pub mod webhooks;
 pub mod writer;
 

@@ -100,7 +100,7 @@ impl AppState {
     /// Has the writer record the time effects a read found due (`due`, what catching
     /// up in memory produced), without waiting for it: the read answers from memory at
     /// once, and the events appear within the writer's next batch.
-    pub(super) fn record_soon(&self, account: &AccountId, due: &History) {
+    pub(crate) fn record_soon(&self, account: &AccountId, due: &History) {
         if due.entries.is_empty() && due.events.is_empty() {
             return;
         }

@@ -8,10 +8,12 @@ mod admin;
 mod cursor;
 mod document;
 mod events;
-mod extract;
+pub(crate) mod extract;
 mod holds;
 mod purchases;
 mod views;
+
+pub(crate) use views::HoldFilter;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +76,7 @@ impl AppState {
 
     /// The account as of now, and the time-based effects not yet recorded; 404 if it
     /// does not exist.
-    async fn account_now(&self, id: &AccountId) -> Result<(Account, History), Problem> {
+    pub(crate) async fn account_now(&self, id: &AccountId) -> Result<(Account, History), Problem> {
         self.core
             .account_now(id)
             .await
@@ -156,6 +158,7 @@ pub fn router(state: AppState) -> axum::Router {
                 }
             }),
         )
+        .merge(crate::pages::router())
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use creditd_ledger::{
-    Account, AccountId, DayBalance, DayWindow, Hold, HoldId, HoldStatus, LedgerQuery, MAX_PAGE,
-    RunningSums, page_limit,
+    AccountId, DayBalance, DayWindow, Hold, HoldId, HoldStatus, LedgerQuery, MAX_PAGE, RunningSums,
+    page_limit,
 };
 use creditd_store::{PurchasePosition, PurchaseRecord};
 use jiff::Timestamp;
@@ -45,8 +45,6 @@ pub(crate) struct HoldFilter {
 /// A page of an account's holds, newest first.
 #[derive(Debug)]
 pub(crate) struct HoldsPage {
-    /// The account as of now.
-    pub account: Account,
     /// The holds.
     pub holds: Vec<Hold>,
     /// Where the next page starts, when this one is full.
@@ -102,11 +100,7 @@ impl AppState {
             batch.sort_by_key(|hold| std::cmp::Reverse(hold.id()));
             for hold in batch {
                 if filter.since.is_some_and(|since| hold.created_at() < since) {
-                    return Ok(HoldsPage {
-                        account,
-                        holds,
-                        next: None,
-                    });
+                    return Ok(HoldsPage { holds, next: None });
                 }
                 if filter.until.is_some_and(|until| hold.created_at() >= until) {
                     continue;
@@ -114,21 +108,13 @@ impl AppState {
                 holds.push(hold);
                 if holds.len() == wanted {
                     let next = holds.last().map(Hold::id);
-                    return Ok(HoldsPage {
-                        account,
-                        holds,
-                        next,
-                    });
+                    return Ok(HoldsPage { holds, next });
                 }
             }
             match floor {
                 Some(floor) => cursor = Some(floor),
                 None => {
-                    return Ok(HoldsPage {
-                        account,
-                        holds,
-                        next: None,
-                    });
+                    return Ok(HoldsPage { holds, next: None });
                 }
             }
         }

@@ -585,16 +585,18 @@ async fn settled_holds_and_purchases_are_listed_newest_first_page_after_page(db:
         paid: None,
         recorded_at: now + minutes.minutes(),
     };
-    let mut changes = Changes::default();
-    changes.purchases = vec![
-        purchase("order-a", 0),
-        purchase("order-c", 1),
-        purchase("order-b", 1),
-        PurchaseRecord {
-            account_id: id("user-2"),
-            ..purchase("order-z", 5)
-        },
-    ];
+    let changes = Changes {
+        purchases: vec![
+            purchase("order-a", 0),
+            purchase("order-c", 1),
+            purchase("order-b", 1),
+            PurchaseRecord {
+                account_id: id("user-2"),
+                ..purchase("order-z", 5)
+            },
+        ],
+        ..Changes::default()
+    };
     commit(&db, &changes).await.unwrap();
     let orders = |page: &[PurchaseRecord]| {
         page.iter()
