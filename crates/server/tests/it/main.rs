@@ -7,6 +7,7 @@ mod auth;
 mod credits;
 mod events;
 mod idempotency;
+mod pages;
 mod reads;
 mod requests;
 mod service;
