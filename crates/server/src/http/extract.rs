@@ -194,12 +194,36 @@ pub async fn refuse_large_bodies(
     next.run(request).await
 }
 
-/// The languages a reader accepts, most wanted first: `Accept-Language` as the
-/// `accept-language` crate orders it by quality. Never refuses: no header is no wish.
+/// Most language tags read from one `Accept-Language`: browsers send a handful.
+pub const MAX_ACCEPTED_LANGUAGES: usize = 16;
+
+/// The languages a reader accepts, most wanted first: `Accept-Language` ordered by
+/// quality (ties keep the header's order). Never refuses: no header is no wish. Read
+/// here rather than by the `accept-language` crate, whose ordering is not total when a
+/// quality is not a number (`q=NaN`), which sorting may answer with a panic.
 #[derive(Clone, Debug, Default)]
 pub struct Languages(pub Vec<String>);
 
 impl Languages {
+    /// The tags of a header value.
+    pub fn parse(header: &str) -> Languages {
+        let mut tags: Vec<(f32, String)> = header
+            .split(',')
+            .take(MAX_ACCEPTED_LANGUAGES)
+            .filter_map(|part| {
+                let mut pieces = part.split(';');
+                let tag = pieces.next()?.trim();
+                let quality = pieces
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
+                    .filter(|q| q.is_finite() && *q > 0.0)?;
+                (!tag.is_empty() && tag != "*").then(|| (quality.min(1.0), tag.to_owned()))
+            })
+            .collect();
+        tags.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Languages(tags.into_iter().map(|(_, tag)| tag).collect())
+    }
+
     /// The tags, as the catalog's `display_name` takes them.
     pub fn tags(&self) -> Vec<&str> {
         self.0.iter().map(String::as_str).collect()
@@ -210,13 +234,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Languages {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Languages(
-            parts
-                .headers
-                .get(axum::http::header::ACCEPT_LANGUAGE)
-                .and_then(|value| value.to_str().ok())
-                .map(accept_language::parse)
-                .unwrap_or_default(),
-        ))
+        Ok(parts
+            .headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+            .map(Languages::parse)
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Languages;
+
+    #[test]
+    fn accepted_languages_come_most_wanted_first_and_odd_qualities_are_dropped() {
+        assert_eq!(
+            Languages::parse("en;q=0.5, zh-CN, fr;q=NaN, de;q=0, *;q=0.1, ja;q=0.8").0,
+            ["zh-CN", "ja", "en"]
+        );
+        let long = vec!["xx;q=NaN"; 100].join(",");
+        assert!(Languages::parse(&long).0.is_empty());
     }
 }

@@ -93,9 +93,13 @@ impl AppState {
             };
             let exhausted = settled.len() < usize::try_from(MAX_PAGE).unwrap_or(usize::MAX);
             let floor = settled.last().filter(|_| !exhausted).map(Hold::id);
+            // A hold settled between the two reads is in both: the store's copy stands.
+            let settled_ids: Vec<HoldId> = settled.iter().map(Hold::id).collect();
             let mut batch = settled;
             while let Some(hold) = pending.next_if(|h| floor.is_none_or(|floor| h.id() > floor)) {
-                batch.push(hold);
+                if !settled_ids.contains(&hold.id()) {
+                    batch.push(hold);
+                }
             }
             batch.sort_by_key(|hold| std::cmp::Reverse(hold.id()));
             for hold in batch {
@@ -133,7 +137,17 @@ impl AppState {
         if !self.record_due(id).await? {
             return Err(Problem::not_found(format!("account {id} does not exist")));
         }
-        let (account, _) = self.account_now(id).await?;
+        // Today's sums and the entries they were summed from come from one snapshot:
+        // entries committed after it are passed over.
+        let stored = self
+            .core
+            .store
+            .account(id)
+            .await
+            .map_err(Problem::from)?
+            .ok_or_else(|| Problem::not_found(format!("account {id} does not exist")))?;
+        let entries_seen = stored.entry_seq;
+        let (account, _) = self.core.brought_to_now(stored.account);
         let zone = account.time_zone().clone();
         let today = self.core.clock.now().to_zoned(zone.clone()).date();
         let until = until.unwrap_or(today);
@@ -156,7 +170,9 @@ impl AppState {
                 .ledger_page(id, &query, before)
                 .await
                 .map_err(Problem::from)?;
-            page.iter().for_each(|stored| tally.add(&stored.entry));
+            page.iter()
+                .filter(|stored| stored.seq <= entries_seen)
+                .for_each(|stored| tally.add(&stored.entry));
             match page.last() {
                 Some(last) if page.len() == usize::try_from(MAX_PAGE).unwrap_or(usize::MAX) => {
                     before = Some(last.seq);

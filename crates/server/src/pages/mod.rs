@@ -195,14 +195,15 @@ struct SignedOut {
     css: &'static str,
 }
 
-/// The 401 page: the session is missing or ended.
-fn signed_out(lang: Lang) -> Response {
+/// The 401 page: the session is missing or ended. Framed where the page asked for is
+/// (the badge's says so inside its iframe).
+fn signed_out(lang: Lang, frame_ancestors: &str) -> Response {
     let page = SignedOut {
         lang,
         css: STYLESHEET_PATH.as_str(),
     };
     match render(&page) {
-        Ok(body) => page_response(StatusCode::UNAUTHORIZED, body, "'none'"),
+        Ok(body) => page_response(StatusCode::UNAUTHORIZED, body, frame_ancestors),
         Err(problem) => problem.into_response(),
     }
 }
@@ -229,7 +230,7 @@ async fn credits_page(
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
     if let Some(token) = query.token.clone() {
         if account_of(&state, &token).await.is_none() {
-            return signed_out(lang);
+            return signed_out(lang, "'none'");
         }
         let to = match &query.lang {
             Some(_) => format!("/app?lang={}", lang.code()),
@@ -238,14 +239,14 @@ async fn credits_page(
         return open_session(&state, jar, token, &to);
     }
     let Some(account) = session(&state, &jar).await else {
-        return signed_out(lang);
+        return signed_out(lang, "'none'");
     };
     match credits_view(&state, &account, lang, &query).await {
         Ok(view) => match render(&view) {
             Ok(body) => page_response(StatusCode::OK, body, "'none'"),
             Err(problem) => problem.into_response(),
         },
-        Err(problem) if problem.code == "not_found" => signed_out(lang),
+        Err(problem) if problem.code == "not_found" => signed_out(lang, "'none'"),
         Err(problem) => problem.into_response(),
     }
 }
@@ -353,7 +354,7 @@ async fn credits_view(
             amount: lang.number(b.bucket.remaining()),
             when: lang.t_with(
                 "expiring-on",
-                &[("date", lang.date(at.to_zoned(zone.clone()).date()).into())],
+                &[("date", lang.date_time(&at.to_zoned(zone.clone())).into())],
             ),
             frozen: b.frozen,
         })
@@ -496,17 +497,17 @@ async fn badge(
     Query(query): Query<PageQuery>,
 ) -> Response {
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    let ancestors = state.core.pages.badge_frame_ancestors.clone();
     if let Some(token) = query.token.clone() {
         if account_of(&state, &token).await.is_none() {
-            return signed_out(lang);
+            return signed_out(lang, &ancestors);
         }
         let to = format!("/app/badge?lang={}", lang.code());
         return open_session(&state, jar, token, &to);
     }
     let Some(account) = session(&state, &jar).await else {
-        return signed_out(lang);
+        return signed_out(lang, &ancestors);
     };
-    let ancestors = state.core.pages.badge_frame_ancestors.clone();
     let view = match state.account_now(&account).await {
         Ok((account_now, due)) => {
             state.record_soon(&account, &due);
@@ -516,7 +517,7 @@ async fn badge(
                 total: lang.number(account_now.balance().total()),
             }
         }
-        Err(_) => return signed_out(lang),
+        Err(_) => return signed_out(lang, &ancestors),
     };
     match render(&view) {
         Ok(body) => page_response(StatusCode::OK, body, &ancestors),
@@ -534,7 +535,7 @@ async fn usage_csv(
 ) -> Response {
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
     let Some(id) = session(&state, &jar).await else {
-        return signed_out(lang);
+        return signed_out(lang, "'none'");
     };
     match usage_rows_csv(&state, &id, lang, &query).await {
         Ok(body) => {
@@ -592,13 +593,13 @@ async fn usage_rows_csv(
             out.write_record([
                 row.when_plain.as_str(),
                 row.kind,
-                row.title.as_str(),
-                row.detail.as_deref().unwrap_or(""),
+                &inert(&row.title),
+                &inert(row.detail.as_deref().unwrap_or("")),
                 row.status.as_ref().map_or("", |s| s.0.as_str()),
                 row.amount_plain.to_string().as_str(),
                 row.charged_plain.to_string().as_str(),
                 row.returned_plain.to_string().as_str(),
-                row.reference.as_deref().unwrap_or(""),
+                &inert(row.reference.as_deref().unwrap_or("")),
             ])
             .map_err(write_error)?;
         }
@@ -609,6 +610,17 @@ async fn usage_rows_csv(
     }
     out.into_inner()
         .map_err(|e| Problem::internal(&e.into_error()))
+}
+
+/// A text cell a spreadsheet program will not run as a formula: one that begins with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return (notes and job references come from
+/// outside) gets a leading `'`, as OWASP's advice on CSV injection has it.
+fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// `GET /assets/{file}`: the stylesheet, at its content-named address.
