@@ -326,7 +326,7 @@ async fn credits_view(
                 ("amount", lang.number(next.amount).into()),
                 (
                     "date",
-                    lang.date(next.at.to_zoned(zone.clone()).date()).into(),
+                    lang.date_time(&next.at.to_zoned(zone.clone())).into(),
                 ),
             ],
         ),
