@@ -8,7 +8,7 @@ use std::str::FromStr;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use creditd_ledger::{
-    AccountId, DayBalance, DayWindow, Hold, HoldId, HoldStatus, LedgerQuery, MAX_PAGE, RunningSums,
+    AccountId, DayBalance, DayWindow, Hold, HoldId, HoldStatus, LedgerQuery, RunningSums,
     page_limit,
 };
 use creditd_store::{PurchasePosition, PurchaseRecord};
@@ -30,6 +30,9 @@ use crate::dto::{
 
 /// Days a balance history covers when the request names none: the credits page's chart.
 pub const DEFAULT_HISTORY_DAYS: i64 = 90;
+
+/// Ledger entries per read of a balance history: a day or two of a busy account's.
+const HISTORY_READ_ROWS: u32 = 200;
 
 /// Which of an account's holds to list.
 #[derive(Clone, Copy, Debug, Default)]
@@ -85,13 +88,13 @@ impl AppState {
             let settled = if settled_wanted {
                 self.core
                     .store
-                    .settled_holds_page(id, filter.status, cursor, MAX_PAGE)
+                    .settled_holds_page(id, filter.status, cursor, limit)
                     .await
                     .map_err(Problem::from)?
             } else {
                 Vec::new()
             };
-            let exhausted = settled.len() < usize::try_from(MAX_PAGE).unwrap_or(usize::MAX);
+            let exhausted = settled.len() < wanted;
             let floor = settled.last().filter(|_| !exhausted).map(Hold::id);
             // A hold settled between the two reads is in both: the store's copy stands.
             let settled_ids: Vec<HoldId> = settled.iter().map(Hold::id).collect();
@@ -155,26 +158,32 @@ impl AppState {
             Some(since) => DayWindow::new(since, until)?,
             None => DayWindow::last_days(until, DEFAULT_HISTORY_DAYS)?,
         };
-        let query = LedgerQuery::new(
-            Some(MAX_PAGE),
-            None,
-            Some(window.entries_from(&zone)?),
-            None,
-        )?;
+        // An account's entries are in time order (each command catches up first), so the
+        // read ends at the first entry older than the window: a filter on `at` in SQL
+        // would go on looking through the whole older history for more.
+        let from = window.entries_from(&zone)?;
+        let query = LedgerQuery::new(Some(HISTORY_READ_ROWS), None, None, None)?;
         let mut tally = window.tally(&zone);
         let mut before = None;
-        loop {
+        'pages: loop {
             let page = self
                 .core
                 .store
                 .ledger_page(id, &query, before)
                 .await
                 .map_err(Problem::from)?;
-            page.iter()
-                .filter(|stored| stored.seq <= entries_seen)
-                .for_each(|stored| tally.add(&stored.entry));
+            for stored in &page {
+                if stored.entry.at < from {
+                    break 'pages;
+                }
+                if stored.seq <= entries_seen {
+                    tally.add(&stored.entry);
+                }
+            }
             match page.last() {
-                Some(last) if page.len() == usize::try_from(MAX_PAGE).unwrap_or(usize::MAX) => {
+                Some(last)
+                    if page.len() == usize::try_from(HISTORY_READ_ROWS).unwrap_or(usize::MAX) =>
+                {
                     before = Some(last.seq);
                 }
                 _ => break,
