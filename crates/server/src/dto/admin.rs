@@ -106,6 +106,9 @@ pub struct FeatureDto {
     pub default_quantity: u32,
     /// Price per block by tier; a tier without a price is absent.
     pub prices: IndexMap<String, u64>,
+    /// Its name in words, by language tag (`en`, `zh`).
+    #[serde(default)]
+    pub names: IndexMap<String, String>,
 }
 
 /// A plan.
@@ -188,6 +191,7 @@ impl From<&Catalog> for CatalogDto {
                     block: f.block,
                     default_quantity: f.default_quantity,
                     prices,
+                    names: f.names.clone(),
                 };
                 (f.name.to_string(), dto)
             })

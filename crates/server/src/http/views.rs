@@ -11,7 +11,7 @@ use creditd_ledger::{
     AccountId, DayBalance, DayWindow, Hold, HoldId, HoldStatus, LedgerQuery, RunningSums,
     page_limit,
 };
-use creditd_store::{PurchasePosition, PurchaseRecord};
+use creditd_store::{PurchasePosition, PurchaseRecord, StoredEntry};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -158,39 +158,54 @@ impl AppState {
             Some(since) => DayWindow::new(since, until)?,
             None => DayWindow::last_days(until, DEFAULT_HISTORY_DAYS)?,
         };
-        // An account's entries are in time order (each command catches up first), so the
-        // read ends at the first entry older than the window: a filter on `at` in SQL
-        // would go on looking through the whole older history for more.
         let from = window.entries_from(&zone)?;
         let query = LedgerQuery::new(Some(HISTORY_READ_ROWS), None, None, None)?;
         let mut tally = window.tally(&zone);
-        let mut before = None;
-        'pages: loop {
+        self.walk_ledger(id, &query, Some(from), None, |stored| {
+            if stored.seq <= entries_seen {
+                tally.add(&stored.entry);
+            }
+            true
+        })
+        .await?;
+        let days = tally.days(today, RunningSums::of(&account.balance()));
+        Ok((zone, days))
+    }
+
+    /// Reads the account's ledger newest first (before entry `before` if given), a page of
+    /// `query`'s size and type at a time, handing each entry to `visit` until it answers
+    /// `false`, an entry older than `since` comes, or the ledger ends. An account's entries
+    /// are in time order (each command catches up first), so the walk ends at the window's
+    /// start: a filter on `at` in SQL would go on looking through the whole older history.
+    pub(crate) async fn walk_ledger(
+        &self,
+        id: &AccountId,
+        query: &LedgerQuery,
+        since: Option<Timestamp>,
+        before: Option<u64>,
+        mut visit: impl FnMut(StoredEntry) -> bool,
+    ) -> Result<(), Problem> {
+        debug_assert!(query.since().is_none(), "the walk itself ends at `since`");
+        let page_size = usize::try_from(query.limit()).unwrap_or(usize::MAX);
+        let mut before = before;
+        loop {
             let page = self
                 .core
                 .store
-                .ledger_page(id, &query, before)
+                .ledger_page(id, query, before)
                 .await
                 .map_err(Problem::from)?;
-            for stored in &page {
-                if stored.entry.at < from {
-                    break 'pages;
-                }
-                if stored.seq <= entries_seen {
-                    tally.add(&stored.entry);
+            let full = page.len() == page_size;
+            before = page.last().map(|last| last.seq);
+            for stored in page {
+                if since.is_some_and(|since| stored.entry.at < since) || !visit(stored) {
+                    return Ok(());
                 }
             }
-            match page.last() {
-                Some(last)
-                    if page.len() == usize::try_from(HISTORY_READ_ROWS).unwrap_or(usize::MAX) =>
-                {
-                    before = Some(last.seq);
-                }
-                _ => break,
+            if !full {
+                return Ok(());
             }
         }
-        let days = tally.days(today, RunningSums::of(&account.balance()));
-        Ok((zone, days))
     }
 
     /// A page of the account's purchases, newest recorded first.

@@ -253,36 +253,17 @@ impl AppState {
             Some(_) => limit,
             None => MAX_PAGE,
         };
-        // The ledger is in time order: the read ends at the first entry before `since`
-        // (a filter on it in SQL would look through the whole older history).
         let query = LedgerQuery::new(Some(page_size), row_type.entry_type(), None, until)?;
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut rows = Vec::new();
-        let mut before = before;
-        loop {
-            let page = self
-                .core
-                .store
-                .ledger_page(id, &query, before)
-                .await
-                .map_err(Problem::from)?;
-            let full = page.len() == usize::try_from(page_size).unwrap_or(usize::MAX);
-            before = page.last().map(|last| last.seq);
-            for stored in page {
-                if since.is_some_and(|since| stored.entry.at < since) {
-                    return Ok(rows);
-                }
-                if row_type.shows(stored.entry.entry_type) {
-                    rows.push(stored);
-                    if rows.len() == wanted {
-                        return Ok(rows);
-                    }
-                }
+        self.walk_ledger(id, &query, since, before, |stored| {
+            if row_type.shows(stored.entry.entry_type) {
+                rows.push(stored);
             }
-            if !full {
-                return Ok(rows);
-            }
-        }
+            rows.len() < wanted
+        })
+        .await?;
+        Ok(rows)
     }
 }
 

@@ -208,6 +208,33 @@ fn signed_out(lang: Lang, frame_ancestors: &str) -> Response {
     }
 }
 
+/// The account a page is for, or the answer to send instead: a token in the address is
+/// exchanged for the session cookie and the browser sent on to `path` without it (the
+/// language kept if the address named one); without a good token or session, the 401
+/// page (framed as `frame_ancestors` allows).
+async fn signed_in(
+    state: &AppState,
+    jar: CookieJar,
+    query: &PageQuery,
+    lang: Lang,
+    path: &str,
+    frame_ancestors: &str,
+) -> Result<AccountId, Response> {
+    if let Some(token) = query.token.clone() {
+        if account_of(state, &token).await.is_none() {
+            return Err(signed_out(lang, frame_ancestors));
+        }
+        let to = match &query.lang {
+            Some(_) => format!("{path}?lang={}", lang.code()),
+            None => path.to_owned(),
+        };
+        return Err(open_session(state, jar, token, &to));
+    }
+    session(state, &jar)
+        .await
+        .ok_or_else(|| signed_out(lang, frame_ancestors))
+}
+
 /// Sets the session cookie from a token and sends the browser on to `to` (the same page
 /// without the token).
 fn open_session(state: &AppState, jar: CookieJar, token: String, to: &str) -> Response {
@@ -228,18 +255,9 @@ async fn credits_page(
     Query(query): Query<PageQuery>,
 ) -> Response {
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
-    if let Some(token) = query.token.clone() {
-        if account_of(&state, &token).await.is_none() {
-            return signed_out(lang, "'none'");
-        }
-        let to = match &query.lang {
-            Some(_) => format!("/app?lang={}", lang.code()),
-            None => "/app".to_owned(),
-        };
-        return open_session(&state, jar, token, &to);
-    }
-    let Some(account) = session(&state, &jar).await else {
-        return signed_out(lang, "'none'");
+    let account = match signed_in(&state, jar, &query, lang, "/app", "'none'").await {
+        Ok(account) => account,
+        Err(response) => return response,
     };
     match credits_view(&state, &account, lang, &query).await {
         Ok(view) => match render(&view) {
@@ -498,15 +516,9 @@ async fn badge(
 ) -> Response {
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
     let ancestors = state.core.pages.badge_frame_ancestors.clone();
-    if let Some(token) = query.token.clone() {
-        if account_of(&state, &token).await.is_none() {
-            return signed_out(lang, &ancestors);
-        }
-        let to = format!("/app/badge?lang={}", lang.code());
-        return open_session(&state, jar, token, &to);
-    }
-    let Some(account) = session(&state, &jar).await else {
-        return signed_out(lang, &ancestors);
+    let account = match signed_in(&state, jar, &query, lang, "/app/badge", &ancestors).await {
+        Ok(account) => account,
+        Err(response) => return response,
     };
     let view = match state.account_now(&account).await {
         Ok((account_now, due)) => {

@@ -227,3 +227,34 @@ async fn the_badge_alone_may_be_framed_and_assets_are_cached() {
     assert_eq!(header(&icon, "content-type"), "image/svg+xml");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn frozen_credits_are_explained_with_how_to_use_them_again() {
+    let app = app().await;
+    let token = member(&app).await;
+    app.post("/v1/accounts/lin/membership", json!({"action": "cancel"}))
+        .await
+        .expect(200);
+    let cookie = session(&app, &token).await;
+    let page = app
+        .call_with("GET", "/app", "", None, &[("cookie", &cookie)])
+        .await;
+    let text = html(&page);
+    assert!(text.contains("Membership inactive"), "{text}");
+    assert!(text.contains("data-testid=\"frozen\">"));
+    assert!(text.contains("Reactivate your membership to use them again"));
+    assert!(
+        text.contains("Frozen while the membership is inactive"),
+        "the freeze is a row"
+    );
+    let chinese = app
+        .call_with("GET", "/app?lang=zh", "", None, &[("cookie", &cookie)])
+        .await;
+    assert!(html(&chinese).contains("重新开通会员即可再次使用"));
+    let catalog = app.get("/v1/catalog").await.expect(200);
+    assert_eq!(
+        catalog["features"]["agent.poster"]["names"],
+        json!({"en": "Poster Generation", "zh": "海报生成"})
+    );
+    app.stop().await;
+}
