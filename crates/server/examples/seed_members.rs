@@ -61,6 +61,7 @@ async fn main() {
                     command: Command::Account(id, command),
                     idempotency: None,
                     background: false,
+                    actor: None,
                 })
                 .await;
             assert!(matches!(reply, Reply::Done(Ok(_))), "activation refused");

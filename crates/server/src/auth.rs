@@ -65,6 +65,38 @@ impl Role {
     }
 }
 
+/// Where a person's change came from, for the audit trail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The HTTP API (the CLI, scripts, an admin's own calls).
+    Api,
+    /// The support console.
+    Console,
+}
+
+impl Via {
+    /// As the audit trail writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Console => "console",
+        }
+    }
+}
+
+/// A person a change is recorded for: the key they acted with, where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The API key's id.
+    pub key_id: String,
+    /// Its name.
+    pub key_name: String,
+    /// Through what.
+    pub via: Via,
+    /// Why, as they gave it.
+    pub reason: Option<String>,
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
@@ -74,6 +106,8 @@ pub enum Principal {
         id: String,
         /// Its role.
         role: Role,
+        /// Its name, for the audit trail.
+        name: String,
     },
     /// A read-only token for one account.
     Token {
@@ -88,6 +122,24 @@ impl Principal {
         match self {
             Principal::Key { id, .. } => id.clone(),
             Principal::Token { account } => format!("token:{account}"),
+        }
+    }
+
+    /// Who a change by this caller is audited as, through `via`, with `reason`: a person
+    /// acting with an admin key (people hold admin keys; a platform's backend acts with a
+    /// service key and is not audited), or anyone signed in to the console. `None`: not
+    /// audited.
+    pub fn actor(&self, via: Via, reason: Option<String>) -> Option<Actor> {
+        match self {
+            Principal::Key { id, role, name } if *role == Role::Admin || via == Via::Console => {
+                Some(Actor {
+                    key_id: id.clone(),
+                    key_name: name.clone(),
+                    via,
+                    reason,
+                })
+            }
+            _ => None,
         }
     }
 
@@ -198,6 +250,7 @@ impl Authenticator {
             return Ok(Principal::Key {
                 id: ENV_ADMIN_ID.to_owned(),
                 role: Role::Admin,
+                name: "CREDITD_ADMIN_KEY".to_owned(),
             });
         }
         if let Some(token) = bearer.strip_prefix("cdt_") {
@@ -219,6 +272,7 @@ impl Authenticator {
                 Ok(Principal::Key {
                     id: record.id,
                     role,
+                    name: record.name,
                 })
             }
             _ => Err(Problem::unauthorized()),

@@ -49,12 +49,12 @@ impl From<Reply> for Answer {
 /// Runs one submission in `batch` under the policy above.
 pub(crate) fn run(batch: &mut Batch<'_>, submission: &Submission) -> Reply {
     let Some(idempotency) = &submission.idempotency else {
-        return Reply::Done(batch.apply(&submission.command));
+        return Reply::Done(apply(batch, submission));
     };
     if let Some(record) = batch.idempotency_record(&idempotency.key) {
         return Reply::Answer(answer_again(record, &idempotency.fingerprint));
     }
-    let result = batch.apply(&submission.command);
+    let result = apply(batch, submission);
     let answer = dto::answer(&result);
     if let Some(body) = body_to_store(&result, &answer) {
         let record = IdempotencyRecord {
@@ -68,6 +68,16 @@ pub(crate) fn run(batch: &mut Batch<'_>, submission: &Submission) -> Reply {
         batch.remember_answer(record);
     }
     Reply::Answer(answer)
+}
+
+/// Runs the submission's command, audited if a person sent it. A replay is not run, so
+/// it is not audited again.
+fn apply(batch: &mut Batch<'_>, submission: &Submission) -> Result<Outcome, Refused> {
+    let result = batch.apply(&submission.command);
+    if let Some(actor) = &submission.actor {
+        batch.audit(actor, &submission.command, &result);
+    }
+    result
 }
 
 /// The answer to a request whose key has a record: the record's answer if the request

@@ -137,6 +137,7 @@ async fn catch_up(writer: &Writer, accounts: impl Iterator<Item = AccountId>) {
                     command: Command::Account(id, AccountCommand::CatchUp),
                     idempotency: None,
                     background: true,
+                    actor: None,
                 })
                 .await
         });

@@ -199,6 +199,7 @@ mod tests {
             command: Command::Account(AccountId::parse("a").expect("id"), AccountCommand::CatchUp),
             idempotency: None,
             background,
+            actor: None,
         };
         (submission, oneshot::channel().0)
     }

@@ -13,6 +13,7 @@
 //! Every account state read back is checked with `Account::check_invariants`: a state
 //! the rules could not have produced is reported as [`StoreError::Corrupt`], never used.
 
+mod audit;
 mod columns;
 mod events;
 mod instant;
@@ -28,9 +29,10 @@ pub use columns::ACCOUNT_ID_END;
 pub use events::DELIVERY_LEASE_SECONDS;
 pub use postgres::PostgresStore;
 pub use records::{
-    ApiKeyRecord, AttemptRecord, BatchReads, Changes, ClaimedDelivery, DeliveryState, EventFilter,
-    EventRecord, IdempotencyKey, IdempotencyRecord, PurchasePosition, PurchaseRecord, Redelivery,
-    StoredAccount, StoredEntry, StoredEvent, WebhookEndpoint, entry_number,
+    ApiKeyRecord, AttemptRecord, AuditRecord, BatchReads, Changes, ClaimedDelivery, DeliveryState,
+    EventFilter, EventRecord, IdempotencyKey, IdempotencyRecord, PurchasePosition, PurchaseRecord,
+    Redelivery, StoredAccount, StoredAudit, StoredEntry, StoredEvent, WebhookEndpoint,
+    entry_number,
 };
 pub use sqlite::SqliteStore;
 
@@ -125,6 +127,15 @@ pub trait Store: EventStore + Send + Sync + 'static {
         after: Option<&AccountId>,
         limit: u32,
     ) -> Result<Vec<StoredAccount>, StoreError>;
+
+    /// The audit trail, newest first: of one account if given, numbered below `before` if
+    /// given, at most `limit`.
+    async fn audit_page(
+        &self,
+        account: Option<&AccountId>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredAudit>, StoreError>;
 
     /// The purchase recorded under an order id.
     async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError>;

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
+use crate::audit::{AUDIT_COLUMNS, stored_audit};
 use crate::columns::{
     FORMAT, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
     hold_number, idempotency_record, key_label, purchase_record, purchases_before, record_account,
@@ -32,7 +33,7 @@ use crate::columns::{
 use crate::instant::to_db;
 use crate::{
     ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchasePosition,
-    PurchaseRecord, Store, StoreError, StoredAccount, StoredEntry, WriteTransaction,
+    PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry, WriteTransaction,
 };
 
 /// Write transactions a node may have open at once (the locks keep each account in
@@ -185,6 +186,24 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(stored_account).collect()
+    }
+
+    async fn audit_page(
+        &self,
+        account: Option<&AccountId>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredAudit>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit
+             WHERE ($1::text IS NULL OR account_id = $1) AND id < $2 ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(account.map(AccountId::as_str))
+        .bind(before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_audit).collect()
     }
 
     async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError> {
@@ -642,7 +661,39 @@ impl WriteTransaction for PostgresWrite {
 
         write_rare(&mut tx, changes).await?;
         events::write_events(&mut tx, changes).await?;
+        write_audit(&mut tx, changes).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The audit records of a batch, in the batch's transaction.
+async fn write_audit(
+    tx: &mut Transaction<'static, Postgres>,
+    changes: &Changes,
+) -> Result<(), StoreError> {
+    let a = &changes.audit;
+    if a.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO audit (at, key_id, key_name, via, action, account_id, reason, detail)
+         SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[])",
+    )
+    .bind(a.iter().map(|a| to_db(a.at)).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.key_id.as_str()).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.key_name.as_str()).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.via.as_str()).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.action.as_str()).collect::<Vec<_>>())
+    .bind(
+        a.iter()
+            .map(|a| a.account_id.as_ref().map(AccountId::as_str))
+            .collect::<Vec<_>>(),
+    )
+    .bind(a.iter().map(|a| a.reason.as_deref()).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.detail.as_str()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -120,6 +120,37 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// One change a person made, for the audit trail: who (the API key they acted with),
+/// when, through what, what, about which account, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When (the service clock).
+    pub at: Timestamp,
+    /// The API key's id.
+    pub key_id: String,
+    /// The key's name then.
+    pub key_name: String,
+    /// `api` or `console`.
+    pub via: String,
+    /// What was done: `grant`, `adjust`, `hold.release`, `key.revoke`, …
+    pub action: String,
+    /// The account it was about, if one.
+    pub account_id: Option<AccountId>,
+    /// Why, as the person gave it.
+    pub reason: Option<String>,
+    /// The answer the change got (JSON), without secrets.
+    pub detail: String,
+}
+
+/// An audit record with its number, in the order records were written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAudit {
+    /// Its number: later records have higher ones.
+    pub number: u64,
+    /// The record.
+    pub record: AuditRecord,
+}
+
 /// What a batch reads before it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchReads {
@@ -150,6 +181,8 @@ pub struct Changes {
     pub redeliveries: Vec<Redelivery>,
     /// New purchases.
     pub purchases: Vec<PurchaseRecord>,
+    /// Changes people made, for the audit trail.
+    pub audit: Vec<AuditRecord>,
     /// New idempotency records.
     pub idempotency: Vec<IdempotencyRecord>,
     /// New API keys.
@@ -194,6 +227,7 @@ impl Changes {
             && self.webhook_endpoints.is_empty()
             && self.redeliveries.is_empty()
             && self.purchases.is_empty()
+            && self.audit.is_empty()
             && self.idempotency.is_empty()
             && self.new_api_keys.is_empty()
             && self.revoked_api_keys.is_empty()

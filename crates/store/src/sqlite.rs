@@ -33,6 +33,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
+use crate::audit::{AUDIT_COLUMNS, stored_audit};
 use crate::columns::{
     FORMAT, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
     hold_row, idempotency_record, key_label, purchase_record, purchases_before, settled_hold, sql,
@@ -41,7 +42,7 @@ use crate::columns::{
 use crate::instant::to_db;
 use crate::{
     ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchasePosition,
-    PurchaseRecord, Store, StoreError, StoredAccount, StoredEntry, WriteTransaction,
+    PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry, WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -446,6 +447,24 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn audit_page(
+        &self,
+        account: Option<&AccountId>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredAudit>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit
+             WHERE (?1 IS NULL OR account_id = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        ))
+        .bind(account.map(AccountId::as_str))
+        .bind(before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)))
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(stored_audit).collect()
+    }
+
     async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError> {
         let row = sqlx::query(sql::PURCHASE)
             .bind(order.as_str())
@@ -667,6 +686,7 @@ impl WriteTransaction for SqliteWrite {
         }
         self.push_rare(&mut sql, changes)?;
         events::push_events(&mut sql, changes)?;
+        push_audit(&mut sql, changes);
         sql.push("COMMIT;");
         let outcome = sql
             .build()
@@ -869,6 +889,26 @@ fn push_fold<'args>(
         Cut::Accounts(_) | Cut::Entries(_) | Cut::Holds(_) | Cut::Keys(..) => {}
     }
     Ok(())
+}
+
+/// The audit records of a batch.
+fn push_audit<'args>(sql: &mut QueryBuilder<'args, Sqlite>, changes: &'args Changes) {
+    push_inserts(
+        sql,
+        "INSERT INTO audit (at, key_id, key_name, via, action, account_id, reason, detail) ",
+        changes.audit.iter().collect(),
+        "",
+        |row, a| {
+            row.push_bind(to_db(a.at))
+                .push_bind(a.key_id.as_str())
+                .push_bind(a.key_name.as_str())
+                .push_bind(a.via.as_str())
+                .push_bind(a.action.as_str())
+                .push_bind(a.account_id.as_ref().map(AccountId::as_str))
+                .push_bind(a.reason.as_deref())
+                .push_bind(a.detail.as_str());
+        },
+    );
 }
 
 /// `head VALUES (…), (…) tail;` for `rows`, [`ROWS_PER_INSERT`] at a time.

@@ -21,12 +21,12 @@ use creditd_ledger::{
     Refusal,
 };
 use creditd_store::{
-    ApiKeyRecord, BatchReads, Changes, EventRecord, IdempotencyKey, IdempotencyRecord,
+    ApiKeyRecord, AuditRecord, BatchReads, Changes, EventRecord, IdempotencyKey, IdempotencyRecord,
     PurchaseRecord, StoreError, StoredEntry, WebhookEndpoint,
 };
 use jiff::{SignedDuration, Timestamp};
 
-use crate::auth::Role;
+use crate::auth::{Actor, Role};
 use crate::clock::ClockError;
 use crate::core::Core;
 use crate::dto;
@@ -91,6 +91,45 @@ impl Command {
         }
     }
 
+    /// What the command does, as the audit trail names it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Command::Account(_, command) => match command {
+                AccountCommand::Open { .. } => "account.put",
+                AccountCommand::StartTrial { .. } => "membership.start_trial",
+                AccountCommand::Activate { .. } => "membership.activate",
+                AccountCommand::Cancel => "membership.cancel",
+                AccountCommand::DailyLogin => "daily_login",
+                AccountCommand::Grant(_) => "grant",
+                AccountCommand::Purchase(_) => "purchase",
+                AccountCommand::PlaceHold(_) => "hold.place",
+                AccountCommand::Charge(_) => "charge",
+                AccountCommand::Capture { .. } => "hold.capture",
+                AccountCommand::Release(_) => "hold.release",
+                AccountCommand::Adjust(_) => "adjust",
+                AccountCommand::CatchUp => "catch_up",
+            },
+            Command::Token { .. } => "token.create",
+            Command::CreateKey { .. } => "key.create",
+            Command::RevokeKey(_) => "key.revoke",
+            Command::MoveClock(_) => "clock.move",
+            Command::CreateEndpoint(_) => "webhook.create",
+            Command::RotateSecret(_) => "webhook.rotate_secret",
+            Command::DeleteEndpoint(_) => "webhook.delete",
+            Command::Redeliver { .. } => "event.redeliver",
+        }
+    }
+
+    /// The reason the command itself carries (an adjustment's), for the audit trail.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Command::Account(_, AccountCommand::Adjust(adjustment)) => {
+                Some(adjustment.reason.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// The order id a purchase records, which the batch must read first.
     fn order(&self) -> Option<&OrderId> {
         match self {
@@ -109,6 +148,8 @@ pub struct Submission {
     pub idempotency: Option<Idempotency>,
     /// Background work (a sweep's catch-up): it waits behind requests.
     pub background: bool,
+    /// The person it is audited for, if it is a person's change.
+    pub actor: Option<Actor>,
 }
 
 /// What a command did.
@@ -341,6 +382,40 @@ impl<'a> Batch<'a> {
     pub(crate) fn remember_answer(&mut self, record: IdempotencyRecord) {
         self.idempotency.insert(record.key.clone(), record.clone());
         self.changes.idempotency.push(record);
+    }
+
+    /// Records in the audit trail that `actor` made `command`, which got `result`: a
+    /// change that happened only (a refusal, or a purchase already recorded, changed
+    /// nothing). The answer is kept as it was sent, without secrets (an API key's, a
+    /// webhook endpoint's, an account token).
+    pub(crate) fn audit(
+        &mut self,
+        actor: &Actor,
+        command: &Command,
+        result: &Result<Outcome, Refused>,
+    ) {
+        match result {
+            Err(_) | Ok(Outcome::Purchased { new: false, .. } | Outcome::CaughtUp) => return,
+            Ok(_) => {}
+        }
+        let answer = dto::answer(result);
+        let mut detail: serde_json::Value =
+            serde_json::from_str(&answer.body).unwrap_or_else(|_| serde_json::json!({}));
+        if let Some(fields) = detail.as_object_mut() {
+            for secret in ["key", "secret", "token"] {
+                fields.remove(secret);
+            }
+        }
+        self.changes.audit.push(AuditRecord {
+            at: self.now(),
+            key_id: actor.key_id.clone(),
+            key_name: actor.key_name.clone(),
+            via: actor.via.as_str().to_owned(),
+            action: command.action().to_owned(),
+            account_id: command.account().cloned(),
+            reason: actor.reason.clone(),
+            detail: detail.to_string(),
+        });
     }
 
     /// The service's now, for the records the batch keeps.

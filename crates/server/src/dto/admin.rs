@@ -244,3 +244,52 @@ impl From<&Catalog> for CatalogDto {
         }
     }
 }
+
+/// One change a person made.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditDto {
+    /// When (the service clock).
+    #[schema(value_type = String, format = DateTime)]
+    pub at: jiff::Timestamp,
+    /// The API key they acted with.
+    pub key_id: String,
+    /// Its name then.
+    pub key_name: String,
+    /// `api` or `console`.
+    pub via: String,
+    /// What was done: `grant`, `adjust`, `purchase`, `hold.release`, `membership.cancel`,
+    /// `key.create`, `key.revoke`, `webhook.create`, …
+    pub action: String,
+    /// The account it was about, if one.
+    pub account_id: Option<String>,
+    /// Why, as they gave it.
+    pub reason: Option<String>,
+    /// The answer the change got, without secrets.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<&creditd_store::StoredAudit> for AuditDto {
+    fn from(stored: &creditd_store::StoredAudit) -> AuditDto {
+        let record = &stored.record;
+        AuditDto {
+            at: record.at,
+            key_id: record.key_id.clone(),
+            key_name: record.key_name.clone(),
+            via: record.via.clone(),
+            action: record.action.clone(),
+            account_id: record.account_id.as_ref().map(ToString::to_string),
+            reason: record.reason.clone(),
+            detail: serde_json::from_str(&record.detail).unwrap_or_default(),
+        }
+    }
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPageDto {
+    /// The records.
+    pub records: Vec<AuditDto>,
+    /// Where the next page starts; null on the last page.
+    pub next_cursor: Option<String>,
+}

@@ -17,7 +17,7 @@ use super::AppState;
 use super::cursor::Cursor;
 use super::extract::{AccountPath, Caller, Posted};
 use crate::answer::{Answer, Problem};
-use crate::auth::{TOKEN_TTL_DEFAULT_SECONDS, TOKEN_TTL_MAX_SECONDS};
+use crate::auth::{TOKEN_TTL_DEFAULT_SECONDS, TOKEN_TTL_MAX_SECONDS, Via};
 use crate::command::Command;
 use crate::dto::{
     AccountDto, AccountPageDto, AdjustmentDto, AdjustmentRequest, BalanceDto, BucketDto,
@@ -58,7 +58,8 @@ pub async fn put_account(
             low_balance_threshold,
         },
     );
-    Ok(state.submit(command, None).await)
+    let actor = caller.actor(Via::Api, None);
+    Ok(state.submit(command, None, actor).await)
 }
 
 /// An account and its membership.

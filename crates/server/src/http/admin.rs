@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::extract::{Caller, Posted};
 use crate::answer::{Answer, Problem};
-use crate::auth::{MAX_KEY_NAME_LEN, Role};
+use crate::auth::{MAX_KEY_NAME_LEN, Role, Via};
 use crate::command::{ClockMove, Command};
 use crate::dto::{
     ApiKeyDto, ApiKeyListDto, ApiKeyRequest, CatalogDto, ClockDto, ClockRequest, HealthDto,
@@ -84,7 +84,8 @@ pub async fn revoke_key(
         .await
         .map_err(Problem::from)?
         .ok_or_else(|| Problem::not_found(format!("no API key {key_id:?}")))?;
-    Ok(state.submit(Command::RevokeKey(record), None).await)
+    let actor = caller.actor(Via::Api, None);
+    Ok(state.submit(Command::RevokeKey(record), None, actor).await)
 }
 
 /// The test clock's time (`--test-clock` only).

@@ -22,6 +22,8 @@ pub enum Cursor {
     Holds,
     /// An account's purchases: the last one's recording time (microseconds) and order id.
     Purchases,
+    /// The audit trail: the number of the last record.
+    Audit,
 }
 
 impl Cursor {
@@ -33,6 +35,7 @@ impl Cursor {
             Cursor::Deliveries => "d1:",
             Cursor::Holds => "h1:",
             Cursor::Purchases => "p1:",
+            Cursor::Audit => "u1:",
         }
     }
 

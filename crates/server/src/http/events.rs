@@ -15,6 +15,7 @@ use super::accounts::limit_number;
 use super::cursor::Cursor;
 use super::extract::{Caller, Posted};
 use crate::answer::{Answer, Problem};
+use crate::auth::Via;
 use crate::command::{Command, NewEndpoint, Submission};
 use crate::core::WebhookDestinations;
 use crate::dto::{
@@ -88,6 +89,7 @@ impl AppState {
             command: Command::Account(account.clone(), AccountCommand::CatchUp),
             idempotency: None,
             background: false,
+            actor: None,
         };
         match self.writer.submit(submission).await {
             Reply::Done(Err(refused)) => Err(Problem::from(&refused)),
@@ -109,6 +111,7 @@ impl AppState {
             command: Command::Account(account.clone(), AccountCommand::CatchUp),
             idempotency: None,
             background: true,
+            actor: None,
         };
         tokio::spawn(async move { writer.submit(submission).await });
     }
@@ -385,7 +388,10 @@ pub async fn delete_endpoint(
 ) -> Result<Answer, Problem> {
     caller.require_admin()?;
     let endpoint = live_endpoint(&state, &endpoint_id).await?;
-    Ok(state.submit(Command::DeleteEndpoint(endpoint), None).await)
+    let actor = caller.actor(Via::Api, None);
+    Ok(state
+        .submit(Command::DeleteEndpoint(endpoint), None, actor)
+        .await)
 }
 
 /// A new signing secret; the old one stops signing at once.

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod cursor;
 mod document;
 mod events;
@@ -33,7 +34,7 @@ use utoipa_axum::routes;
 pub use extract::{MAX_BODY_BYTES, Posted};
 
 use crate::answer::{Answer, Problem};
-use crate::auth::Principal;
+use crate::auth::{Actor, Principal, Via};
 use crate::command::{Command, Submission};
 use crate::core::Core;
 use crate::idempotency::Idempotency;
@@ -50,7 +51,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Sends `command` to the writer with the request's idempotency key, if any.
+    /// Sends `command` to the writer with the request's idempotency key, if any, audited
+    /// if the caller is a person (`Principal::actor`).
     async fn apply<T>(&self, caller: &Principal, command: Command, posted: &Posted<T>) -> Answer {
         let idempotency = posted.idempotency_key.as_ref().map(|key| Idempotency {
             key: IdempotencyKey {
@@ -59,16 +61,23 @@ impl AppState {
             },
             fingerprint: posted.fingerprint.clone(),
         });
-        self.submit(command, idempotency).await
+        let actor = caller.actor(Via::Api, command.reason());
+        self.submit(command, idempotency, actor).await
     }
 
     /// Sends `command` to the writer and encodes its reply.
-    async fn submit(&self, command: Command, idempotency: Option<Idempotency>) -> Answer {
+    async fn submit(
+        &self,
+        command: Command,
+        idempotency: Option<Idempotency>,
+        actor: Option<Actor>,
+    ) -> Answer {
         self.writer
             .submit(Submission {
                 command,
                 idempotency,
                 background: false,
+                actor,
             })
             .await
             .into()
@@ -129,6 +138,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(holds::get_hold))
         .routes(routes!(holds::capture))
         .routes(routes!(holds::release))
+        .routes(routes!(audit::list_audit))
         .routes(routes!(admin::catalog))
         .routes(routes!(admin::create_key, admin::list_keys))
         .routes(routes!(admin::revoke_key))

@@ -3,6 +3,7 @@
 //! a test clock.
 #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
+mod audit;
 mod auth;
 mod credits;
 mod events;

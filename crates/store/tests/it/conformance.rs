@@ -7,7 +7,7 @@ use creditd_ledger::{
     History, HoldStatus, LedgerQuery, OrderId, Use,
 };
 use creditd_store::{
-    ApiKeyRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store,
+    ApiKeyRecord, AuditRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store,
 };
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
@@ -46,6 +46,7 @@ on_every_backend!(
     one_commit_writes_every_kind_of_change,
     accounts_are_listed_by_prefix_in_id_order_page_after_page,
     settled_holds_and_purchases_are_listed_newest_first_page_after_page,
+    audit_records_are_listed_newest_first_by_account_page_after_page,
 );
 
 pub(crate) type Db = Box<dyn Store>;
@@ -618,4 +619,44 @@ async fn settled_holds_and_purchases_are_listed_newest_first_page_after_page(db:
         ["order-a"],
         "another account's purchase is not listed"
     );
+}
+
+async fn audit_records_are_listed_newest_first_by_account_page_after_page(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let record = |action: &str, account: Option<&str>| AuditRecord {
+        at: now,
+        key_id: "k1".into(),
+        key_name: "Dana (support)".into(),
+        via: "console".into(),
+        action: action.into(),
+        account_id: account.map(id),
+        reason: Some("ticket 12".into()),
+        detail: "{}".into(),
+    };
+    let changes = Changes {
+        audit: vec![
+            record("grant", Some("user-1")),
+            record("key.create", None),
+            record("adjust", Some("user-1")),
+            record("adjust", Some("user-2")),
+        ],
+        ..Changes::default()
+    };
+    commit(&db, &changes).await.unwrap();
+    let actions = |page: &[creditd_store::StoredAudit]| {
+        page.iter()
+            .map(|a| a.record.action.clone())
+            .collect::<Vec<_>>()
+    };
+    let all = db.audit_page(None, None, 10).await.unwrap();
+    assert_eq!(actions(&all), ["adjust", "adjust", "key.create", "grant"]);
+    assert_eq!(all[3].record, record("grant", Some("user-1")));
+    let user = id("user-1");
+    let first = db.audit_page(Some(&user), None, 1).await.unwrap();
+    assert_eq!(actions(&first), ["adjust"]);
+    let next = db
+        .audit_page(Some(&user), Some(first[0].number), 5)
+        .await
+        .unwrap();
+    assert_eq!(actions(&next), ["grant"]);
 }
