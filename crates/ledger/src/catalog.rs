@@ -191,6 +191,9 @@ pub struct Policies {
     /// `balance.low` below this total for accounts that set no threshold of their own
     /// (default none).
     pub low_balance_threshold: Option<u64>,
+    /// Largest reconciliation file accepted, in bytes (default 256 MiB: a million rows
+    /// fit several times over).
+    pub reconciliation_max_bytes: u64,
 }
 
 /// Everything configurable about prices and plans; see the module docs.

@@ -128,6 +128,7 @@ mod ids;
 mod ledger;
 mod limits;
 mod membership;
+mod reconciliation;
 mod refusal;
 mod time;
 
@@ -155,6 +156,7 @@ pub use limits::{
     count_from_json, page_limit,
 };
 pub use membership::{MemberPeriod, Membership, MembershipStatus, Schedule};
+pub use reconciliation::{PaidOrder, RECONCILIATION_COLUMNS, RowStatus};
 pub use refusal::Refusal;
 pub use time::{parse_duration, parse_time_zone, whole_micros};
 

@@ -98,6 +98,9 @@ pub enum Refusal {
         /// The largest page allowed.
         max: u32,
     },
+    /// A row of a reconciliation file that cannot be read as a paid order.
+    #[error("{0}")]
+    InvalidReconciliationRow(String),
     /// A balance history whose last day comes before its first, or longer than allowed.
     #[error(
         "a balance history runs from since to until (both local dates, since first), at most {max_days} days"

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use creditd_ledger::{Account, AccountId, Catalog, History};
+use creditd_ledger::{Account, AccountCommand, AccountId, Catalog, History, Refusal};
 use creditd_store::{Changes, Store, StoreError};
 
 use crate::auth::{Authenticator, Role, new_api_key, new_token_secret};
@@ -124,6 +124,27 @@ impl Core {
             .account(id)
             .await?
             .map(|stored| self.brought_to_now(stored.account)))
+    }
+
+    /// Whether `command` would succeed on the account as stored, tried now on a copy in
+    /// memory and kept nowhere (a reconciliation's dry run): the path a batch takes,
+    /// opening the account first if it does not exist.
+    pub async fn try_in_memory(
+        &self,
+        id: &AccountId,
+        command: AccountCommand,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let now = self.clock.now();
+        let mut account = match self.store.account(id).await? {
+            Some(stored) => stored.account,
+            None => match command.open(id.clone(), &self.catalog, now) {
+                Ok(account) => account,
+                Err(refusal) => return Ok(Err(refusal)),
+            },
+        };
+        let mut history = History::default();
+        let mut moment = account.at(&self.catalog, now, &mut history);
+        Ok(moment.apply(&command).map(drop))
     }
 
     /// `account` as of now, with what catching up produced (see [`Core::account_now`]).

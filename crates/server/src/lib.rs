@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod metrics;
 pub mod pages;
+pub mod reconcile;
 pub mod webhooks;
 pub mod writer;
 

@@ -137,6 +137,10 @@ pub trait Store: EventStore + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredAudit>, StoreError>;
 
+    /// The purchases recorded under any of `orders`, in no particular order: a
+    /// reconciliation's batch of rows, looked up at once.
+    async fn purchases(&self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError>;
+
     /// The purchase recorded under an order id.
     async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError>;
 

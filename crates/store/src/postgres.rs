@@ -206,6 +206,19 @@ impl Store for PostgresStore {
         rows.iter().map(stored_audit).collect()
     }
 
+    async fn purchases(&self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError> {
+        let ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
+                    expires_at, amount_minor, currency, recorded_at
+             FROM purchases WHERE order_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(purchase_record).collect()
+    }
+
     async fn purchase(&self, order: &OrderId) -> Result<Option<PurchaseRecord>, StoreError> {
         let row = sqlx::query(sql::PURCHASE)
             .bind(order.as_str())

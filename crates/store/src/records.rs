@@ -2,7 +2,7 @@
 
 use creditd_ledger::{
     Account, AccountId, BucketId, Distribution, EventType, History, Hold, LedgerEntry, OrderId,
-    Payment,
+    OrderTerms, Payment,
 };
 use jiff::Timestamp;
 
@@ -68,6 +68,16 @@ pub struct PurchasePosition {
 }
 
 impl PurchaseRecord {
+    /// The terms it was first recorded on, which a retry or a reconciliation row must
+    /// match (SPEC §8).
+    pub fn terms(&self) -> OrderTerms {
+        OrderTerms {
+            account_id: self.account_id.clone(),
+            credits: self.credits,
+            paid_at: self.paid_at_requested,
+        }
+    }
+
     /// Where a page that ends with this purchase stopped.
     pub fn position(&self) -> PurchasePosition {
         PurchasePosition {

@@ -95,6 +95,9 @@ fn check_range<T: PartialOrd + fmt::Display>(
     }
 }
 
+/// Largest reconciliation file a catalog may allow: 4 GiB.
+const MAX_RECONCILIATION_BYTES: u64 = 1 << 32;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
@@ -235,6 +238,7 @@ struct PoliciesFile {
     default_time_zone: Option<String>,
     expiry_notice: Option<Span>,
     low_balance_threshold: Option<u64>,
+    reconciliation_max_bytes: Option<u64>,
 }
 
 impl PoliciesFile {
@@ -252,6 +256,9 @@ impl PoliciesFile {
             default_time_zone: self.default_time_zone.or(base.default_time_zone),
             expiry_notice: self.expiry_notice.or(base.expiry_notice),
             low_balance_threshold: self.low_balance_threshold.or(base.low_balance_threshold),
+            reconciliation_max_bytes: self
+                .reconciliation_max_bytes
+                .or(base.reconciliation_max_bytes),
         }
     }
 
@@ -296,6 +303,13 @@ impl PoliciesFile {
             default_time_zone: time::parse_time_zone(&zone_name)
                 .map_err(|refusal| invalid("policies.default_time_zone", refusal.to_string()))?,
             expiry_notice: positive("expiry_notice", self.expiry_notice)?,
+            reconciliation_max_bytes: check_range(
+                "policies.reconciliation_max_bytes".into(),
+                self.reconciliation_max_bytes
+                    .ok_or_else(|| missing("reconciliation_max_bytes"))?,
+                1,
+                MAX_RECONCILIATION_BYTES,
+            )?,
             low_balance_threshold: self
                 .low_balance_threshold
                 .map(|threshold| {

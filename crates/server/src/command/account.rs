@@ -1,7 +1,7 @@
 //! Account commands in a batch: the ledger core decides, the batch keeps what it
 //! decided (the account's new state, its history, the purchases recorded).
 
-use creditd_ledger::{AccountCommand, AccountId, Effect, OrderTerms, Purchase};
+use creditd_ledger::{AccountCommand, AccountId, Effect, Purchase};
 use creditd_store::{PurchaseRecord, StoredEntry, entry_number};
 use jiff::Timestamp;
 
@@ -22,13 +22,8 @@ impl Batch<'_> {
         if let AccountCommand::Purchase(purchase) = command
             && let Some(first) = self.purchases.get(&purchase.order_id)
         {
-            let first_terms = OrderTerms {
-                account_id: first.account_id.clone(),
-                credits: first.credits,
-                paid_at: first.paid_at_requested,
-            };
             let terms = purchase.terms(id, catalog)?;
-            first_terms.check_retry(&purchase.order_id, &terms)?;
+            first.terms().check_retry(&purchase.order_id, &terms)?;
             return Ok(Outcome::Purchased {
                 record: first.clone(),
                 new: false,

@@ -293,3 +293,38 @@ pub struct AuditPageDto {
     /// Where the next page starts; null on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// A row of a reconciliation that is not `credited`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReconciliationRowDto {
+    /// Its line in the file (the header is line 1).
+    pub line: u64,
+    /// Its order id, as written.
+    pub order_id: String,
+    /// `missing`, `conflicting` or `invalid`.
+    #[schema(value_type = String)]
+    pub status: Name,
+    /// Why, or what was done: "recorded now", the terms recorded, the rule it breaks.
+    pub detail: String,
+}
+
+/// What a reconciliation found (SPEC §11).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReconciliationDto {
+    /// Rows read (the header aside).
+    pub orders: u64,
+    /// Recorded on the same terms.
+    pub credited: u64,
+    /// Not recorded (with `apply`, recorded now: see `applied`).
+    pub missing: u64,
+    /// Recorded on other terms; never applied.
+    pub conflicting: u64,
+    /// Unreadable rows and rows that break a rule.
+    pub invalid: u64,
+    /// Missing orders recorded by this request.
+    pub applied: u64,
+    /// Every row that is not `credited`, in file order, up to 100,000.
+    pub rows: Vec<ReconciliationRowDto>,
+    /// Rows not listed past that many.
+    pub rows_omitted: u64,
+}

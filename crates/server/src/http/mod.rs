@@ -12,6 +12,7 @@ mod events;
 pub(crate) mod extract;
 mod holds;
 mod purchases;
+mod reconciliations;
 mod views;
 
 pub(crate) use views::HoldFilter;
@@ -135,6 +136,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(views::usage))
         .routes(routes!(views::balance_history))
         .routes(routes!(purchases::get_purchase))
+        .routes(routes!(reconciliations::reconcile))
         .routes(routes!(holds::get_hold))
         .routes(routes!(holds::capture))
         .routes(routes!(holds::release))

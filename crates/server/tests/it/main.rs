@@ -10,6 +10,7 @@ mod events;
 mod idempotency;
 mod pages;
 mod reads;
+mod reconciliation;
 mod requests;
 mod service;
 
