@@ -114,11 +114,32 @@ pub enum Commands {
         #[command(subcommand)]
         command: HoldCommands,
     },
+    /// Check the payment provider's paid orders (CSV) against the purchases recorded,
+    /// and with --apply record the missing ones (admin).
+    Reconcile(ReconcileArgs),
     /// Show purchases.
     Purchase {
         #[command(subcommand)]
         command: PurchaseCommands,
     },
+}
+
+#[derive(Args)]
+pub struct ReconcileArgs {
+    /// The file: a header `order_id,account_id,credits,package,paid_at`, then one paid
+    /// order per line (credits or package; paid_at RFC 3339).
+    pub file: PathBuf,
+    /// Record the missing orders now (without it, only report).
+    #[arg(long)]
+    pub apply: bool,
+    /// Why, for the audit trail (default: "reconciliation").
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Write every row's status to this CSV (line, order_id, status, detail).
+    #[arg(long, value_name = "OUT.csv")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Args)]

@@ -156,6 +156,34 @@ impl Api {
         format!("cli-{}", hex::encode(rand::random::<[u8; 12]>()))
     }
 
+    /// `POST` a CSV file, streamed, each chunk counted on `sent` as it goes; `timeout`
+    /// for the whole exchange (a large file is long work, not a stuck server).
+    pub async fn post_csv<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        file: tokio::fs::File,
+        length: u64,
+        timeout: Duration,
+        sent: impl Fn(u64) + Send + Sync + 'static,
+    ) -> anyhow::Result<T> {
+        use futures_util::StreamExt;
+        let chunks = tokio_util::io::ReaderStream::new(file).inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                sent(chunk.len() as u64);
+            }
+        });
+        let request = self
+            .request(Method::POST, segments)?
+            .query(query)
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "text/csv")
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(chunks));
+        let answer = self.exchange(request).await?;
+        self.accept(answer).await
+    }
+
     /// `DELETE` a path.
     pub async fn delete(&self, segments: &[&str]) -> anyhow::Result<()> {
         let answer = self

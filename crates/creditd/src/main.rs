@@ -11,6 +11,7 @@ mod admin;
 mod cli;
 mod client;
 mod local;
+mod reconcile;
 mod render;
 
 use std::process::ExitCode;
@@ -69,5 +70,6 @@ async fn run(command: Commands) -> anyhow::Result<()> {
         Commands::Adjust(args) => admin::adjust(args).await,
         Commands::Hold { command } => admin::hold(command).await,
         Commands::Purchase { command } => admin::purchase(command).await,
+        Commands::Reconcile(args) => reconcile::reconcile(args).await,
     }
 }

@@ -39,7 +39,8 @@ impl Rows {
         self.lines.push(line);
     }
 
-    fn table(&self) -> Table {
+    /// The rows as a table.
+    pub fn table(&self) -> Table {
         let mut table = Table::new();
         table
             .load_preset(UTF8_BORDERS_ONLY)

@@ -371,3 +371,56 @@ async fn only_migrate_and_the_break_glass_key_open_the_database() {
             .contains("schema up to date")
     );
 }
+
+#[tokio::test]
+async fn reconcile_reports_then_applies_the_missing_orders_once_and_writes_every_rows_status() {
+    let cli = Cli::start().await;
+    let end = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).to_string();
+    let (status, _) = post(
+        cli.addr,
+        "/v1/accounts/m1/membership",
+        serde_json::json!({"action": "activate", "period_end": end}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        cli.addr,
+        "/v1/accounts/m1/purchases",
+        serde_json::json!({"order_id": "ord-1", "package": "credits_100"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let paid = jiff::Timestamp::now().to_string();
+    let file = cli.dir.path().join("paid.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "order_id,account_id,credits,package,paid_at\n\
+             ord-1,m1,,credits_100,{paid}\n\
+             ord-2,m1,40,,{paid}\n\
+             ord-3,nobody,40,,{paid}\n"
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let dry = cli.ok(&["reconcile", file]);
+    assert!(
+        dry.contains("missing") && dry.contains("run again with --apply"),
+        "{dry}"
+    );
+    let applied = cli.ok(&["reconcile", file, "--apply", "--report", "report.csv"]);
+    assert!(
+        applied.contains("1 missing orders recorded now."),
+        "{applied}"
+    );
+    let report = std::fs::read_to_string(cli.dir.path().join("report.csv")).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines[0], "line,order_id,status,detail");
+    assert_eq!(lines[1], "2,ord-1,credited,");
+    assert_eq!(lines[2], "3,ord-2,missing,recorded now");
+    assert!(lines[3].starts_with("4,ord-3,invalid,"), "{report}");
+    let again = cli.ok(&["reconcile", file, "--apply"]);
+    assert!(again.contains("0 missing orders recorded now."), "{again}");
+    let missing_file = cli.fails(&["reconcile", "nothing-here.csv"]);
+    assert!(missing_file.contains("nothing-here.csv"), "{missing_file}");
+}
