@@ -255,7 +255,11 @@ async fn check_account(api: &Api, account: &str, create: bool) -> anyhow::Result
 pub async fn grant(args: GrantArgs) -> anyhow::Result<()> {
     let api = Api::new(&args.write.remote)?;
     check_account(&api, &args.account, args.write.create).await?;
+    if args.source == "compensation" && args.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        bail!("a compensation grant needs --reason: the audit trail keeps why it was given");
+    }
     let request = GrantRequest {
+        reason: args.reason,
         kind: args.kind,
         amount: args.amount,
         source: args.source,

@@ -328,6 +328,9 @@ pub struct GrantArgs {
     /// A note for the ledger.
     #[arg(long)]
     pub note: Option<String>,
+    /// Why, for the audit trail (never shown to the user); required for compensation.
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub write: Write,
 }

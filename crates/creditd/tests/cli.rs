@@ -421,6 +421,22 @@ async fn reconcile_reports_then_applies_the_missing_orders_once_and_writes_every
     assert!(lines[3].starts_with("4,ord-3,invalid,"), "{report}");
     let again = cli.ok(&["reconcile", file, "--apply"]);
     assert!(again.contains("0 missing orders recorded now."), "{again}");
+    let unexplained = cli.fails(&["grant", "m1", "--amount", "5", "--source", "compensation"]);
+    assert!(unexplained.contains("--reason"), "{unexplained}");
+    let explained = cli.ok(&[
+        "grant",
+        "m1",
+        "--amount",
+        "5",
+        "--source",
+        "compensation",
+        "--reason",
+        "ticket 9",
+    ]);
+    assert!(
+        explained.starts_with("+5 general credits (compensation)"),
+        "{explained}"
+    );
     let missing_file = cli.fails(&["reconcile", "nothing-here.csv"]);
     assert!(missing_file.contains("nothing-here.csv"), "{missing_file}");
 }

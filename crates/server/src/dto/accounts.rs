@@ -65,6 +65,10 @@ pub struct GrantRequest {
     pub campaign: Option<String>,
     /// A note for the ledger.
     pub note: Option<String>,
+    /// Why, for the audit trail when a person grants (support's words; never shown to
+    /// the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What the platform was paid.
@@ -95,6 +99,9 @@ pub struct PurchaseRequest {
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(default, deserialize_with = "super::instant_in_micros")]
     pub paid_at: Option<Timestamp>,
+    /// Why, for the audit trail when a person records it (a missing purchase reissued).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// `POST /v1/accounts/{id}/adjustments`.

@@ -6,8 +6,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use creditd_ledger::{
     AccountCommand, AccountId, AccountIdPrefix, Adjustment, Amount, CreditKind, EntryType, Expiry,
-    Grant, GrantSource, LedgerQuery, MAX_PAGE, OrderId, Payment, Purchase, PurchaseCredits,
-    Refusal, Tier, Use, count_from_json, page_limit, parse_duration, parse_time_zone, whole_micros,
+    Grant, GrantSource, LedgerQuery, MAX_PAGE, MAX_TEXT_LEN, OrderId, Payment, Purchase,
+    PurchaseCredits, Refusal, Tier, Use, count_from_json, page_limit, parse_duration,
+    parse_time_zone, whole_micros,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -229,8 +230,9 @@ pub async fn grant(
         campaign: request.campaign.clone(),
         note: request.note.clone(),
     };
+    let reason = audit_reason(request.reason.as_deref())?;
     let command = Command::Account(id, AccountCommand::Grant(grant));
-    Ok(state.apply(&caller, command, &posted).await)
+    Ok(state.apply_because(&caller, command, &posted, reason).await)
 }
 
 /// Record a purchase (members only); the same order again answers 200 with the first
@@ -264,8 +266,9 @@ pub async fn purchase(
         paid_at: request.paid_at,
         paid,
     };
+    let reason = audit_reason(posted.body.reason.as_deref())?;
     let command = Command::Account(id, AccountCommand::Purchase(purchase));
-    Ok(state.apply(&caller, command, &posted).await)
+    Ok(state.apply_because(&caller, command, &posted, reason).await)
 }
 
 /// Reserve the cost of a use before the work.
@@ -466,6 +469,17 @@ pub async fn ledger(
         next_cursor,
     };
     Ok(Answer::json(StatusCode::OK, &dto))
+}
+
+/// A request's reason for the audit trail: at most `MAX_TEXT_LEN` characters, blank
+/// for none.
+pub(super) fn audit_reason(text: Option<&str>) -> Result<Option<String>, Problem> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(reason) if reason.chars().count() > MAX_TEXT_LEN => Err(Problem::invalid(format!(
+            "reason must be at most {MAX_TEXT_LEN} characters"
+        ))),
+        reason => Ok(reason.map(str::to_owned)),
+    }
 }
 
 /// The use a hold or charge request asks for; the core checks the ranges.

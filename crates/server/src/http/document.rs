@@ -57,6 +57,8 @@ pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
             "reason",
             Range::Length(1, MAX_TEXT_LEN),
         ),
+        ("GrantRequest", "reason", Range::Length(0, MAX_TEXT_LEN)),
+        ("PurchaseRequest", "reason", Range::Length(0, MAX_TEXT_LEN)),
         ("HoldRequest", "quantity", Range::Number(1, quantity)),
         ("HoldRequest", "ttl_seconds", hold_ttl),
         ("ChargeRequest", "quantity", Range::Number(1, quantity)),

@@ -55,6 +55,18 @@ impl AppState {
     /// Sends `command` to the writer with the request's idempotency key, if any, audited
     /// if the caller is a person (`Principal::actor`).
     async fn apply<T>(&self, caller: &Principal, command: Command, posted: &Posted<T>) -> Answer {
+        let reason = command.reason();
+        self.apply_because(caller, command, posted, reason).await
+    }
+
+    /// As [`AppState::apply`], with the reason the request gave for the audit trail.
+    async fn apply_because<T>(
+        &self,
+        caller: &Principal,
+        command: Command,
+        posted: &Posted<T>,
+        reason: Option<String>,
+    ) -> Answer {
         let idempotency = posted.idempotency_key.as_ref().map(|key| Idempotency {
             key: IdempotencyKey {
                 owner: caller.owner(),
@@ -62,7 +74,7 @@ impl AppState {
             },
             fingerprint: posted.fingerprint.clone(),
         });
-        let actor = caller.actor(Via::Api, command.reason());
+        let actor = caller.actor(Via::Api, reason);
         self.submit(command, idempotency, actor).await
     }
 

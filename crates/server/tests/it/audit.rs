@@ -37,7 +37,10 @@ async fn a_persons_changes_are_audited_with_who_when_what_and_why() {
             "POST",
             "/v1/accounts/ana/grants",
             crate::ADMIN,
-            Some(json!({"kind": "agent", "amount": 2, "source": "compensation"})),
+            Some(
+                json!({"kind": "agent", "amount": 2, "source": "compensation",
+                        "reason": "render farm outage 12-01"}),
+            ),
             &[("idempotency-key", "grant-once")],
         )
         .await;
@@ -70,6 +73,7 @@ async fn a_persons_changes_are_audited_with_who_when_what_and_why() {
     assert_eq!(adjust["account_id"], "ana");
     assert_eq!(adjust["reason"], "double grant, ticket 88");
     assert_eq!(adjust["detail"]["amount"], -4);
+    assert_eq!(trail["records"][1]["reason"], "render farm outage 12-01");
     let key = &trail["records"][0];
     assert_eq!(key["account_id"], Value::Null);
     assert_eq!(key["detail"]["name"], "backend");
