@@ -29,10 +29,10 @@ pub use columns::ACCOUNT_ID_END;
 pub use events::DELIVERY_LEASE_SECONDS;
 pub use postgres::PostgresStore;
 pub use records::{
-    ApiKeyRecord, AttemptRecord, AuditRecord, BatchReads, Changes, ClaimedDelivery, DeliveryState,
-    EventFilter, EventRecord, IdempotencyKey, IdempotencyRecord, PurchasePosition, PurchaseRecord,
-    Redelivery, StoredAccount, StoredAudit, StoredEntry, StoredEvent, WebhookEndpoint,
-    entry_number,
+    ApiKeyRecord, AttemptRecord, AuditRecord, BatchReads, Changes, ClaimedDelivery, ConsoleSession,
+    DeliveryState, EventFilter, EventRecord, IdempotencyKey, IdempotencyRecord, PurchasePosition,
+    PurchaseRecord, Redelivery, StoredAccount, StoredAudit, StoredEntry, StoredEvent,
+    WebhookEndpoint, entry_number,
 };
 pub use sqlite::SqliteStore;
 
@@ -136,6 +136,9 @@ pub trait Store: EventStore + Send + Sync + 'static {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredAudit>, StoreError>;
+
+    /// A console session by id (the SHA-256 of its secret), ended or not.
+    async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, StoreError>;
 
     /// The purchases recorded under any of `orders`, in no particular order: a
     /// reconciliation's batch of rows, looked up at once.

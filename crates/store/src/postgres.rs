@@ -24,7 +24,9 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
-use crate::audit::{AUDIT_COLUMNS, stored_audit};
+use crate::audit::{
+    AUDIT_COLUMNS, CONSOLE_SESSION, UPSERT_CONSOLE_SESSION, console_session, stored_audit,
+};
 use crate::columns::{
     FORMAT, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
     hold_number, idempotency_record, key_label, purchase_record, purchases_before, record_account,
@@ -32,8 +34,9 @@ use crate::columns::{
 };
 use crate::instant::to_db;
 use crate::{
-    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchasePosition,
-    PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry, WriteTransaction,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, IdempotencyKey,
+    PurchasePosition, PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry,
+    WriteTransaction,
 };
 
 /// Write transactions a node may have open at once (the locks keep each account in
@@ -204,6 +207,14 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(stored_audit).collect()
+    }
+
+    async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, StoreError> {
+        let row = sqlx::query(CONSOLE_SESSION)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| console_session(&row)).transpose()
     }
 
     async fn purchases(&self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError> {
@@ -680,11 +691,22 @@ impl WriteTransaction for PostgresWrite {
     }
 }
 
-/// The audit records of a batch, in the batch's transaction.
+/// The console sessions and audit records of a batch, in the batch's transaction.
 async fn write_audit(
     tx: &mut Transaction<'static, Postgres>,
     changes: &Changes,
 ) -> Result<(), StoreError> {
+    for s in &changes.console_sessions {
+        sqlx::query(UPSERT_CONSOLE_SESSION)
+            .bind(&s.id)
+            .bind(&s.key_id)
+            .bind(&s.csrf)
+            .bind(to_db(s.created_at))
+            .bind(to_db(s.expires_at))
+            .bind(s.ended_at.map(to_db))
+            .execute(&mut **tx)
+            .await?;
+    }
     let a = &changes.audit;
     if a.is_empty() {
         return Ok(());

@@ -161,6 +161,24 @@ pub struct StoredAudit {
     pub record: AuditRecord,
 }
 
+/// A session of the support console. The cookie holds a secret; the store keeps only
+/// its SHA-256, as for API keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// SHA-256 (hex) of the cookie's secret.
+    pub id: String,
+    /// The API key signed in with: the session acts as that key, while it is not revoked.
+    pub key_id: String,
+    /// The token every form of the session carries (CSRF).
+    pub csrf: String,
+    /// When it began.
+    pub created_at: Timestamp,
+    /// When it ends by itself.
+    pub expires_at: Timestamp,
+    /// When it was signed out.
+    pub ended_at: Option<Timestamp>,
+}
+
 /// What a batch reads before it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchReads {
@@ -193,6 +211,8 @@ pub struct Changes {
     pub purchases: Vec<PurchaseRecord>,
     /// Changes people made, for the audit trail.
     pub audit: Vec<AuditRecord>,
+    /// Console sessions begun or ended, whole.
+    pub console_sessions: Vec<ConsoleSession>,
     /// New idempotency records.
     pub idempotency: Vec<IdempotencyRecord>,
     /// New API keys.
@@ -238,6 +258,7 @@ impl Changes {
             && self.redeliveries.is_empty()
             && self.purchases.is_empty()
             && self.audit.is_empty()
+            && self.console_sessions.is_empty()
             && self.idempotency.is_empty()
             && self.new_api_keys.is_empty()
             && self.revoked_api_keys.is_empty()

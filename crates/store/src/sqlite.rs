@@ -33,7 +33,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
-use crate::audit::{AUDIT_COLUMNS, stored_audit};
+use crate::audit::{AUDIT_COLUMNS, CONSOLE_SESSION, console_session, stored_audit};
 use crate::columns::{
     FORMAT, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
     hold_row, idempotency_record, key_label, purchase_record, purchases_before, settled_hold, sql,
@@ -41,8 +41,9 @@ use crate::columns::{
 };
 use crate::instant::to_db;
 use crate::{
-    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, IdempotencyKey, PurchasePosition,
-    PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry, WriteTransaction,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, IdempotencyKey,
+    PurchasePosition, PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry,
+    WriteTransaction,
 };
 
 /// Readers beside the writer: enough for two cores' worth of concurrent reads.
@@ -463,6 +464,14 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await?;
         rows.iter().map(stored_audit).collect()
+    }
+
+    async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, StoreError> {
+        let row = sqlx::query(CONSOLE_SESSION)
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| console_session(&row)).transpose()
     }
 
     async fn purchases(&self, orders: &[OrderId]) -> Result<Vec<PurchaseRecord>, StoreError> {
@@ -904,8 +913,26 @@ fn push_fold<'args>(
     Ok(())
 }
 
-/// The audit records of a batch.
+/// The audit records and console sessions of a batch.
 fn push_audit<'args>(sql: &mut QueryBuilder<'args, Sqlite>, changes: &'args Changes) {
+    for s in &changes.console_sessions {
+        sql.push(
+            "INSERT INTO console_sessions (id, key_id, csrf, created_at, expires_at, ended_at) \
+             VALUES (",
+        )
+        .push_bind(s.id.as_str())
+        .push(", ")
+        .push_bind(s.key_id.as_str())
+        .push(", ")
+        .push_bind(s.csrf.as_str())
+        .push(", ")
+        .push_bind(to_db(s.created_at))
+        .push(", ")
+        .push_bind(to_db(s.expires_at))
+        .push(", ")
+        .push_bind(s.ended_at.map(to_db))
+        .push(") ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at;\n");
+    }
     push_inserts(
         sql,
         "INSERT INTO audit (at, key_id, key_name, via, action, account_id, reason, detail) ",

@@ -7,7 +7,8 @@ use creditd_ledger::{
     History, HoldStatus, LedgerQuery, OrderId, Use,
 };
 use creditd_store::{
-    ApiKeyRecord, AuditRecord, Changes, IdempotencyKey, IdempotencyRecord, PurchaseRecord, Store,
+    ApiKeyRecord, AuditRecord, Changes, ConsoleSession, IdempotencyKey, IdempotencyRecord,
+    PurchaseRecord, Store,
 };
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 
@@ -47,6 +48,7 @@ on_every_backend!(
     accounts_are_listed_by_prefix_in_id_order_page_after_page,
     settled_holds_and_purchases_are_listed_newest_first_page_after_page,
     audit_records_are_listed_newest_first_by_account_page_after_page,
+    a_console_session_is_found_by_id_until_and_after_it_ends,
 );
 
 pub(crate) type Db = Box<dyn Store>;
@@ -659,4 +661,36 @@ async fn audit_records_are_listed_newest_first_by_account_page_after_page(db: Db
         .await
         .unwrap();
     assert_eq!(actions(&next), ["grant"]);
+}
+
+async fn a_console_session_is_found_by_id_until_and_after_it_ends(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let session = ConsoleSession {
+        id: "ab".repeat(32),
+        key_id: "k1".into(),
+        csrf: "c".repeat(43),
+        created_at: now,
+        expires_at: now + 8.hours(),
+        ended_at: None,
+    };
+    let begin = Changes {
+        console_sessions: vec![session.clone()],
+        ..Changes::default()
+    };
+    commit(&db, &begin).await.unwrap();
+    assert_eq!(
+        db.console_session(&session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    let ended = ConsoleSession {
+        ended_at: Some(now + 1.hours()),
+        ..session.clone()
+    };
+    let end = Changes {
+        console_sessions: vec![ended.clone()],
+        ..Changes::default()
+    };
+    commit(&db, &end).await.unwrap();
+    assert_eq!(db.console_session(&session.id).await.unwrap(), Some(ended));
+    assert_eq!(db.console_session("other").await.unwrap(), None);
 }
