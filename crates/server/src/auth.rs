@@ -279,6 +279,33 @@ impl Authenticator {
         }
     }
 
+    /// The caller a console session acts as: its key, while the key is not revoked (a
+    /// revoked key's sessions end at once). `None`: no such key, or revoked.
+    pub async fn session_key(
+        &self,
+        store: &dyn Store,
+        key_id: &str,
+    ) -> Result<Option<Principal>, Problem> {
+        if key_id == ENV_ADMIN_ID {
+            return Ok(self.env_admin.map(|_| Principal::Key {
+                id: ENV_ADMIN_ID.to_owned(),
+                role: Role::Admin,
+                name: "CREDITD_ADMIN_KEY".to_owned(),
+            }));
+        }
+        let Some(record) = self.key(store, key_id).await? else {
+            return Ok(None);
+        };
+        Ok(match Role::parse(&record.role) {
+            Some(role) if record.revoked_at.is_none() => Some(Principal::Key {
+                id: record.id,
+                role,
+                name: record.name,
+            }),
+            _ => None,
+        })
+    }
+
     async fn key(&self, store: &dyn Store, id: &str) -> Result<Option<ApiKeyRecord>, Problem> {
         if let Some((record, fetched)) = self.lock_cache().get(id)
             && fetched.elapsed() < KEY_CACHE_TTL

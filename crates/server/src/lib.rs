@@ -14,6 +14,7 @@ pub mod answer;
 pub mod auth;
 pub mod clock;
 pub mod command;
+pub mod console;
 pub mod core;
 pub mod dto;
 pub mod http;

@@ -21,8 +21,8 @@ use creditd_ledger::{
     Refusal,
 };
 use creditd_store::{
-    ApiKeyRecord, AuditRecord, BatchReads, Changes, EventRecord, IdempotencyKey, IdempotencyRecord,
-    PurchaseRecord, StoreError, StoredEntry, WebhookEndpoint,
+    ApiKeyRecord, AuditRecord, BatchReads, Changes, ConsoleSession, EventRecord, IdempotencyKey,
+    IdempotencyRecord, PurchaseRecord, StoreError, StoredEntry, WebhookEndpoint,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -64,6 +64,8 @@ pub enum Command {
     RotateSecret(WebhookEndpoint),
     /// Delete an endpoint (as read by the caller): no delivery starts after it.
     DeleteEndpoint(WebhookEndpoint),
+    /// Begin or end a console session (stored whole).
+    ConsoleSession(ConsoleSession),
     /// A new round of attempts for an event.
     Redeliver {
         /// The event's account.
@@ -87,6 +89,7 @@ impl Command {
             | Command::CreateEndpoint(_)
             | Command::RotateSecret(_)
             | Command::DeleteEndpoint(_)
+            | Command::ConsoleSession(_)
             | Command::Redeliver { .. } => None,
         }
     }
@@ -117,6 +120,8 @@ impl Command {
             Command::RotateSecret(_) => "webhook.rotate_secret",
             Command::DeleteEndpoint(_) => "webhook.delete",
             Command::Redeliver { .. } => "event.redeliver",
+            Command::ConsoleSession(session) if session.ended_at.is_some() => "console.sign_out",
+            Command::ConsoleSession(_) => "console.sign_in",
         }
     }
 
@@ -222,6 +227,8 @@ pub enum Outcome {
     SecretRotated(String),
     /// An endpoint deleted.
     EndpointDeleted,
+    /// A console session begun or ended.
+    ConsoleSession,
     /// New rounds of attempts scheduled.
     Redelivering {
         /// The event's account.
@@ -365,6 +372,10 @@ impl<'a> Batch<'a> {
             Command::CreateEndpoint(new) => Ok(self.create_endpoint(new, now)),
             Command::RotateSecret(endpoint) => Ok(self.rotate_secret(endpoint)),
             Command::DeleteEndpoint(endpoint) => Ok(self.delete_endpoint(endpoint, now)),
+            Command::ConsoleSession(session) => {
+                self.changes.console_sessions.push(session.clone());
+                Ok(Outcome::ConsoleSession)
+            }
             Command::Redeliver {
                 account,
                 sequence,

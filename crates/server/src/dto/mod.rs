@@ -102,7 +102,7 @@ pub fn answer(result: &Result<Outcome, Refused>) -> Answer {
                 secret: secret.clone(),
             },
         ),
-        Outcome::EndpointDeleted => Answer::no_content(),
+        Outcome::EndpointDeleted | Outcome::ConsoleSession => Answer::no_content(),
         Outcome::Redelivering {
             account,
             sequence,

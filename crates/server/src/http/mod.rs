@@ -183,6 +183,7 @@ pub fn router(state: AppState) -> axum::Router {
             }),
         )
         .merge(crate::pages::router())
+        .merge(crate::console::router())
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -193,6 +193,19 @@ mod tests {
                 .collect()
         };
         assert_eq!(ids(english), ids(chinese));
+        let console = ids(include_str!("../../locales/en-US/console.ftl"));
+        assert_eq!(
+            console,
+            ids(include_str!("../../locales/zh-CN/console.ftl"))
+        );
+        let shared: Vec<&String> = console
+            .iter()
+            .filter(|id| ids(english).contains(id))
+            .collect();
+        assert!(
+            shared.is_empty(),
+            "one id, one message across files: {shared:?}"
+        );
         assert_eq!(
             Lang::Zh.t_with(
                 "unit-count",

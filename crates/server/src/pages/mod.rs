@@ -100,7 +100,7 @@ const FAVICON: &str = include_str!("../../assets/favicon.svg");
 
 /// The stylesheet's address, named after its content so it can be cached for a year and
 /// a new version is fetched at once.
-static STYLESHEET_PATH: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static STYLESHEET_PATH: LazyLock<String> = LazyLock::new(|| {
     let digest = hex::encode(Sha256::digest(STYLESHEET.as_bytes()));
     format!("/assets/app.{}.css", &digest[..12])
 });
@@ -154,7 +154,7 @@ async fn session(state: &AppState, jar: &CookieJar) -> Option<AccountId> {
 
 /// The headers every page carries: no caching of a person's figures, no framing (but for
 /// the badge), no script of any origin.
-fn page_response(status: StatusCode, body: String, frame_ancestors: &str) -> Response {
+pub(crate) fn page_response(status: StatusCode, body: String, frame_ancestors: &str) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

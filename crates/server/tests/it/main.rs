@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod console;
 mod credits;
 mod events;
 mod idempotency;

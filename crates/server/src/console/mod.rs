@@ -1,0 +1,571 @@
+//! The support console (SPEC §10): support staff sign in with an API key and find an
+//! account by id or prefix, by order id or by hold id, and see it whole. Built like the
+//! credits page (askama templates, Fluent, no script, the same stylesheet and headers).
+//!
+//! A sign-in begins a server-side session, stored (the SHA-256 of the cookie's secret,
+//! never the secret) through the writer like any change, so every node knows it and it
+//! survives a restart. The cookie is `HttpOnly`, `SameSite=Strict` and scoped to
+//! `/console`. Every request checks the session (not signed out, not expired) and its
+//! key (not revoked: a revoked key's sessions end at once); every form carries the
+//! session's CSRF token, checked in constant time. The session acts as its key: the
+//! key's role bounds what is shown and, on the server, what is accepted, and its changes
+//! are audited as the console's.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use creditd_ledger::{AccountId, AccountIdPrefix, LedgerQuery, OrderId};
+use creditd_store::ConsoleSession;
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::answer::Problem;
+use crate::auth::{Principal, sha256};
+use crate::command::{Command, Submission};
+use crate::http::AppState;
+use crate::http::extract::Languages;
+use crate::pages::{Lang, STYLESHEET_PATH, page_response};
+
+/// The cookie that carries a console session's secret.
+const SESSION_COOKIE: &str = "creditd_console";
+/// How long a console session lasts: a working day.
+pub const CONSOLE_SESSION_HOURS: i64 = 8;
+/// Accounts a search lists at most.
+const SEARCH_RESULTS: u32 = 20;
+/// Rows of each list on an account's page.
+const ACCOUNT_ROWS: u32 = 50;
+
+/// The console's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/sign-in", post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/search", get(search))
+        .route("/console/accounts/{id}", get(account))
+}
+
+/// A signed-in person: the session and the key it acts as.
+struct SignedIn {
+    session: ConsoleSession,
+    caller: Principal,
+}
+
+impl SignedIn {
+    /// "Signed in as NAME (ROLE)", for the header.
+    fn line(&self, lang: Lang) -> String {
+        match &self.caller {
+            Principal::Key { name, role, .. } => lang.t_with(
+                "console-signed-in-as",
+                &[
+                    ("name", name.clone().into()),
+                    ("role", role.as_str().into()),
+                ],
+            ),
+            Principal::Token { .. } => String::new(),
+        }
+    }
+}
+
+/// The session of the request's cookie, if it is good now.
+async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, Problem> {
+    let Some(cookie) = jar.get(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let id = hex::encode(sha256(cookie.value().as_bytes()));
+    let core = &state.core;
+    let Some(session) = core
+        .store
+        .console_session(&id)
+        .await
+        .map_err(Problem::from)?
+    else {
+        return Ok(None);
+    };
+    if session.ended_at.is_some() || session.expires_at <= Timestamp::now() {
+        return Ok(None);
+    }
+    Ok(core
+        .auth
+        .session_key(&*core.store, &session.key_id)
+        .await?
+        .map(|caller| SignedIn { session, caller }))
+}
+
+/// Whether a form's CSRF token is its session's.
+fn csrf_ok(session: &ConsoleSession, given: &str) -> bool {
+    bool::from(session.csrf.as_bytes().ct_eq(given.as_bytes()))
+}
+
+/// The language of a console page.
+#[derive(Debug, Default, Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console_sign_in.html")]
+struct SignInView {
+    lang: Lang,
+    css: &'static str,
+    refused: bool,
+}
+
+fn sign_in_page(lang: Lang, status: StatusCode) -> Response {
+    let view = SignInView {
+        lang,
+        css: STYLESHEET_PATH.as_str(),
+        refused: status == StatusCode::UNAUTHORIZED,
+    };
+    match view.render() {
+        Ok(body) => page_response(status, body, "'none'"),
+        Err(e) => Problem::internal(&e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_search.html")]
+struct SearchView {
+    lang: Lang,
+    css: &'static str,
+    signed_in: String,
+    csrf: String,
+    query: String,
+    searched: bool,
+    no_results: String,
+    results: Vec<(String, String)>,
+}
+
+/// `GET /console`: the search page, or the sign-in page.
+async fn home(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    match signed_in(&state, &jar).await {
+        Ok(Some(person)) => render_search(&state, &person, lang, "").await,
+        Ok(None) => sign_in_page(lang, StatusCode::OK),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    key: String,
+}
+
+/// `POST /console/sign-in`: a key becomes a session.
+async fn sign_in(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Query(query): Query<LangQuery>,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    let core = &state.core;
+    let key_id = match core
+        .auth
+        .authenticate(&*core.store, form.key.trim(), core.clock.now())
+        .await
+    {
+        Ok(Principal::Key { id, .. }) => id,
+        _ => return sign_in_page(lang, StatusCode::UNAUTHORIZED),
+    };
+    let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let now = Timestamp::now();
+    let session = ConsoleSession {
+        id: hex::encode(sha256(secret.as_bytes())),
+        key_id,
+        csrf: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
+        created_at: now,
+        expires_at: now
+            .checked_add(SignedDuration::from_hours(CONSOLE_SESSION_HOURS))
+            .unwrap_or(now),
+        ended_at: None,
+    };
+    if let Err(problem) = store_session(&state, session).await {
+        return problem.into_response();
+    }
+    let cookie = Cookie::build((SESSION_COOKIE, secret))
+        .path("/console")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(core.pages.secure_cookies)
+        .build();
+    (
+        jar.add(cookie),
+        Redirect::to(&format!("/console?lang={}", lang.code())),
+    )
+        .into_response()
+}
+
+/// Stores a session begun or ended, through the writer.
+async fn store_session(state: &AppState, session: ConsoleSession) -> Result<(), Problem> {
+    let reply = state
+        .writer
+        .submit(Submission {
+            command: Command::ConsoleSession(session),
+            idempotency: None,
+            background: false,
+            actor: None,
+        })
+        .await;
+    match reply {
+        crate::idempotency::Reply::Done(Ok(_)) => Ok(()),
+        crate::idempotency::Reply::Done(Err(refused)) => Err(Problem::from(&refused)),
+        crate::idempotency::Reply::Answer(_) => Err(Problem::internal(&"a session answered twice")),
+    }
+}
+
+/// A form that carries only its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /console/sign-out`: the session ends, on every node.
+async fn sign_out(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let lang = Lang::choose(None, &accepted);
+    let person = match signed_in(&state, &jar).await {
+        Ok(Some(person)) => person,
+        Ok(None) => return sign_in_page(lang, StatusCode::OK),
+        Err(problem) => return problem.into_response(),
+    };
+    if !csrf_ok(&person.session, &form.csrf) {
+        return Problem::forbidden("this form is not from your console session").into_response();
+    }
+    let ended = ConsoleSession {
+        ended_at: Some(Timestamp::now()),
+        ..person.session
+    };
+    if let Err(problem) = store_session(&state, ended).await {
+        return problem.into_response();
+    }
+    let gone = Cookie::build((SESSION_COOKIE, "")).path("/console").build();
+    (jar.remove(gone), Redirect::to("/console")).into_response()
+}
+
+/// What a search asks.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /console/search?q=`: accounts by id or prefix, an order, a hold.
+async fn search(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Query(query): Query<SearchQuery>,
+) -> Response {
+    let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    match signed_in(&state, &jar).await {
+        Ok(Some(person)) => {
+            render_search(
+                &state,
+                &person,
+                lang,
+                query.q.as_deref().unwrap_or("").trim(),
+            )
+            .await
+        }
+        Ok(None) => sign_in_page(lang, StatusCode::UNAUTHORIZED),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn render_search(state: &AppState, person: &SignedIn, lang: Lang, query: &str) -> Response {
+    let results = match find(state, lang, query).await {
+        Ok(results) => results,
+        Err(problem) => return problem.into_response(),
+    };
+    let view = SearchView {
+        lang,
+        css: STYLESHEET_PATH.as_str(),
+        signed_in: person.line(lang),
+        csrf: person.session.csrf.clone(),
+        query: query.to_owned(),
+        searched: !query.is_empty(),
+        no_results: lang.t_with("console-no-results", &[("query", query.to_owned().into())]),
+        results,
+    };
+    match view.render() {
+        Ok(body) => page_response(StatusCode::OK, body, "'none'"),
+        Err(e) => Problem::internal(&e).into_response(),
+    }
+}
+
+/// The address of an account's console page.
+fn account_link(account: &AccountId, lang: Lang) -> String {
+    let mut path = url::Url::parse("http://console/console/accounts/")
+        .unwrap_or_else(|_| unreachable!("a fixed URL parses"));
+    if let Ok(mut segments) = path.path_segments_mut() {
+        segments.pop_if_empty().push(account.as_str());
+    }
+    format!("{}?lang={}", path.path(), lang.code())
+}
+
+/// What `query` finds: the hold it names, the order recorded under it, and accounts
+/// whose id starts with it (the exact one first).
+async fn find(state: &AppState, lang: Lang, query: &str) -> Result<Vec<(String, String)>, Problem> {
+    let mut results = Vec::new();
+    if query.is_empty() {
+        return Ok(results);
+    }
+    let store = &state.core.store;
+    if let Some((account, hold)) = crate::dto::parse_hold_ref(query)
+        && store
+            .account(&account)
+            .await
+            .map_err(Problem::from)?
+            .is_some()
+    {
+        results.push((
+            account_link(&account, lang),
+            lang.t_with(
+                "console-result-hold",
+                &[
+                    ("hold", format!("h{}", hold.get()).into()),
+                    ("account", account.to_string().into()),
+                ],
+            ),
+        ));
+    }
+    if let Ok(order) = OrderId::parse(query)
+        && let Some(purchase) = store.purchase(&order).await.map_err(Problem::from)?
+    {
+        results.push((
+            account_link(&purchase.account_id, lang),
+            lang.t_with(
+                "console-result-order",
+                &[
+                    ("order", order.to_string().into()),
+                    ("account", purchase.account_id.to_string().into()),
+                ],
+            ),
+        ));
+    }
+    if let Ok(prefix) = AccountIdPrefix::parse(query) {
+        let accounts = store
+            .accounts_page(&prefix, None, SEARCH_RESULTS)
+            .await
+            .map_err(Problem::from)?;
+        let mut ids: Vec<AccountId> = accounts
+            .into_iter()
+            .map(|s| s.account.id().clone())
+            .collect();
+        ids.sort_by_key(|id| id.as_str() != query);
+        for id in ids {
+            let label = format!("{} {id}", lang.t("console-result-account"));
+            results.push((account_link(&id, lang), label));
+        }
+    }
+    Ok(results)
+}
+
+type Row5 = (String, String, String, String, String);
+
+#[derive(Template)]
+#[template(path = "console_account.html")]
+struct AccountView {
+    lang: Lang,
+    css: &'static str,
+    signed_in: String,
+    csrf: String,
+    heading: String,
+    zone_line: String,
+    membership: (String, String, String, String),
+    balance: (String, String, String),
+    buckets: Vec<(String, String, String, String, String, bool)>,
+    holds: Vec<Row5>,
+    purchases: Vec<Row5>,
+    ledger: Vec<Row5>,
+    audit: Option<Vec<(String, String, String, String)>>,
+}
+
+/// `GET /console/accounts/{id}`: an account whole.
+async fn account(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Path(id): Path<String>,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    let person = match signed_in(&state, &jar).await {
+        Ok(Some(person)) => person,
+        Ok(None) => return sign_in_page(lang, StatusCode::UNAUTHORIZED),
+        Err(problem) => return problem.into_response(),
+    };
+    let id = match AccountId::parse(&id) {
+        Ok(id) => id,
+        Err(refusal) => return Problem::from(refusal).into_response(),
+    };
+    match account_view(&state, &person, lang, &id).await {
+        Ok(view) => match view.render() {
+            Ok(body) => page_response(StatusCode::OK, body, "'none'"),
+            Err(e) => Problem::internal(&e).into_response(),
+        },
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn account_view(
+    state: &AppState,
+    person: &SignedIn,
+    lang: Lang,
+    id: &AccountId,
+) -> Result<AccountView, Problem> {
+    let (account, due) = state.account_now(id).await?;
+    state.record_soon(id, &due);
+    let zone = account.time_zone().clone();
+    let local = |at: Timestamp| lang.date_time(&at.to_zoned(zone.clone()));
+    let maybe = |at: Option<Timestamp>| at.map_or_else(|| "–".to_owned(), local);
+    let membership = account.membership();
+    let balance = account.balance();
+    let kind = |k: creditd_ledger::CreditKind| lang.t(&format!("kind-{}", k.as_str()));
+    let source = |s: creditd_ledger::Source| lang.t(&format!("source-{}", s.as_str()));
+    let buckets = balance
+        .buckets
+        .iter()
+        .map(|b| {
+            (
+                b.bucket.id().to_string(),
+                kind(b.bucket.kind()),
+                source(b.bucket.source()),
+                format!(
+                    "{} / {}",
+                    lang.number(b.bucket.remaining()),
+                    lang.number(b.bucket.granted())
+                ),
+                b.bucket
+                    .expires_at()
+                    .map_or_else(|| lang.t("console-never"), local),
+                b.frozen,
+            )
+        })
+        .collect();
+    let holds = account
+        .pending_holds()
+        .iter()
+        .map(|h| {
+            (
+                crate::dto::hold_ref(id, h.id()),
+                h.feature().to_owned(),
+                lang.number(h.amount()),
+                local(h.created_at()),
+                local(h.expires_at()),
+            )
+        })
+        .collect();
+    let purchases = state
+        .purchases_page(id, None, ACCOUNT_ROWS)
+        .await?
+        .iter()
+        .map(|p| {
+            (
+                p.order_id.to_string(),
+                lang.number(p.credits),
+                p.paid.as_ref().map_or_else(
+                    || "–".to_owned(),
+                    |paid| format!("{} {}", paid.amount_minor, paid.currency),
+                ),
+                local(p.recorded_at),
+                local(p.expires_at),
+            )
+        })
+        .collect();
+    let query = LedgerQuery::new(Some(ACCOUNT_ROWS), None, None, None)?;
+    let ledger = state
+        .core
+        .store
+        .ledger_page(id, &query, None)
+        .await
+        .map_err(Problem::from)?
+        .iter()
+        .map(|stored| {
+            let e = &stored.entry;
+            (
+                local(e.at),
+                e.entry_type.as_str().to_owned(),
+                lang.signed(e.amount),
+                e.bucket_id.to_string(),
+                e.description(),
+            )
+        })
+        .collect();
+    let audit = match person.caller.require_admin() {
+        Ok(()) => Some(
+            state
+                .core
+                .store
+                .audit_page(Some(id), None, ACCOUNT_ROWS)
+                .await
+                .map_err(Problem::from)?
+                .iter()
+                .map(|a| {
+                    let r = &a.record;
+                    (
+                        local(r.at),
+                        format!("{} ({}, {})", r.key_name, r.key_id, r.via),
+                        r.action.clone(),
+                        r.reason.clone().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        ),
+        Err(_) => None,
+    };
+    Ok(AccountView {
+        lang,
+        css: STYLESHEET_PATH.as_str(),
+        signed_in: person.line(lang),
+        csrf: person.session.csrf.clone(),
+        heading: lang.t_with(
+            "console-account-heading",
+            &[("account", id.to_string().into())],
+        ),
+        zone_line: lang.t_with(
+            "console-zone",
+            &[("zone", zone.iana_name().unwrap_or("UTC").to_owned().into())],
+        ),
+        membership: (
+            lang.t(&format!("membership-{}", membership.status().as_str())),
+            membership.plan().unwrap_or("–").to_owned(),
+            format!(
+                "{} – {}",
+                maybe(membership.period_start()),
+                maybe(membership.period_end())
+            ),
+            maybe(membership.trial_end()),
+        ),
+        balance: (
+            lang.number(balance.total()),
+            lang.number(balance.general.held.saturating_add(balance.agent.held)),
+            lang.number(balance.general.frozen),
+        ),
+        buckets,
+        holds,
+        purchases,
+        ledger,
+        audit,
+    })
+}
