@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The credits page in a real browser (SPEC §10): headless Chromium driven over
+"""The credits page and the support console in a real browser (SPEC §10): headless Chromium driven over
 WebDriver (Selenium), against a creditd started here on a test clock.
 
 A user with a history (membership, purchase, daily login, a tool charge, a partly
@@ -7,7 +7,9 @@ delivered video, a released hold, a pending generation, a promotion expiring wit
 days, a note holding <script>) opens the page from a token link, and the test reads the
 page as that person would: what it says, that the token left the address bar, no error
 in the browser's console, no sideways scrolling at 360 px, the Chinese page, the badge,
-the CSV, and axe-core's accessibility rules (no serious or critical violation).
+the CSV, and axe-core's accessibility rules (no serious or critical violation). Then
+support signs in to the console (a wrong key first), finds the account by its order id,
+reads it, and signs out.
 
     scripts/browser-test.py target/release/creditd [--axe PATH/axe.min.js] [--screenshots DIR]
 
@@ -28,6 +30,7 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -128,6 +131,21 @@ def console_errors(driver):
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
+def wait_for_text(driver, words):
+    """Waits until the page (after a navigation) says `words`; False if it never does."""
+    try:
+        WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: words in text(d))
+        return True
+    except Exception:
+        return False
+
+
+def check_console(driver, name):
+    errors = console_errors(driver)  # reading the log empties it: read once
+    check(name, not errors, errors)
+
+
 def text(driver):
     return driver.find_element(By.TAG_NAME, "body").text
 
@@ -208,8 +226,7 @@ def main():
         check("the chart has a text alternative",
               driver.find_element(By.CSS_SELECTOR, "svg.plot desc").get_attribute("textContent")
               .startswith("End-of-day credits"))
-        check("no errors in the browser console (English)", not console_errors(driver),
-              console_errors(driver))
+        check_console(driver, "no errors in the browser console (English)")
         violations = axe_violations(driver, axe_source)
         check("axe-core: no serious or critical violation at 1280 px", not violations,
               [(v["id"], v["description"]) for v in violations])
@@ -239,8 +256,7 @@ def main():
         page = text(driver)
         for words in ["使用明细", "视频生成", "已完成", "已退还", "进行中", "即将到期", "我的积分"]:
             check(f"the Chinese page says {words!r}", words in page, page[:600])
-        check("no errors in the browser console (Chinese)", not console_errors(driver),
-              console_errors(driver))
+        check_console(driver, "no errors in the browser console (Chinese)")
         violations = axe_violations(driver, axe_source)
         check("axe-core: no serious or critical violation on the Chinese page", not violations,
               [(v["id"], v["description"]) for v in violations])
@@ -261,13 +277,50 @@ def main():
         driver.get(f"{base}/app/badge")
         check("the badge shows the total",
               driver.find_element(By.CSS_SELECTOR, ".badge-total").text == total, text(driver))
-        check("no errors in the browser console (badge)", not console_errors(driver),
-              console_errors(driver))
+        check_console(driver, "no errors in the browser console (badge)")
         status, headers, _ = api.call("GET", "/app/badge", key=None,
                                       headers={"Cookie": f"creditd_session={cookie['value']}"})
         check("only the badge may be framed, by the configured origins",
               "frame-ancestors 'self'" in headers.get("Content-Security-Policy", ""),
               headers.get("Content-Security-Policy"))
+
+        # The support console.
+        driver.set_window_size(1280, 1800)
+        driver.get(f"{base}/console")
+        driver.find_element(By.ID, "key").send_keys("cdk_wrong_key")
+        driver.find_element(By.CSS_SELECTOR, "form button").click()
+        check("the console refuses a wrong key", wait_for_text(driver, "unknown or revoked"))
+        driver.find_element(By.ID, "key").send_keys(ADMIN)
+        driver.find_element(By.CSS_SELECTOR, "form button").click()
+        check("the console signs in with the admin key", wait_for_text(driver, "Signed in as"))
+        console_cookie = next((c for c in driver.get_cookies() if c["name"] == "creditd_console"), {})
+        check("the console's cookie is HttpOnly and SameSite=Strict",
+              console_cookie.get("httpOnly") and console_cookie.get("sameSite") == "Strict",
+              console_cookie)
+        search = driver.find_element(By.ID, "q")
+        search.send_keys("ord-1001")
+        search.submit()
+        wait_for_text(driver, "Order ord-1001")
+        driver.find_element(By.PARTIAL_LINK_TEXT, "ord-1001").click()
+        wait_for_text(driver, "Buckets")
+        page = text(driver)
+        check("support finds the account by its order id and sees it whole",
+              all(w in page for w in [f"Account {ACCOUNT}", "Membership active", "1999 USD",
+                                      "Pending holds", "Audit trail"]), page[:500])
+        check_console(driver, "no errors in the browser console (console)")
+        violations = axe_violations(driver, axe_source)
+        check("axe-core: no serious or critical violation on the console", not violations,
+              [(v["id"], v["description"]) for v in violations])
+        driver.set_window_size(360, 2000)
+        driver.refresh()
+        wide = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        check("the console's page does not scroll sideways at 360 px", wide[0] <= wide[1], wide)
+        driver.find_element(By.CSS_SELECTOR, ".who button").click()
+        wait_for_text(driver, "Sign in to the console")
+        check("signing out ends the console session",
+              api.call("GET", "/console/search?q=x", key=None,
+                       headers={"Cookie": f"creditd_console={console_cookie.get('value')}"})[0] == 401)
     finally:
         if driver is not None:
             driver.quit()

@@ -119,11 +119,14 @@ struct SignInView {
     refused: bool,
 }
 
-fn sign_in_page(lang: Lang, status: StatusCode) -> Response {
+/// The sign-in page; `refused` says the key given was not good. A refused sign-in is
+/// answered 200 with the form again (as a person reads it: try again), not 401, which a
+/// browser reports as an error in its console.
+fn sign_in_page(lang: Lang, status: StatusCode, refused: bool) -> Response {
     let view = SignInView {
         lang,
         css: STYLESHEET_PATH.as_str(),
-        refused: status == StatusCode::UNAUTHORIZED,
+        refused,
     };
     match view.render() {
         Ok(body) => page_response(status, body, "'none'"),
@@ -154,7 +157,7 @@ async fn home(
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
     match signed_in(&state, &jar).await {
         Ok(Some(person)) => render_search(&state, &person, lang, "").await,
-        Ok(None) => sign_in_page(lang, StatusCode::OK),
+        Ok(None) => sign_in_page(lang, StatusCode::OK, false),
         Err(problem) => problem.into_response(),
     }
 }
@@ -181,7 +184,7 @@ async fn sign_in(
         .await
     {
         Ok(Principal::Key { id, .. }) => id,
-        _ => return sign_in_page(lang, StatusCode::UNAUTHORIZED),
+        _ => return sign_in_page(lang, StatusCode::OK, true),
     };
     let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let now = Timestamp::now();
@@ -245,7 +248,7 @@ async fn sign_out(
     let lang = Lang::choose(None, &accepted);
     let person = match signed_in(&state, &jar).await {
         Ok(Some(person)) => person,
-        Ok(None) => return sign_in_page(lang, StatusCode::OK),
+        Ok(None) => return sign_in_page(lang, StatusCode::OK, false),
         Err(problem) => return problem.into_response(),
     };
     if !csrf_ok(&person.session, &form.csrf) {
@@ -287,7 +290,7 @@ async fn search(
             )
             .await
         }
-        Ok(None) => sign_in_page(lang, StatusCode::UNAUTHORIZED),
+        Ok(None) => sign_in_page(lang, StatusCode::UNAUTHORIZED, false),
         Err(problem) => problem.into_response(),
     }
 }
@@ -412,7 +415,7 @@ async fn account(
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
     let person = match signed_in(&state, &jar).await {
         Ok(Some(person)) => person,
-        Ok(None) => return sign_in_page(lang, StatusCode::UNAUTHORIZED),
+        Ok(None) => return sign_in_page(lang, StatusCode::UNAUTHORIZED, false),
         Err(problem) => return problem.into_response(),
     };
     let id = match AccountId::parse(&id) {
