@@ -94,6 +94,15 @@ impl Command {
         }
     }
 
+    /// The account the command is about, for the audit trail: [`Command::account`]'s, and
+    /// the account a token reads (which the batch need not read).
+    pub fn about(&self) -> Option<&AccountId> {
+        match self {
+            Command::Token { account, .. } => Some(account),
+            command => command.account(),
+        }
+    }
+
     /// What the command does, as the audit trail names it.
     pub fn action(&self) -> &'static str {
         match self {
@@ -423,7 +432,7 @@ impl<'a> Batch<'a> {
             key_name: actor.key_name.clone(),
             via: actor.via.as_str().to_owned(),
             action: command.action().to_owned(),
-            account_id: command.account().cloned(),
+            account_id: command.about().cloned(),
             reason: actor.reason.clone(),
             detail: detail.to_string(),
         });

@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/search", get(search))
         .route("/console/accounts/{id}", get(account))
+        .route("/console/accounts/{id}/{action}", post(act))
 }
 
 /// A signed-in person: the session and the key it acts as.
@@ -98,6 +99,20 @@ async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>
         .session_key(&*core.store, &session.key_id)
         .await?
         .map(|caller| SignedIn { session, caller }))
+}
+
+/// The signed-in person, or the answer to send instead: the sign-in form (401), or the
+/// failure.
+async fn require_person(
+    state: &AppState,
+    jar: &CookieJar,
+    lang: Lang,
+) -> Result<SignedIn, Response> {
+    match signed_in(state, jar).await {
+        Ok(Some(person)) => Ok(person),
+        Ok(None) => Err(sign_in_page(lang, StatusCode::UNAUTHORIZED, false)),
+        Err(problem) => Err(problem.into_response()),
+    }
 }
 
 /// Whether a form's CSRF token is its session's.
@@ -402,6 +417,20 @@ struct AccountView {
     purchases: Vec<Row5>,
     ledger: Vec<Row5>,
     audit: Option<Vec<(String, String, String, String)>>,
+    can_write: bool,
+    can_adjust: bool,
+    nonce: String,
+    action_base: String,
+    packages: Vec<String>,
+    notice: Option<(String, bool)>,
+}
+
+/// What an action's redirect says, from its query.
+#[derive(Debug, Default, Deserialize)]
+pub struct AccountQuery {
+    lang: Option<String>,
+    done: Option<String>,
+    error: Option<String>,
 }
 
 /// `GET /console/accounts/{id}`: an account whole.
@@ -410,19 +439,28 @@ async fn account(
     jar: CookieJar,
     Languages(accepted): Languages,
     Path(id): Path<String>,
-    Query(query): Query<LangQuery>,
+    Query(query): Query<AccountQuery>,
 ) -> Response {
     let lang = Lang::choose(query.lang.as_deref(), &accepted);
-    let person = match signed_in(&state, &jar).await {
-        Ok(Some(person)) => person,
-        Ok(None) => return sign_in_page(lang, StatusCode::UNAUTHORIZED, false),
-        Err(problem) => return problem.into_response(),
+    let person = match require_person(&state, &jar, lang).await {
+        Ok(person) => person,
+        Err(answer) => return answer,
     };
     let id = match AccountId::parse(&id) {
         Ok(id) => id,
         Err(refusal) => return Problem::from(refusal).into_response(),
     };
-    match account_view(&state, &person, lang, &id).await {
+    // Only the messages of known outcomes: a link cannot put words on the page.
+    let known = |prefix: &str, code: &str| lang.try_t(&format!("console-{prefix}-{code}"));
+    let notice = match (&query.done, &query.error) {
+        (Some(done), _) => known("done", done).map(|text| (text, false)),
+        (None, Some(error)) => Some((
+            known("error", error).unwrap_or_else(|| lang.t("console-error-other")),
+            true,
+        )),
+        (None, None) => None,
+    };
+    match account_view(&state, &person, lang, &id, notice).await {
         Ok(view) => match view.render() {
             Ok(body) => page_response(StatusCode::OK, body, "'none'"),
             Err(e) => Problem::internal(&e).into_response(),
@@ -436,6 +474,7 @@ async fn account_view(
     person: &SignedIn,
     lang: Lang,
     id: &AccountId,
+    notice: Option<(String, bool)>,
 ) -> Result<AccountView, Problem> {
     let (account, due) = state.account_now(id).await?;
     state.record_soon(id, &due);
@@ -570,5 +609,248 @@ async fn account_view(
         purchases,
         ledger,
         audit,
+        can_write: person.caller.require_write().is_ok(),
+        can_adjust: person.caller.require_admin().is_ok(),
+        nonce: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+        action_base: account_link(id, lang)
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        packages: state
+            .core
+            .catalog
+            .packages()
+            .map(|p| p.name.to_string())
+            .collect(),
+        notice,
     })
+}
+
+/// What an action's form may carry; each action reads its own fields.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct ActionForm {
+    csrf: String,
+    /// A random value per page shown: the action's idempotency key, so a form sent twice
+    /// (a double click, the browser's back button) acts once.
+    nonce: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    amount: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    valid_for: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    hold: Option<String>,
+    #[serde(default)]
+    order_id: Option<String>,
+    #[serde(default)]
+    package: Option<String>,
+    #[serde(default)]
+    credits: Option<String>,
+    #[serde(default)]
+    paid_at: Option<String>,
+}
+
+/// A field given, not blank.
+fn given(field: &Option<String>) -> Option<String> {
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned)
+}
+
+/// A whole number a form field holds.
+fn number(field: &Option<String>, name: &str) -> Result<i64, Problem> {
+    given(field)
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| Problem::invalid(format!("{name} must be a whole number")))
+}
+
+/// A reason the action requires (SPEC §10: adjustments, compensation grants, recorded
+/// purchases).
+fn required_reason(form: &ActionForm) -> Result<Option<String>, Problem> {
+    let reason = crate::http::audit_reason(form.reason.as_deref())?;
+    if reason.is_none() {
+        return Err(Problem::invalid("give a reason: the audit trail keeps it"));
+    }
+    Ok(reason)
+}
+
+/// The command an action asks for on `account`, and its reason; refused by role here, on
+/// the server, whatever the page showed.
+fn action_command(
+    action: &str,
+    caller: &Principal,
+    account: &AccountId,
+    form: &ActionForm,
+) -> Result<(Command, Option<String>), Problem> {
+    use crate::dto::{AdjustmentRequest, GrantRequest, PurchaseRequest};
+    use creditd_ledger::AccountCommand;
+    let on = |command: AccountCommand| Command::Account(account.clone(), command);
+    match action {
+        "grant" => {
+            caller.require_write()?;
+            let source = given(&form.source).unwrap_or_else(|| "promotion".to_owned());
+            let reason = if source == "compensation" {
+                required_reason(form)?
+            } else {
+                crate::http::audit_reason(form.reason.as_deref())?
+            };
+            let request = GrantRequest {
+                kind: given(&form.kind).unwrap_or_else(|| "general".to_owned()),
+                amount: number(&form.amount, "amount")?,
+                source,
+                expires_at: None,
+                valid_for: given(&form.valid_for),
+                campaign: None,
+                note: given(&form.note),
+                reason: reason.clone(),
+            };
+            let grant = crate::http::grant_of(&request)?;
+            Ok((on(AccountCommand::Grant(grant)), reason))
+        }
+        "adjust" => {
+            caller.require_admin()?;
+            let reason = required_reason(form)?;
+            let request = AdjustmentRequest {
+                amount: number(&form.amount, "amount")?,
+                kind: given(&form.kind).unwrap_or_else(|| "general".to_owned()),
+                reason: reason.clone().unwrap_or_default(),
+            };
+            let adjustment = crate::http::adjustment_of(&request)?;
+            Ok((on(AccountCommand::Adjust(adjustment)), reason))
+        }
+        "release" => {
+            caller.require_write()?;
+            let (owner, hold) = given(&form.hold)
+                .and_then(|text| crate::dto::parse_hold_ref(&text))
+                .filter(|(owner, _)| owner == account)
+                .ok_or_else(|| Problem::invalid("no such hold on this account"))?;
+            Ok((
+                Command::Account(owner, AccountCommand::Release(hold)),
+                crate::http::audit_reason(form.reason.as_deref())?,
+            ))
+        }
+        "cancel" => {
+            caller.require_write()?;
+            Ok((
+                on(AccountCommand::Cancel),
+                crate::http::audit_reason(form.reason.as_deref())?,
+            ))
+        }
+        "purchase" => {
+            caller.require_write()?;
+            let reason = required_reason(form)?;
+            let paid_at = given(&form.paid_at)
+                .map(|text| {
+                    text.parse::<Timestamp>()
+                        .map(creditd_ledger::whole_micros)
+                        .map_err(|_| Problem::invalid("paid at must be an RFC 3339 instant"))
+                })
+                .transpose()?;
+            let request = PurchaseRequest {
+                order_id: given(&form.order_id).unwrap_or_default(),
+                package: given(&form.package),
+                credits: given(&form.credits)
+                    .map(|_| number(&form.credits, "credits"))
+                    .transpose()?,
+                paid: None,
+                paid_at,
+                reason: reason.clone(),
+            };
+            let purchase = crate::http::purchase_of(&request)?;
+            Ok((on(AccountCommand::Purchase(purchase)), reason))
+        }
+        "view-as-user" => Ok((
+            Command::Token {
+                account: account.clone(),
+                ttl: SignedDuration::from_secs(USER_VIEW_SECONDS),
+            },
+            None,
+        )),
+        _ => Err(Problem::not_found("no such action")),
+    }
+}
+
+/// How long the token of "open the user's page" lasts: long enough to look, short
+/// enough that a link left in a browser's history is soon worthless.
+pub const USER_VIEW_SECONDS: i64 = 900;
+
+/// `POST /console/accounts/{id}/{action}`: grant, adjust, release a hold, cancel the
+/// membership, record a missing purchase, or open the user's page. Audited as the
+/// console's, in the transaction of the change.
+async fn act(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Path((id, action)): Path<(String, String)>,
+    Query(query): Query<LangQuery>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    let person = match require_person(&state, &jar, lang).await {
+        Ok(person) => person,
+        Err(answer) => return answer,
+    };
+    if !csrf_ok(&person.session, &form.csrf) {
+        return Problem::forbidden("this form is not from your console session").into_response();
+    }
+    let id = match AccountId::parse(&id) {
+        Ok(id) => id,
+        Err(refusal) => return Problem::from(refusal).into_response(),
+    };
+    let back = |outcome: &str| {
+        Redirect::to(&format!("{}&{outcome}", account_link(&id, lang))).into_response()
+    };
+    let (command, reason) = match action_command(&action, &person.caller, &id, &form) {
+        Ok(built) => built,
+        Err(problem) if problem.code == "forbidden" => return problem.into_response(),
+        Err(problem) if problem.code == "not_found" => return problem.into_response(),
+        Err(problem) => return back(&format!("error={}", problem.code)),
+    };
+    let fingerprint = hex::encode(sha256(
+        format!(
+            "{action}\n{}",
+            serde_json::to_string(&form).unwrap_or_default()
+        )
+        .as_bytes(),
+    ));
+    let submission = Submission {
+        command,
+        idempotency: Some(crate::idempotency::Idempotency {
+            key: creditd_store::IdempotencyKey {
+                owner: person.caller.owner(),
+                key: format!("console:{}", form.nonce),
+            },
+            fingerprint,
+        }),
+        background: false,
+        actor: person.caller.actor(crate::auth::Via::Console, reason),
+    };
+    let answer: crate::answer::Answer = state.writer.submit(submission).await.into();
+    if !answer.status.is_success() {
+        let code = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|body| body["code"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "invalid_request".to_owned());
+        return back(&format!("error={code}"));
+    }
+    if action == "view-as-user" {
+        let token = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|body| body["token"].as_str().map(str::to_owned));
+        if let Some(token) = token {
+            return Redirect::to(&format!("/app?token={token}&lang={}", lang.code()))
+                .into_response();
+        }
+    }
+    back(&format!("done={action}"))
 }

@@ -205,31 +205,7 @@ pub async fn grant(
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
     let request = &posted.body;
-    let source = GrantSource::ALL
-        .into_iter()
-        .find(|source| source.as_str() == request.source)
-        .ok_or_else(|| {
-            let names = GrantSource::ALL.map(GrantSource::as_str);
-            Problem::invalid(format!(
-                "source {:?} cannot be granted: use {}",
-                request.source,
-                names.join(" or ")
-            ))
-        })?;
-    let expiry = match (&request.expires_at, &request.valid_for) {
-        (Some(_), Some(_)) => return Err(Refusal::ExpiryTwice.into()),
-        (Some(at), None) => Expiry::At(*at),
-        (None, Some(text)) => Expiry::ValidFor(parse_duration(text)?),
-        (None, None) => Expiry::Never,
-    };
-    let grant = Grant {
-        kind: kind(&request.kind)?,
-        amount: Amount::try_from(request.amount)?,
-        source,
-        expiry,
-        campaign: request.campaign.clone(),
-        note: request.note.clone(),
-    };
+    let grant = grant_of(request)?;
     let reason = audit_reason(request.reason.as_deref())?;
     let command = Command::Account(id, AccountCommand::Grant(grant));
     Ok(state.apply_because(&caller, command, &posted, reason).await)
@@ -249,23 +225,7 @@ pub async fn purchase(
     posted: Posted<PurchaseRequest>,
 ) -> Result<Answer, Problem> {
     caller.require_write()?;
-    let request = &posted.body;
-    let credits = match (&request.package, request.credits) {
-        (Some(name), None) => PurchaseCredits::Package(name.clone()),
-        (None, Some(credits)) => PurchaseCredits::Credits(Amount::try_from(credits)?),
-        _ => return Err(Refusal::PackageOrCredits.into()),
-    };
-    let paid = request
-        .paid
-        .as_ref()
-        .map(|paid| Payment::new(paid.amount_minor, &paid.currency))
-        .transpose()?;
-    let purchase = Purchase {
-        order_id: OrderId::parse(&request.order_id)?,
-        credits,
-        paid_at: request.paid_at,
-        paid,
-    };
+    let purchase = purchase_of(&posted.body)?;
     let reason = audit_reason(posted.body.reason.as_deref())?;
     let command = Command::Account(id, AccountCommand::Purchase(purchase));
     Ok(state.apply_because(&caller, command, &posted, reason).await)
@@ -336,12 +296,7 @@ pub async fn adjust(
     posted: Posted<AdjustmentRequest>,
 ) -> Result<Answer, Problem> {
     caller.require_admin()?;
-    let request = &posted.body;
-    let adjustment = Adjustment {
-        amount: request.amount,
-        kind: kind(&request.kind)?,
-        reason: request.reason.clone(),
-    };
+    let adjustment = adjustment_of(&posted.body)?;
     let command = Command::Account(id, AccountCommand::Adjust(adjustment));
     Ok(state.apply(&caller, command, &posted).await)
 }
@@ -471,9 +426,67 @@ pub async fn ledger(
     Ok(Answer::json(StatusCode::OK, &dto))
 }
 
+/// The grant a request asks for (the console's form makes the same request).
+pub(crate) fn grant_of(request: &GrantRequest) -> Result<Grant, Problem> {
+    let source = GrantSource::ALL
+        .into_iter()
+        .find(|source| source.as_str() == request.source)
+        .ok_or_else(|| {
+            let names = GrantSource::ALL.map(GrantSource::as_str);
+            Problem::invalid(format!(
+                "source {:?} cannot be granted: use {}",
+                request.source,
+                names.join(" or ")
+            ))
+        })?;
+    let expiry = match (&request.expires_at, &request.valid_for) {
+        (Some(_), Some(_)) => return Err(Refusal::ExpiryTwice.into()),
+        (Some(at), None) => Expiry::At(*at),
+        (None, Some(text)) => Expiry::ValidFor(parse_duration(text)?),
+        (None, None) => Expiry::Never,
+    };
+    Ok(Grant {
+        kind: kind(&request.kind)?,
+        amount: Amount::try_from(request.amount)?,
+        source,
+        expiry,
+        campaign: request.campaign.clone(),
+        note: request.note.clone(),
+    })
+}
+
+/// The purchase a request records (the console's form makes the same request).
+pub(crate) fn purchase_of(request: &PurchaseRequest) -> Result<Purchase, Problem> {
+    let credits = match (&request.package, request.credits) {
+        (Some(name), None) => PurchaseCredits::Package(name.clone()),
+        (None, Some(credits)) => PurchaseCredits::Credits(Amount::try_from(credits)?),
+        _ => return Err(Refusal::PackageOrCredits.into()),
+    };
+    let paid = request
+        .paid
+        .as_ref()
+        .map(|paid| Payment::new(paid.amount_minor, &paid.currency))
+        .transpose()?;
+    Ok(Purchase {
+        order_id: OrderId::parse(&request.order_id)?,
+        credits,
+        paid_at: request.paid_at,
+        paid,
+    })
+}
+
+/// The adjustment a request asks for (the console's form makes the same request).
+pub(crate) fn adjustment_of(request: &AdjustmentRequest) -> Result<Adjustment, Problem> {
+    Ok(Adjustment {
+        amount: request.amount,
+        kind: kind(&request.kind)?,
+        reason: request.reason.clone(),
+    })
+}
+
 /// A request's reason for the audit trail: at most `MAX_TEXT_LEN` characters, blank
 /// for none.
-pub(super) fn audit_reason(text: Option<&str>) -> Result<Option<String>, Problem> {
+pub(crate) fn audit_reason(text: Option<&str>) -> Result<Option<String>, Problem> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         Some(reason) if reason.chars().count() > MAX_TEXT_LEN => Err(Problem::invalid(format!(
             "reason must be at most {MAX_TEXT_LEN} characters"

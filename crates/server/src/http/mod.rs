@@ -15,6 +15,7 @@ mod purchases;
 mod reconciliations;
 mod views;
 
+pub(crate) use accounts::{adjustment_of, audit_reason, grant_of, purchase_of};
 pub(crate) use views::HoldFilter;
 
 use std::sync::Arc;

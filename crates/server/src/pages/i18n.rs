@@ -100,6 +100,11 @@ impl Lang {
         LOCALES.lookup(self.id(), id)
     }
 
+    /// The words of message `id`, if there is such a message.
+    pub fn try_t(self, id: &str) -> Option<String> {
+        LOCALES.try_lookup(self.id(), id)
+    }
+
     /// The words of message `id` with its arguments.
     pub fn t_with(self, id: &str, args: &[(&'static str, FluentValue<'static>)]) -> String {
         let args: HashMap<Cow<'static, str>, FluentValue<'static>> = args

@@ -194,3 +194,171 @@ async fn support_finds_an_account_by_prefix_order_and_hold_and_sees_it_by_role()
     );
     app.stop().await;
 }
+
+/// Posts an action's form as the session `cookie` whose pages carry `token`.
+async fn act(app: &App, cookie: &str, token: &str, action: &str, fields: &str) -> Reply {
+    let nonce = format!("{action}-{}", fields.len());
+    form(
+        app,
+        &format!("/console/accounts/zoe/{action}"),
+        &format!("csrf={token}&nonce={nonce}&{fields}"),
+        cookie,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn each_action_is_accepted_by_role_on_the_server_and_audited_as_the_consoles() {
+    let app = app().await;
+    let end = app.now().await + jiff::SignedDuration::from_hours(24 * 30);
+    app.post(
+        "/v1/accounts/zoe/membership",
+        json!({"action": "activate", "period_end": end.to_string()}),
+    )
+    .await
+    .expect(200);
+    let hold = app
+        .post("/v1/accounts/zoe/holds", json!({"feature": "agent.poster"}))
+        .await
+        .expect(201);
+
+    // A viewer's session sees no forms, and a form posted by hand is refused.
+    let viewer = app.key("viewer").await;
+    let viewer = sign_in(&app, &viewer).await;
+    let seen = page(&app, "/console/accounts/zoe", &viewer).await;
+    assert!(!html(&seen).contains("/console/accounts/zoe/grant"));
+    let token = csrf(html(&seen));
+    let refused = act(&app, &viewer, &token, "grant", "amount=5&source=promotion").await;
+    assert_eq!(refused.status.as_u16(), 403);
+    // A service key acts on accounts, but adjusts nothing.
+    let service = app.key("service").await;
+    let service = sign_in(&app, &service).await;
+    let token = csrf(html(&page(&app, "/console/accounts/zoe", &service).await));
+    let adjust = act(
+        &app,
+        &service,
+        &token,
+        "adjust",
+        "amount=5&kind=general&reason=x",
+    )
+    .await;
+    assert_eq!(adjust.status.as_u16(), 403);
+    let balance = app.balance("zoe").await;
+
+    let admin = sign_in(&app, crate::ADMIN).await;
+    let shown = page(&app, "/console/accounts/zoe", &admin).await;
+    assert!(html(&shown).contains("/console/accounts/zoe/adjust"));
+    let token = csrf(html(&shown));
+    // Without the session's token, nothing happens.
+    let forged = act(&app, &admin, "forged", "grant", "amount=5&source=promotion").await;
+    assert_eq!(forged.status.as_u16(), 403);
+    // Compensation needs a reason.
+    let unexplained = act(
+        &app,
+        &admin,
+        &token,
+        "grant",
+        "amount=5&source=compensation",
+    )
+    .await;
+    assert!(header(&unexplained, "location").ends_with("error=invalid_request"));
+    assert_eq!(app.balance("zoe").await, balance);
+
+    let granted = act(
+        &app,
+        &admin,
+        &token,
+        "grant",
+        "amount=7&source=compensation&reason=outage",
+    )
+    .await;
+    assert!(
+        header(&granted, "location").ends_with("done=grant"),
+        "{}",
+        header(&granted, "location")
+    );
+    // The same form sent again acts once.
+    act(
+        &app,
+        &admin,
+        &token,
+        "grant",
+        "amount=7&source=compensation&reason=outage",
+    )
+    .await;
+    let adjusted = act(
+        &app,
+        &admin,
+        &token,
+        "adjust",
+        "amount=-2&kind=general&reason=typo",
+    )
+    .await;
+    assert!(header(&adjusted, "location").ends_with("done=adjust"));
+    let hold_id = hold["id"].as_str().unwrap();
+    let released = act(&app, &admin, &token, "release", &format!("hold={hold_id}")).await;
+    assert!(header(&released, "location").ends_with("done=release"));
+    let recorded = act(
+        &app,
+        &admin,
+        &token,
+        "purchase",
+        "order_id=ord-lost&package=credits_100&reason=ticket%2042",
+    )
+    .await;
+    assert!(header(&recorded, "location").ends_with("done=purchase"));
+    let too_much = act(
+        &app,
+        &admin,
+        &token,
+        "adjust",
+        "amount=-99999&kind=general&reason=x",
+    )
+    .await;
+    assert!(header(&too_much, "location").ends_with("error=insufficient_credits"));
+    let cancelled = act(&app, &admin, &token, "cancel", "reason=asked").await;
+    assert!(header(&cancelled, "location").ends_with("done=cancel"));
+    let notice = page(&app, "/console/accounts/zoe?done=cancel", &admin).await;
+    assert!(html(&notice).contains("Membership cancelled."));
+    let spoof = page(&app, "/console/accounts/zoe?done=call%20us", &admin).await;
+    assert!(
+        !html(&spoof).contains("call us"),
+        "a link cannot put words on the page"
+    );
+
+    let viewing = act(&app, &admin, &token, "view-as-user", "").await;
+    let location = header(&viewing, "location").to_owned();
+    assert!(location.starts_with("/app?token=cdt_"), "{location}");
+    let user = app.call("GET", &location, "", None).await;
+    assert_eq!(user.status.as_u16(), 303, "the user's page opens");
+
+    let trail = app.get("/v1/audit?account_id=zoe").await.expect(200);
+    let records: Vec<(String, String, String)> = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["via"] == "console")
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap_or("").to_owned(),
+                r["key_name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let actions: Vec<&str> = records.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "token.create",
+            "membership.cancel",
+            "purchase",
+            "hold.release",
+            "adjust",
+            "grant"
+        ]
+    );
+    assert_eq!(records[2].1, "ticket 42");
+    assert_eq!(records[5].2, "CREDITD_ADMIN_KEY");
+    app.stop().await;
+}
