@@ -97,6 +97,14 @@ pub struct Actor {
     pub reason: Option<String>,
 }
 
+/// What a valid account token says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TokenClaims {
+    account: AccountId,
+    issued_at: Timestamp,
+    issued_by: String,
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
@@ -254,7 +262,22 @@ impl Authenticator {
             });
         }
         if let Some(token) = bearer.strip_prefix("cdt_") {
-            return self.check_token(token, now);
+            let claims = self.check_token(token, now)?;
+            // A token works while the key that issued it does, and until its account's
+            // tokens are revoked.
+            if self.session_key(store, &claims.issued_by).await?.is_none() {
+                return Err(Problem::unauthorized());
+            }
+            let revoked = store
+                .tokens_revoked_at(&claims.account)
+                .await
+                .map_err(|e| Problem::unavailable(&e))?;
+            if revoked.is_some_and(|at| claims.issued_at <= at) {
+                return Err(Problem::unauthorized());
+            }
+            return Ok(Principal::Token {
+                account: claims.account,
+            });
         }
         let Some((id, secret)) = bearer.strip_prefix("cdk_").and_then(|k| k.split_once('_')) else {
             return Err(Problem::unauthorized());
@@ -335,17 +358,28 @@ impl Authenticator {
     }
 
     /// A read-only token for `account` until `expires_at`.
-    pub fn issue_token(&self, account: &AccountId, expires_at: Timestamp) -> String {
+    pub fn issue_token(
+        &self,
+        account: &AccountId,
+        issued_at: Timestamp,
+        expires_at: Timestamp,
+        issued_by: &str,
+    ) -> String {
         let payload = format!(
-            "{}.{}",
+            "{}.{}.{}.{}",
             URL_SAFE_NO_PAD.encode(account.as_str()),
-            expires_at.as_microsecond()
+            expires_at.as_microsecond(),
+            issued_at.as_microsecond(),
+            URL_SAFE_NO_PAD.encode(issued_by),
         );
         let mac = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
         format!("cdt_{payload}.{mac}")
     }
 
-    fn check_token(&self, token: &str, now: Timestamp) -> Result<Principal, Problem> {
+    /// What a token (after `cdt_`) says, if it is one this service signed and it has not
+    /// expired; whether its key and its account's revocations still let it work is
+    /// [`Authenticator::authenticate`]'s to check.
+    fn check_token(&self, token: &str, now: Timestamp) -> Result<TokenClaims, Problem> {
         let (payload, mac) = token.rsplit_once('.').ok_or_else(Problem::unauthorized)?;
         let mac = URL_SAFE_NO_PAD
             .decode(mac)
@@ -353,18 +387,34 @@ impl Authenticator {
         self.mac(payload)
             .verify_slice(&mac)
             .map_err(|_| Problem::unauthorized())?;
-        let (account, expires) = payload.split_once('.').ok_or_else(Problem::unauthorized)?;
-        let expires: i64 = expires.parse().map_err(|_| Problem::unauthorized())?;
-        if now.as_microsecond() >= expires {
+        let mut parts = payload.split('.');
+        let mut part = || parts.next().ok_or_else(Problem::unauthorized);
+        let text = |b64: &str| {
+            URL_SAFE_NO_PAD
+                .decode(b64)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(Problem::unauthorized)
+        };
+        let instant = |micros: &str| {
+            micros
+                .parse::<i64>()
+                .ok()
+                .and_then(|m| Timestamp::from_microsecond(m).ok())
+                .ok_or_else(Problem::unauthorized)
+        };
+        let account = AccountId::parse(&text(part()?)?).map_err(|_| Problem::unauthorized())?;
+        let expires_at = instant(part()?)?;
+        let issued_at = instant(part()?)?;
+        let issued_by = text(part()?)?;
+        if now >= expires_at {
             return Err(Problem::unauthorized());
         }
-        let account = URL_SAFE_NO_PAD
-            .decode(account)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| AccountId::parse(&text).ok())
-            .ok_or_else(Problem::unauthorized)?;
-        Ok(Principal::Token { account })
+        Ok(TokenClaims {
+            account,
+            issued_at,
+            issued_by,
+        })
     }
 
     fn mac(&self, payload: &str) -> Hmac<Sha256> {
@@ -389,12 +439,19 @@ mod tests {
         let auth = Authenticator::new(None, "secret");
         let now: Timestamp = "2026-11-21T10:00:00Z".parse().unwrap();
         let account = AccountId::parse("user-1").unwrap();
-        let token = auth.issue_token(&account, now + jiff::SignedDuration::from_secs(60));
+        let token = auth.issue_token(
+            &account,
+            now,
+            now + jiff::SignedDuration::from_secs(60),
+            "k1",
+        );
         let body = token.strip_prefix("cdt_").unwrap();
         assert_eq!(
             auth.check_token(body, now),
-            Ok(Principal::Token {
-                account: account.clone()
+            Ok(TokenClaims {
+                account: account.clone(),
+                issued_at: now,
+                issued_by: "k1".to_owned(),
             })
         );
         assert!(

@@ -64,3 +64,12 @@ where
         ended_at: row.try_get::<Option<i64>, _>(5)?.map(from_db).transpose()?,
     })
 }
+
+/// When an account's tokens were revoked (`$1` the account).
+pub(crate) const TOKENS_REVOKED_AT: &str =
+    "SELECT revoked_at FROM token_revocations WHERE account_id = $1";
+
+/// Revokes an account's tokens on PostgreSQL (`$1` the account, `$2` when); a later
+/// revocation moves the instant on. SQLite's batch builds the same statement.
+pub(crate) const REVOKE_TOKENS: &str = "INSERT INTO token_revocations (account_id, revoked_at)
+    VALUES ($1, $2) ON CONFLICT (account_id) DO UPDATE SET revoked_at = excluded.revoked_at";

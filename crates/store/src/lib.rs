@@ -137,6 +137,11 @@ pub trait Store: EventStore + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredAudit>, StoreError>;
 
+    /// When the account's tokens were last revoked, if ever: tokens issued then or
+    /// before do not work.
+    async fn tokens_revoked_at(&self, account: &AccountId)
+    -> Result<Option<Timestamp>, StoreError>;
+
     /// A console session by id (the SHA-256 of its secret), ended or not.
     async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, StoreError>;
 

@@ -25,7 +25,8 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::audit::{
-    AUDIT_COLUMNS, CONSOLE_SESSION, UPSERT_CONSOLE_SESSION, console_session, stored_audit,
+    AUDIT_COLUMNS, CONSOLE_SESSION, REVOKE_TOKENS, TOKENS_REVOKED_AT, UPSERT_CONSOLE_SESSION,
+    console_session, stored_audit,
 };
 use crate::columns::{
     FORMAT, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
@@ -207,6 +208,17 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(stored_audit).collect()
+    }
+
+    async fn tokens_revoked_at(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(TOKENS_REVOKED_AT)
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        at.map(crate::instant::from_db).transpose()
     }
 
     async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, StoreError> {
@@ -696,6 +708,13 @@ async fn write_audit(
     tx: &mut Transaction<'static, Postgres>,
     changes: &Changes,
 ) -> Result<(), StoreError> {
+    for (account, at) in &changes.token_revocations {
+        sqlx::query(REVOKE_TOKENS)
+            .bind(account.as_str())
+            .bind(to_db(*at))
+            .execute(&mut **tx)
+            .await?;
+    }
     for s in &changes.console_sessions {
         sqlx::query(UPSERT_CONSOLE_SESSION)
             .bind(&s.id)

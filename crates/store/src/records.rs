@@ -213,6 +213,8 @@ pub struct Changes {
     pub audit: Vec<AuditRecord>,
     /// Console sessions begun or ended, whole.
     pub console_sessions: Vec<ConsoleSession>,
+    /// Accounts whose tokens were revoked, with when: tokens issued then or before stop.
+    pub token_revocations: Vec<(AccountId, Timestamp)>,
     /// New idempotency records.
     pub idempotency: Vec<IdempotencyRecord>,
     /// New API keys.
@@ -259,6 +261,7 @@ impl Changes {
             && self.purchases.is_empty()
             && self.audit.is_empty()
             && self.console_sessions.is_empty()
+            && self.token_revocations.is_empty()
             && self.idempotency.is_empty()
             && self.new_api_keys.is_empty()
             && self.revoked_api_keys.is_empty()

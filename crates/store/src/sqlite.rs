@@ -33,7 +33,9 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
-use crate::audit::{AUDIT_COLUMNS, CONSOLE_SESSION, console_session, stored_audit};
+use crate::audit::{
+    AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
+};
 use crate::columns::{
     FORMAT, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
     hold_row, idempotency_record, key_label, purchase_record, purchases_before, settled_hold, sql,
@@ -464,6 +466,17 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await?;
         rows.iter().map(stored_audit).collect()
+    }
+
+    async fn tokens_revoked_at(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(TOKENS_REVOKED_AT)
+            .bind(account.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        at.map(crate::instant::from_db).transpose()
     }
 
     async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, StoreError> {
@@ -915,6 +928,13 @@ fn push_fold<'args>(
 
 /// The audit records and console sessions of a batch.
 fn push_audit<'args>(sql: &mut QueryBuilder<'args, Sqlite>, changes: &'args Changes) {
+    for (account, at) in &changes.token_revocations {
+        sql.push("INSERT INTO token_revocations (account_id, revoked_at) VALUES (")
+            .push_bind(account.as_str())
+            .push(", ")
+            .push_bind(to_db(*at))
+            .push(") ON CONFLICT (account_id) DO UPDATE SET revoked_at = excluded.revoked_at;\n");
+    }
     for s in &changes.console_sessions {
         sql.push(
             "INSERT INTO console_sessions (id, key_id, csrf, created_at, expires_at, ended_at) \

@@ -46,7 +46,11 @@ pub enum Command {
         account: AccountId,
         /// How long it works.
         ttl: SignedDuration,
+        /// The API key asking: the token works while that key does.
+        issued_by: String,
     },
+    /// Every token of the account issued until now stops working.
+    RevokeTokens(AccountId),
     /// A new API key.
     CreateKey {
         /// What it is for.
@@ -83,6 +87,7 @@ impl Command {
         match self {
             Command::Account(id, _) => Some(id),
             Command::Token { .. }
+            | Command::RevokeTokens(_)
             | Command::CreateKey { .. }
             | Command::RevokeKey(_)
             | Command::MoveClock(_)
@@ -98,7 +103,7 @@ impl Command {
     /// the account a token reads (which the batch need not read).
     pub fn about(&self) -> Option<&AccountId> {
         match self {
-            Command::Token { account, .. } => Some(account),
+            Command::Token { account, .. } | Command::RevokeTokens(account) => Some(account),
             command => command.account(),
         }
     }
@@ -122,6 +127,7 @@ impl Command {
                 AccountCommand::CatchUp => "catch_up",
             },
             Command::Token { .. } => "token.create",
+            Command::RevokeTokens(_) => "token.revoke",
             Command::CreateKey { .. } => "key.create",
             Command::RevokeKey(_) => "key.revoke",
             Command::MoveClock(_) => "clock.move",
@@ -228,6 +234,8 @@ pub enum Outcome {
     },
     /// An API key revoked.
     KeyRevoked,
+    /// An account's tokens revoked.
+    TokensRevoked,
     /// The test clock moved to this instant.
     ClockMoved(Timestamp),
     /// A webhook endpoint and its secret (shown once).
@@ -374,7 +382,15 @@ impl<'a> Batch<'a> {
         let now = self.core.clock.now();
         match command {
             Command::Account(id, command) => self.on_account(id, command, now),
-            Command::Token { account, ttl } => self.token(account, *ttl, now),
+            Command::Token {
+                account,
+                ttl,
+                issued_by,
+            } => self.token(account, *ttl, issued_by, now),
+            Command::RevokeTokens(account) => {
+                self.changes.token_revocations.push((account.clone(), now));
+                Ok(Outcome::TokensRevoked)
+            }
             Command::CreateKey { name, role } => Ok(self.create_key(name, *role, now)),
             Command::RevokeKey(record) => Ok(self.revoke_key(record, now)),
             Command::MoveClock(movement) => self.move_clock(*movement),

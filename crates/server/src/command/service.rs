@@ -22,11 +22,15 @@ impl Batch<'_> {
         &self,
         account: &AccountId,
         ttl: SignedDuration,
+        issued_by: &str,
         now: Timestamp,
     ) -> Result<Outcome, Refused> {
         let expires_at = now.checked_add(ttl).map_err(|_| Refusal::TimeOutOfRange)?;
         Ok(Outcome::Token {
-            token: self.core.auth.issue_token(account, expires_at),
+            token: self
+                .core
+                .auth
+                .issue_token(account, now, expires_at, issued_by),
             expires_at,
         })
     }

@@ -773,6 +773,7 @@ fn action_command(
             Command::Token {
                 account: account.clone(),
                 ttl: SignedDuration::from_secs(USER_VIEW_SECONDS),
+                issued_by: caller.owner(),
             },
             None,
         )),

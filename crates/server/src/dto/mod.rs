@@ -79,7 +79,7 @@ pub fn answer(result: &Result<Outcome, Refused>) -> Answer {
             Some(dto) => Answer::json(StatusCode::CREATED, &dto),
             None => Problem::internal(&"an adjustment made no entry").into(),
         },
-        Outcome::CaughtUp | Outcome::KeyRevoked => Answer::no_content(),
+        Outcome::CaughtUp | Outcome::KeyRevoked | Outcome::TokensRevoked => Answer::no_content(),
         Outcome::Token { token, expires_at } => Answer::json(
             StatusCode::CREATED,
             &TokenDto {

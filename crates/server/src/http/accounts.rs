@@ -322,8 +322,25 @@ pub async fn token(
     let command = Command::Token {
         account: id,
         ttl: SignedDuration::from_secs(ttl),
+        issued_by: caller.owner(),
     };
     Ok(state.apply(&caller, command, &posted).await)
+}
+
+/// Revoke every token of this account issued until now: the user's open pages need a
+/// new link.
+#[utoipa::path(delete, path = "/v1/accounts/{id}/tokens", tag = "accounts",
+    params(("id" = String, Path, description = "The platform's account id")),
+    responses((status = 204, description = "Revoked")))]
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AccountPath(id): AccountPath,
+) -> Result<Answer, Problem> {
+    caller.require_write()?;
+    state.account_now(&id).await?;
+    let actor = caller.actor(Via::Api, None);
+    Ok(state.submit(Command::RevokeTokens(id), None, actor).await)
 }
 
 /// The balance now.

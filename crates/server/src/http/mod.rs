@@ -141,7 +141,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(accounts::hold))
         .routes(routes!(accounts::charge))
         .routes(routes!(accounts::adjust))
-        .routes(routes!(accounts::token))
+        .routes(routes!(accounts::token, accounts::revoke_tokens))
         .routes(routes!(accounts::balance))
         .routes(routes!(accounts::ledger))
         .routes(routes!(views::list_purchases))

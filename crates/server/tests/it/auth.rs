@@ -187,3 +187,63 @@ async fn api_keys_are_created_listed_without_secrets_and_revoked_at_once() {
         .problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn account_tokens_end_with_their_key_and_when_the_accounts_tokens_are_revoked() {
+    let app = app().await;
+    app.put("/v1/accounts/tess", json!({})).await.expect(201);
+    let backend = app
+        .post(
+            "/v1/api-keys",
+            json!({"name": "backend", "role": "service"}),
+        )
+        .await
+        .expect(201);
+    let service = backend["key"].as_str().unwrap().to_owned();
+    let token = |key: String| {
+        let app = &app;
+        async move {
+            app.call("POST", "/v1/accounts/tess/tokens", &key, Some(json!({})))
+                .await
+                .expect(201)["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let by_service = token(service.clone()).await;
+    let by_admin = token(crate::ADMIN.to_owned()).await;
+    app.call("GET", "/v1/accounts/tess/balance", &by_service, None)
+        .await
+        .expect(200);
+    app.call(
+        "DELETE",
+        &format!("/v1/api-keys/{}", backend["id"].as_str().unwrap()),
+        crate::ADMIN,
+        None,
+    )
+    .await
+    .expect(204);
+    app.call("GET", "/v1/accounts/tess/balance", &by_service, None)
+        .await
+        .problem(401, "unauthorized");
+    app.call("GET", "/v1/accounts/tess/balance", &by_admin, None)
+        .await
+        .expect(200);
+
+    app.call("DELETE", "/v1/accounts/tess/tokens", crate::ADMIN, None)
+        .await
+        .expect(204);
+    app.call("GET", "/v1/accounts/tess/balance", &by_admin, None)
+        .await
+        .problem(401, "unauthorized");
+    app.advance(1).await;
+    let fresh = token(crate::ADMIN.to_owned()).await;
+    app.call("GET", "/v1/accounts/tess/balance", &fresh, None)
+        .await
+        .expect(200);
+    app.call("DELETE", "/v1/accounts/nobody/tokens", crate::ADMIN, None)
+        .await
+        .problem(404, "not_found");
+    app.stop().await;
+}
