@@ -316,6 +316,26 @@ def main():
         wide = driver.execute_script(
             "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         check("the console's page does not scroll sideways at 360 px", wide[0] <= wide[1], wide)
+        # Reconciliation: the provider's file, uploaded, the missing order recorded.
+        driver.set_window_size(1280, 1800)
+        paid = os.path.join(work, "paid-orders.csv")
+        now = api.json("GET", "/v1/test-clock")["now"]
+        with open(paid, "w") as f:
+            f.write("order_id,account_id,credits,package,paid_at\n")
+            f.write(f"ord-1001,{ACCOUNT},,credits_500,{now}\n")
+            f.write(f"ord-2002,{ACCOUNT},,credits_100,{now}\n")
+        driver.get(f"{base}/console/reconciliations")
+        driver.find_element(By.ID, "reconcile-reason").send_keys("provider export")
+        driver.find_element(By.NAME, "apply").click()
+        driver.find_element(By.ID, "reconcile-file").send_keys(paid)
+        driver.find_element(By.CSS_SELECTOR, "form.stack button").click()
+        check("a reconciliation upload records the missing order",
+              wait_for_text(driver, "Recorded now") and "ord-2002" in text(driver)
+              and api.call("GET", "/v1/purchases/ord-2002")[0] == 200)
+        check_console(driver, "no errors in the browser console (reconciliation)")
+        violations = axe_violations(driver, axe_source)
+        check("axe-core: no serious or critical violation on the reconciliation page",
+              not violations, [(v["id"], v["description"]) for v in violations])
         driver.find_element(By.CSS_SELECTOR, ".who button").click()
         wait_for_text(driver, "Sign in to the console")
         check("signing out ends the console session",

@@ -104,6 +104,11 @@ fn status_number<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::O
 }
 
 impl Problem {
+    /// The explanation, in words.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// A problem with this status, code and explanation.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
         Problem {

@@ -52,6 +52,13 @@ pub fn router() -> Router<AppState> {
         .route("/console/search", get(search))
         .route("/console/accounts/{id}", get(account))
         .route("/console/accounts/{id}/{action}", post(act))
+        .route(
+            RECONCILIATIONS_PATH,
+            get(reconcile_form).post(reconcile_upload).layer(
+                // The file is read as a stream up to the policy's limit (`reconcile`).
+                axum::extract::DefaultBodyLimit::disable(),
+            ),
+        )
 }
 
 /// A signed-in person: the session and the key it acts as.
@@ -160,6 +167,7 @@ struct SearchView {
     searched: bool,
     no_results: String,
     results: Vec<(String, String)>,
+    is_admin: bool,
 }
 
 /// `GET /console`: the search page, or the sign-in page.
@@ -324,6 +332,7 @@ async fn render_search(state: &AppState, person: &SignedIn, lang: Lang, query: &
         searched: !query.is_empty(),
         no_results: lang.t_with("console-no-results", &[("query", query.to_owned().into())]),
         results,
+        is_admin: person.caller.require_admin().is_ok(),
     };
     match view.render() {
         Ok(body) => page_response(StatusCode::OK, body, "'none'"),
@@ -854,4 +863,187 @@ async fn act(
         }
     }
     back(&format!("done={action}"))
+}
+
+/// The console's reconciliation page: the one console path whose body may be larger
+/// than the API's limit (a CSV file, read as a stream up to the policy's).
+pub const RECONCILIATIONS_PATH: &str = "/console/reconciliations";
+
+/// Rows of a reconciliation's answer the page lists; the rest are counted.
+const RECONCILIATION_ROWS_SHOWN: usize = 200;
+
+#[derive(Template)]
+#[template(path = "console_reconcile.html")]
+struct ReconcileView {
+    lang: Lang,
+    css: &'static str,
+    signed_in: String,
+    csrf: String,
+    error: Option<String>,
+    totals: Option<Vec<(String, String)>>,
+    rows: Vec<(String, String, String, String)>,
+    more: Option<String>,
+}
+
+impl ReconcileView {
+    fn new(person: &SignedIn, lang: Lang) -> ReconcileView {
+        ReconcileView {
+            lang,
+            css: STYLESHEET_PATH.as_str(),
+            signed_in: person.line(lang),
+            csrf: person.session.csrf.clone(),
+            error: None,
+            totals: None,
+            rows: Vec::new(),
+            more: None,
+        }
+    }
+
+    fn respond(&self, status: StatusCode) -> Response {
+        match self.render() {
+            Ok(body) => page_response(status, body, "'none'"),
+            Err(e) => Problem::internal(&e).into_response(),
+        }
+    }
+}
+
+/// `GET /console/reconciliations`: the upload form (admins).
+async fn reconcile_form(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    let person = match require_person(&state, &jar, lang).await {
+        Ok(person) => person,
+        Err(answer) => return answer,
+    };
+    if person.caller.require_admin().is_err() {
+        let mut view = ReconcileView::new(&person, lang);
+        view.error = Some(lang.t("console-reconcile-admins"));
+        return view.respond(StatusCode::FORBIDDEN);
+    }
+    ReconcileView::new(&person, lang).respond(StatusCode::OK)
+}
+
+/// `POST /console/reconciliations`: the uploaded CSV, reconciled as by `POST
+/// /v1/reconciliations` (admins; the form's CSRF token first, then the file, streamed).
+async fn reconcile_upload(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Languages(accepted): Languages,
+    Query(query): Query<LangQuery>,
+    mut multipart: axum::extract::Multipart,
+) -> Response {
+    let lang = Lang::choose(query.lang.as_deref(), &accepted);
+    let person = match require_person(&state, &jar, lang).await {
+        Ok(person) => person,
+        Err(answer) => return answer,
+    };
+    if let Err(problem) = person.caller.require_admin() {
+        return problem.into_response();
+    }
+    let mut csrf = String::new();
+    let mut apply = false;
+    let mut reason = None;
+    let mut view = ReconcileView::new(&person, lang);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Problem::invalid(e.body_text()).into_response(),
+        };
+        match field.name().unwrap_or("") {
+            "csrf" => csrf = field.text().await.unwrap_or_default(),
+            "apply" => apply = field.text().await.is_ok_and(|v| v == "true"),
+            "reason" => reason = field.text().await.ok().filter(|r| !r.trim().is_empty()),
+            "file" => {
+                if !csrf_ok(&person.session, &csrf) {
+                    return Problem::forbidden("this form is not from your console session")
+                        .into_response();
+                }
+                let reason = reason
+                    .clone()
+                    .unwrap_or_else(|| "reconciliation".to_owned());
+                let actor = person.caller.actor(crate::auth::Via::Console, Some(reason));
+                let max_bytes = state.core.catalog.policies().reconciliation_max_bytes;
+                match reconcile_field(&state, field, apply, max_bytes, actor).await {
+                    Ok(report) => show_report(&mut view, lang, &report),
+                    Err(problem) => view.error = Some(problem.detail().to_owned()),
+                }
+                return view.respond(StatusCode::OK);
+            }
+            _ => {}
+        }
+    }
+    view.error = Some(lang.t("console-error-invalid_request"));
+    view.respond(StatusCode::OK)
+}
+
+/// Reconciles the file of a form field: its chunks are handed to the same reading as the
+/// API's body, through a channel, as they arrive.
+async fn reconcile_field(
+    state: &AppState,
+    mut field: axum::extract::multipart::Field<'_>,
+    apply: bool,
+    max_bytes: u64,
+    actor: Option<crate::auth::Actor>,
+) -> Result<crate::dto::ReconciliationDto, Problem> {
+    let (chunks, incoming) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(
+        incoming,
+        |mut incoming| async move {
+            incoming
+                .recv()
+                .await
+                .map(|chunk| (Ok::<_, std::io::Error>(chunk), incoming))
+        },
+    ));
+    let pump = async move {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            if chunks.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let (report, ()) = tokio::join!(
+        crate::reconcile::reconcile(state, body, apply, max_bytes, actor),
+        pump
+    );
+    report
+}
+
+fn show_report(view: &mut ReconcileView, lang: Lang, report: &crate::dto::ReconciliationDto) {
+    let status = |name: &str| lang.t(&format!("console-status-{name}"));
+    view.totals = Some(vec![
+        (status("orders"), lang.number(report.orders)),
+        (status("credited"), lang.number(report.credited)),
+        (status("missing"), lang.number(report.missing)),
+        (status("conflicting"), lang.number(report.conflicting)),
+        (status("invalid"), lang.number(report.invalid)),
+        (status("applied"), lang.number(report.applied)),
+    ]);
+    view.rows = report
+        .rows
+        .iter()
+        .take(RECONCILIATION_ROWS_SHOWN)
+        .map(|row| {
+            (
+                row.line.to_string(),
+                row.order_id.clone(),
+                status(&row.status),
+                row.detail.clone(),
+            )
+        })
+        .collect();
+    let hidden = u64::try_from(report.rows.len().saturating_sub(RECONCILIATION_ROWS_SHOWN))
+        .unwrap_or(u64::MAX)
+        .saturating_add(report.rows_omitted);
+    view.more = (hidden > 0).then(|| {
+        lang.t_with(
+            "console-reconcile-more",
+            &[("count", lang.number(hidden).into())],
+        )
+    });
 }

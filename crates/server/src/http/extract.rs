@@ -189,7 +189,9 @@ pub async fn refuse_large_bodies(
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
     // A reconciliation file is read as a stream, up to a policy of its own.
-    let exempt = request.uri().path() == super::reconciliations::RECONCILIATIONS_PATH;
+    let path = request.uri().path();
+    let exempt = path == super::reconciliations::RECONCILIATIONS_PATH
+        || path == crate::console::RECONCILIATIONS_PATH;
     if !exempt && declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Problem::payload_too_large(MAX_BODY_BYTES).into_response();
     }

@@ -362,3 +362,82 @@ async fn each_action_is_accepted_by_role_on_the_server_and_audited_as_the_consol
     assert_eq!(records[5].2, "CREDITD_ADMIN_KEY");
     app.stop().await;
 }
+
+/// A multipart form as a browser sends it: the fields, then the file.
+fn multipart(fields: &[(&str, &str)], file: &str) -> (String, String) {
+    let boundary = "----creditd-test-boundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"paid.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{file}\r\n--{boundary}--\r\n"
+    ));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn an_admin_uploads_paid_orders_and_the_missing_one_is_recorded_once() {
+    let app = app().await;
+    let now = app.now().await;
+    let end = now + jiff::SignedDuration::from_hours(24 * 30);
+    app.post(
+        "/v1/accounts/mia/membership",
+        json!({"action": "activate", "period_end": end.to_string()}),
+    )
+    .await
+    .expect(200);
+    let file = format!(
+        "order_id,account_id,credits,package,paid_at\nord-9,mia,,credits_100,{now}\nord-10,nobody,5,,{now}\n"
+    );
+    let admin = sign_in(&app, crate::ADMIN).await;
+    let shown = page(&app, "/console/reconciliations", &admin).await;
+    let token = csrf(html(&shown));
+    let upload = |fields: Vec<(&'static str, String)>| {
+        let app = &app;
+        let admin = admin.clone();
+        let file = file.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let (content_type, body) = multipart(&fields, &file);
+            let request = Request::builder()
+                .method("POST")
+                .uri("/console/reconciliations")
+                .header("content-type", content_type)
+                .header("cookie", admin)
+                .body(Body::from(body))
+                .unwrap();
+            app.send(request).await
+        }
+    };
+    let forged = upload(vec![("csrf", "forged".into()), ("apply", "true".into())]).await;
+    assert_eq!(forged.status.as_u16(), 403);
+    assert!(app.get("/v1/purchases/ord-9").await.status.as_u16() == 404);
+    let applied = upload(vec![
+        ("csrf", token.clone()),
+        ("reason", "provider export".into()),
+        ("apply", "true".into()),
+    ])
+    .await;
+    let text = html(&applied);
+    assert!(text.contains("Recorded now</dt><dd>1</dd>"), "{text}");
+    assert!(text.contains("ord-10") && text.contains("Invalid"));
+    app.get("/v1/purchases/ord-9").await.expect(200);
+    let again = upload(vec![("csrf", token), ("apply", "true".into())]).await;
+    assert!(html(&again).contains("Credited</dt><dd>1</dd>"));
+    assert!(html(&again).contains("Recorded now</dt><dd>0</dd>"));
+
+    let viewer = app.key("viewer").await;
+    let viewer = sign_in(&app, &viewer).await;
+    assert_eq!(
+        page(&app, "/console/reconciliations", &viewer)
+            .await
+            .status
+            .as_u16(),
+        403
+    );
+    app.stop().await;
+}
