@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::columns::{corrupt, unsigned};
 use crate::instant::from_db;
-use crate::{AttemptRecord, DeliveryState, EventRecord, StoreError, StoredEvent};
+use crate::{AttemptRecord, DeliveryState, EventDelivery, EventRecord, StoreError, StoredEvent};
 
 /// The columns [`stored_event`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str =
@@ -80,6 +80,24 @@ fn delivery_state(name: &str) -> Result<DeliveryState, StoreError> {
 }
 
 /// A count kept in a signed column.
+/// An event's delivery to one endpoint from its row (`sql::EVENT_DELIVERIES`).
+pub(crate) fn event_delivery<'r, R: Row>(row: &'r R) -> Result<EventDelivery, StoreError>
+where
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(EventDelivery {
+        endpoint_id: row.try_get(0)?,
+        state: row.try_get(1)?,
+        attempts: unsigned(row.try_get(2)?)?,
+        next_attempt_at: row
+            .try_get::<Option<i64>, _>(3)?
+            .map(crate::instant::from_db)
+            .transpose()?,
+    })
+}
+
 pub(crate) fn db_count(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(corrupt)
 }
@@ -116,6 +134,14 @@ pub(crate) mod sql {
     /// One event by account `$1` and number `$2` (`stored_event`).
     pub(crate) const EVENT: &str = "SELECT position, account_id, sequence, type, created_at,
         recorded_at, data FROM events WHERE account_id = $1 AND sequence = $2";
+    /// An account's events numbered below `$2`, newest first, at most `$3`.
+    pub(crate) const ACCOUNT_EVENTS: &str = "SELECT position, account_id, sequence, type,
+        created_at, recorded_at, data FROM events WHERE account_id = $1 AND sequence < $2
+        ORDER BY sequence DESC LIMIT $3";
+    /// An event's deliveries, by endpoint (`event_delivery`).
+    pub(crate) const EVENT_DELIVERIES: &str = "SELECT endpoint_id, state, CAST(attempts AS BIGINT),
+        next_attempt_at FROM webhook_deliveries WHERE account_id = $1 AND sequence = $2
+        ORDER BY endpoint_id";
     /// The endpoints not deleted, oldest first (the backend's `endpoint`).
     pub(crate) const ENDPOINTS: &str = "SELECT id, url, event_types, description, secret,
         created_at, deleted_at FROM webhook_endpoints WHERE deleted_at IS NULL

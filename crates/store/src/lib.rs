@@ -30,9 +30,9 @@ pub use events::DELIVERY_LEASE_SECONDS;
 pub use postgres::PostgresStore;
 pub use records::{
     ApiKeyRecord, AttemptRecord, AuditRecord, BatchReads, Changes, ClaimedDelivery, ConsoleSession,
-    DeliveryState, EventFilter, EventRecord, IdempotencyKey, IdempotencyRecord, PurchasePosition,
-    PurchaseRecord, Redelivery, StoredAccount, StoredAudit, StoredEntry, StoredEvent,
-    WebhookEndpoint, entry_number,
+    DeliveryState, EventDelivery, EventFilter, EventRecord, IdempotencyKey, IdempotencyRecord,
+    PurchasePosition, PurchaseRecord, Redelivery, StoredAccount, StoredAudit, StoredEntry,
+    StoredEvent, WebhookEndpoint, entry_number,
 };
 pub use sqlite::SqliteStore;
 
@@ -206,6 +206,22 @@ pub trait EventStore: Send + Sync {
         account: &AccountId,
         sequence: u64,
     ) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// An account's events numbered below `before` (from the newest if `None`), newest
+    /// first, at most `limit`.
+    async fn account_events(
+        &self,
+        account: &AccountId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// An event's deliveries, one per endpoint it was handed to.
+    async fn event_deliveries(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Result<Vec<EventDelivery>, StoreError>;
 
     /// Forgets events recorded before `before`, with their deliveries and attempts;
     /// returns how many events.

@@ -365,6 +365,20 @@ pub struct ClaimedDelivery {
     pub attempts: u32,
 }
 
+/// An event's delivery to one endpoint, as it stands: its round of attempts in
+/// progress, or how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventDelivery {
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// `pending`, `delivered`, `failed` or `cancelled`.
+    pub state: String,
+    /// Attempts made in this round.
+    pub attempts: u64,
+    /// When the next attempt is due (the service clock), while pending.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
 /// What became of a delivery after one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryState {

@@ -104,3 +104,5 @@ console-status-orders = All rows
 console-status-applied = Recorded now
 console-reconcile-more = { $count } more rows are not shown; the API and `creditd reconcile --report` list them all.
 console-reconcile-admins = Reconciliation is for admins.
+console-events = Events (newest first) and their webhook deliveries
+console-deliveries = Deliveries: endpoint, state (attempts, next attempt)

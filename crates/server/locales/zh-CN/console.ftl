@@ -104,3 +104,5 @@ console-status-orders = 全部行
 console-status-applied = 本次补记
 console-reconcile-more = 另有 { $count } 行未显示；API 和 `creditd reconcile --report` 会列出全部。
 console-reconcile-admins = 仅管理员可对账。
+console-events = 事件（最新在前）及其 Webhook 投递
+console-deliveries = 投递：端点、状态（尝试次数，下次尝试）

@@ -42,6 +42,8 @@ pub const CONSOLE_SESSION_HOURS: i64 = 8;
 const SEARCH_RESULTS: u32 = 20;
 /// Rows of each list on an account's page.
 const ACCOUNT_ROWS: u32 = 50;
+/// Events an account's page shows, newest first, with their deliveries.
+const EVENTS_SHOWN: u32 = 20;
 
 /// The console's routes.
 pub fn router() -> Router<AppState> {
@@ -426,6 +428,7 @@ struct AccountView {
     purchases: Vec<Row5>,
     ledger: Vec<Row5>,
     audit: Option<Vec<(String, String, String, String)>>,
+    events: Vec<(String, String, String, String)>,
     can_write: bool,
     can_adjust: bool,
     nonce: String,
@@ -563,6 +566,41 @@ async fn account_view(
             )
         })
         .collect();
+    let mut events = Vec::new();
+    for event in state
+        .core
+        .store
+        .account_events(id, None, EVENTS_SHOWN)
+        .await
+        .map_err(Problem::from)?
+    {
+        let record = &event.event;
+        let deliveries = state
+            .core
+            .store
+            .event_deliveries(id, record.sequence)
+            .await
+            .map_err(Problem::from)?
+            .iter()
+            .map(|d| {
+                let next = d
+                    .next_attempt_at
+                    .map(|at| format!(", {}", local(at)))
+                    .unwrap_or_default();
+                format!("{}: {} ({}{next})", d.endpoint_id, d.state, d.attempts)
+            })
+            .collect::<Vec<_>>();
+        events.push((
+            local(record.created_at),
+            record.event_type.as_str().to_owned(),
+            record.sequence.to_string(),
+            if deliveries.is_empty() {
+                "–".to_owned()
+            } else {
+                deliveries.join("; ")
+            },
+        ));
+    }
     let audit = match person.caller.require_admin() {
         Ok(()) => Some(
             state
@@ -618,6 +656,7 @@ async fn account_view(
         purchases,
         ledger,
         audit,
+        events,
         can_write: person.caller.require_write().is_ok(),
         can_adjust: person.caller.require_admin().is_ok(),
         nonce: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),

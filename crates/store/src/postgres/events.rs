@@ -23,11 +23,11 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::PostgresStore;
 use crate::columns::corrupt;
-use crate::events::{EVENT_COLUMNS, attempt_record, db_count, sql, stored_event};
+use crate::events::{EVENT_COLUMNS, attempt_record, db_count, event_delivery, sql, stored_event};
 use crate::instant::{from_db, to_db};
 use crate::{
-    AttemptRecord, Changes, ClaimedDelivery, EventFilter, EventStore, StoreError, StoredEvent,
-    WebhookEndpoint,
+    AttemptRecord, Changes, ClaimedDelivery, EventDelivery, EventFilter, EventStore, StoreError,
+    StoredEvent, WebhookEndpoint,
 };
 
 /// The lock under which a transaction takes its events' positions, until it commits:
@@ -169,6 +169,34 @@ impl EventStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| stored_event(&row)).transpose()
+    }
+
+    async fn account_events(
+        &self,
+        account: &AccountId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(sql::ACCOUNT_EVENTS)
+            .bind(account.as_str())
+            .bind(before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(stored_event).collect()
+    }
+
+    async fn event_deliveries(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Result<Vec<EventDelivery>, StoreError> {
+        let rows = sqlx::query(sql::EVENT_DELIVERIES)
+            .bind(account.as_str())
+            .bind(db_count(sequence)?)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_delivery).collect()
     }
 
     async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError> {

@@ -12,11 +12,11 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, WriterConnection, push_inserts};
 use crate::columns::{corrupt, from_json, to_json, unsigned};
-use crate::events::{EVENT_COLUMNS, attempt_record, db_count, sql, stored_event};
+use crate::events::{EVENT_COLUMNS, attempt_record, db_count, event_delivery, sql, stored_event};
 use crate::instant::{from_db, to_db};
 use crate::{
-    AttemptRecord, Changes, ClaimedDelivery, EventFilter, EventStore, StoreError, StoredEvent,
-    WebhookEndpoint,
+    AttemptRecord, Changes, ClaimedDelivery, EventDelivery, EventFilter, EventStore, StoreError,
+    StoredEvent, WebhookEndpoint,
 };
 
 /// Frees the deliveries a previous run had claimed.
@@ -207,6 +207,34 @@ impl EventStore for SqliteStore {
             .fetch_optional(&self.readers)
             .await?;
         row.map(|row| stored_event(&row)).transpose()
+    }
+
+    async fn account_events(
+        &self,
+        account: &AccountId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(sql::ACCOUNT_EVENTS)
+            .bind(account.as_str())
+            .bind(before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)))
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(stored_event).collect()
+    }
+
+    async fn event_deliveries(
+        &self,
+        account: &AccountId,
+        sequence: u64,
+    ) -> Result<Vec<EventDelivery>, StoreError> {
+        let rows = sqlx::query(sql::EVENT_DELIVERIES)
+            .bind(account.as_str())
+            .bind(db_count(sequence)?)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(event_delivery).collect()
     }
 
     async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError> {

@@ -175,6 +175,24 @@ async fn events_are_handed_to_their_endpoints_and_each_delivery_claimed_once(db:
     assert_eq!(db.dispatch_events(now, 10).await.unwrap(), 0);
     let undelivered = db.oldest_undelivered().await.unwrap();
     assert_eq!(undelivered, Some(now));
+    // The account's events newest first, and each one's deliveries by endpoint.
+    let account = creditd_ledger::AccountId::parse("a").unwrap();
+    let newest: Vec<u64> = db
+        .account_events(&account, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.sequence)
+        .collect();
+    assert_eq!(newest, [2, 1]);
+    let low_deliveries: Vec<String> = db
+        .event_deliveries(&account, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| format!("{} {} {}", d.endpoint_id, d.state, d.attempts))
+        .collect();
+    assert_eq!(low_deliveries, ["we_all pending 0", "we_low pending 0"]);
 
     let claimed = db
         .claim_deliveries("we_all", now, "n1", wall_in(60), 10)
