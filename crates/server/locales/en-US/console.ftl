@@ -106,3 +106,7 @@ console-reconcile-more = { $count } more rows are not shown; the API and `credit
 console-reconcile-admins = Reconciliation is for admins.
 console-events = Events (newest first) and their webhook deliveries
 console-deliveries = Deliveries: endpoint, state (attempts, next attempt)
+console-all-types = All types
+console-filter = Filter
+console-older = Older
+console-newest = Newest

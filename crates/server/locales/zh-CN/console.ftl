@@ -106,3 +106,7 @@ console-reconcile-more = 另有 { $count } 行未显示；API 和 `creditd recon
 console-reconcile-admins = 仅管理员可对账。
 console-events = 事件（最新在前）及其 Webhook 投递
 console-deliveries = 投递：端点、状态（尝试次数，下次尝试）
+console-all-types = 全部类别
+console-filter = 筛选
+console-older = 更早
+console-newest = 最新

@@ -11,6 +11,8 @@
 //! key's role bounds what is shown and, on the server, what is accepted, and its changes
 //! are audited as the console's.
 
+use std::str::FromStr;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -427,6 +429,9 @@ struct AccountView {
     holds: Vec<Row5>,
     purchases: Vec<Row5>,
     ledger: Vec<Row5>,
+    ledger_older: Option<String>,
+    ledger_newest: Option<String>,
+    entry_types: Vec<(&'static str, bool)>,
     audit: Option<Vec<(String, String, String, String)>>,
     events: Vec<(String, String, String, String)>,
     can_write: bool,
@@ -437,12 +442,23 @@ struct AccountView {
     notice: Option<(String, bool)>,
 }
 
+/// Which page of an account's ledger to show.
+#[derive(Clone, Copy, Debug, Default)]
+struct LedgerView {
+    entry_type: Option<creditd_ledger::EntryType>,
+    before: Option<u64>,
+}
+
 /// What an action's redirect says, from its query.
 #[derive(Debug, Default, Deserialize)]
 pub struct AccountQuery {
     lang: Option<String>,
     done: Option<String>,
     error: Option<String>,
+    /// The ledger's entry type filter.
+    entry_type: Option<String>,
+    /// The ledger page's start: entries numbered below this.
+    before: Option<u64>,
 }
 
 /// `GET /console/accounts/{id}`: an account whole.
@@ -472,7 +488,15 @@ async fn account(
         )),
         (None, None) => None,
     };
-    match account_view(&state, &person, lang, &id, notice).await {
+    let entry_type = query
+        .entry_type
+        .as_deref()
+        .and_then(|t| creditd_ledger::EntryType::from_str(t).ok());
+    let page = LedgerView {
+        entry_type,
+        before: query.before,
+    };
+    match account_view(&state, &person, lang, &id, notice, page).await {
         Ok(view) => match view.render() {
             Ok(body) => page_response(StatusCode::OK, body, "'none'"),
             Err(e) => Problem::internal(&e).into_response(),
@@ -487,6 +511,7 @@ async fn account_view(
     lang: Lang,
     id: &AccountId,
     notice: Option<(String, bool)>,
+    page: LedgerView,
 ) -> Result<AccountView, Problem> {
     let (account, due) = state.account_now(id).await?;
     state.record_soon(id, &due);
@@ -547,13 +572,32 @@ async fn account_view(
             )
         })
         .collect();
-    let query = LedgerQuery::new(Some(ACCOUNT_ROWS), None, None, None)?;
-    let ledger = state
+    let query = LedgerQuery::new(Some(ACCOUNT_ROWS), page.entry_type, None, None)?;
+    let entries = state
         .core
         .store
-        .ledger_page(id, &query, None)
+        .ledger_page(id, &query, page.before)
         .await
-        .map_err(Problem::from)?
+        .map_err(Problem::from)?;
+    let filter = page.entry_type.map_or("", |t| t.as_str());
+    let base = account_link(id, lang);
+    let older = entries
+        .last()
+        .filter(|_| entries.len() == usize::try_from(ACCOUNT_ROWS).unwrap_or(usize::MAX))
+        .map(|last| {
+            format!(
+                "{base}&entry_type={filter}&before={}#ledger-heading",
+                last.seq
+            )
+        });
+    let newest = page
+        .before
+        .map(|_| format!("{base}&entry_type={filter}#ledger-heading"));
+    let entry_types = creditd_ledger::EntryType::ALL
+        .iter()
+        .map(|t| (t.as_str(), Some(*t) == page.entry_type))
+        .collect();
+    let ledger = entries
         .iter()
         .map(|stored| {
             let e = &stored.entry;
@@ -655,6 +699,9 @@ async fn account_view(
         holds,
         purchases,
         ledger,
+        ledger_older: older,
+        ledger_newest: newest,
+        entry_types,
         audit,
         events,
         can_write: person.caller.require_write().is_ok(),

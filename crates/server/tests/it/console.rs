@@ -177,6 +177,14 @@ async fn support_finds_an_account_by_prefix_order_and_hold_and_sees_it_by_role()
     ] {
         assert!(text.contains(words), "the account page lacks {words:?}");
     }
+    // The ledger, filtered by type.
+    let grants = page(&app, "/console/accounts/zoe-1?entry_type=adjust", &admin).await;
+    assert!(html(&grants).contains("Adjustment: 5 credits"));
+    assert!(
+        !html(&grants).contains("<td>debit</td>"),
+        "only adjustments are listed"
+    );
+
     let viewer = app.key("viewer").await;
     let viewer = sign_in(&app, &viewer).await;
     let seen = page(&app, "/console/accounts/zoe-1", &viewer).await;
