@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -316,6 +317,27 @@ def main():
         wide = driver.execute_script(
             "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         check("the console's page does not scroll sideways at 360 px", wide[0] <= wide[1], wide)
+        # Actions: a compensation grant with its reason, a hold released, the user's page.
+        driver.find_element(By.ID, "grant-amount").send_keys("7")
+        Select(driver.find_element(By.ID, "grant-source")).select_by_value("compensation")
+        driver.find_element(By.ID, "grant-reason").send_keys("render farm outage")
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/grant?lang=en'] button").click()
+        check("support grants compensation with a reason", wait_for_text(driver, "Credits granted."))
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/release?lang=en'] button").click()
+        check("support releases a pending hold",
+              wait_for_text(driver, "Hold released: its credits are back."))
+        audit = api.json("GET", f"/v1/audit?account_id={urllib.parse.quote(ACCOUNT)}")["records"]
+        check("the console's actions are audited with their reasons",
+              [(r["action"], r["via"]) for r in audit[:2]]
+              == [("hold.release", "console"), ("grant", "console")]
+              and audit[1]["reason"] == "render farm outage", audit[:2])
+        # A form posted without the session's token is refused and changes nothing.
+        status, _, _ = api.call(
+            "POST", f"/console/accounts/{urllib.parse.quote(ACCOUNT)}/grant", key=None,
+            headers={"Cookie": f"creditd_console={console_cookie.get('value')}",
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        check("a console form without its CSRF token is refused", status in (403, 422), status)
+
         # Reconciliation: the provider's file, uploaded, the missing order recorded.
         driver.set_window_size(1280, 1800)
         paid = os.path.join(work, "paid-orders.csv")

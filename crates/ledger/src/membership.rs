@@ -119,6 +119,11 @@ impl Membership {
     pub fn period_end(&self) -> Option<Timestamp> {
         self.period_end
     }
+    /// The periods the account was a member before the current one, oldest first (the
+    /// last `MAX_PAST_MEMBER_PERIODS`).
+    pub fn past_periods(&self) -> &[MemberPeriod] {
+        &self.past_periods
+    }
     /// End of the trial, if the account had one.
     pub fn trial_end(&self) -> Option<Timestamp> {
         self.trial_end

@@ -110,3 +110,4 @@ console-all-types = All types
 console-filter = Filter
 console-older = Older
 console-newest = Newest
+console-past-period = Earlier period

@@ -110,3 +110,4 @@ console-all-types = 全部类别
 console-filter = 筛选
 console-older = 更早
 console-newest = 最新
+console-past-period = 此前周期

@@ -424,6 +424,7 @@ struct AccountView {
     heading: String,
     zone_line: String,
     membership: (String, String, String, String),
+    past_periods: Vec<String>,
     balance: (String, String, String),
     buckets: Vec<(String, String, String, String, String, bool)>,
     holds: Vec<Row5>,
@@ -690,6 +691,12 @@ async fn account_view(
             ),
             maybe(membership.trial_end()),
         ),
+        past_periods: membership
+            .past_periods()
+            .iter()
+            .rev()
+            .map(|p| format!("{} – {}", local(p.start), local(p.end)))
+            .collect(),
         balance: (
             lang.number(balance.total()),
             lang.number(balance.general.held.saturating_add(balance.agent.held)),
