@@ -57,12 +57,14 @@ class Api:
     def __init__(self, base):
         self.base = base
 
-    def call(self, method, path, body=None, key=ADMIN, headers=None):
+    def call(self, method, path, body=None, key=ADMIN, headers=None, body_text=None):
         data = None if body is None else json.dumps(body).encode()
+        if body_text is not None:
+            data = body_text.encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
         if key:
             request.add_header("Authorization", f"Bearer {key}")
-        if data is not None:
+        if body is not None:
             request.add_header("Content-Type", "application/json")
         for name, value in (headers or {}).items():
             request.add_header(name, value)
@@ -331,12 +333,56 @@ def main():
               [(r["action"], r["via"]) for r in audit[:2]]
               == [("hold.release", "console"), ("grant", "console")]
               and audit[1]["reason"] == "render farm outage", audit[:2])
+        driver.find_element(By.ID, "adjust-amount").send_keys("-2")
+        driver.find_element(By.ID, "adjust-reason").send_keys("double grant")
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/adjust?lang=en'] button").click()
+        check("an admin adjusts the balance with a reason", wait_for_text(driver, "Balance adjusted."))
+        driver.find_element(By.ID, "purchase-order").send_keys("ord-3003")
+        Select(driver.find_element(By.ID, "purchase-package")).select_by_value("credits_100")
+        driver.find_element(By.ID, "purchase-reason").send_keys("paid, not credited")
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/purchase?lang=en'] button").click()
+        check("support records a missing purchase by its order id",
+              wait_for_text(driver, "Purchase recorded.")
+              and api.call("GET", "/v1/purchases/ord-3003")[0] == 200)
+        tabs = driver.window_handles
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/view-as-user?lang=en'] button").click()
+        WebDriverWait(driver, 10).until(lambda d: len(d.window_handles) > len(tabs))
+        driver.switch_to.window([h for h in driver.window_handles if h not in tabs][0])
+        check("support opens the user's credits page as the user sees it",
+              wait_for_text(driver, "Usage details") and "token" not in driver.current_url,
+              driver.current_url)
+        driver.close()
+        driver.switch_to.window(tabs[0])
         # A form posted without the session's token is refused and changes nothing.
         status, _, _ = api.call(
             "POST", f"/console/accounts/{urllib.parse.quote(ACCOUNT)}/grant", key=None,
             headers={"Cookie": f"creditd_console={console_cookie.get('value')}",
                      "Content-Type": "application/x-www-form-urlencoded"})
         check("a console form without its CSRF token is refused", status in (403, 422), status)
+
+        # A viewer's console shows no forms, and a form posted by hand is refused.
+        viewer = api.json("POST", "/v1/api-keys", {"name": "Dana", "role": "viewer"})["key"]
+        other = browser(1280, 1800)
+        try:
+            other.get(f"{base}/console")
+            other.find_element(By.ID, "key").send_keys(viewer)
+            other.find_element(By.CSS_SELECTOR, "form button").click()
+            wait_for_text(other, "Signed in as Dana (viewer)")
+            other.get(f"{base}/console/accounts/{urllib.parse.quote(ACCOUNT)}")
+            wait_for_text(other, "Buckets")
+            check("a viewer's console shows no action but opening the user's page",
+                  not other.find_elements(By.ID, "grant-amount")
+                  and not other.find_elements(By.ID, "adjust-amount"))
+            token = other.find_element(By.NAME, "csrf").get_attribute("value")
+            session = next(c for c in other.get_cookies() if c["name"] == "creditd_console")
+            status, _, _ = api.call(
+                "POST", f"/console/accounts/{urllib.parse.quote(ACCOUNT)}/grant", key=None,
+                headers={"Cookie": f"creditd_console={session['value']}",
+                         "Content-Type": "application/x-www-form-urlencoded"},
+                body_text=f"csrf={token}&nonce=by-hand&amount=100&source=promotion")
+            check("a viewer's grant posted by hand is refused on the server", status == 403, status)
+        finally:
+            other.quit()
 
         # Reconciliation: the provider's file, uploaded, the missing order recorded.
         driver.set_window_size(1280, 1800)
