@@ -34,7 +34,7 @@ use crate::auth::{Principal, sha256};
 use crate::command::{Command, Submission};
 use crate::http::AppState;
 use crate::http::extract::Languages;
-use crate::pages::{Lang, STYLESHEET_PATH, page_response};
+use crate::pages::{Lang, STYLESHEET_PATH, page};
 
 /// The cookie that carries a console session's secret.
 const SESSION_COOKIE: &str = "creditd_console";
@@ -154,10 +154,7 @@ fn sign_in_page(lang: Lang, status: StatusCode, refused: bool) -> Response {
         css: STYLESHEET_PATH.as_str(),
         refused,
     };
-    match view.render() {
-        Ok(body) => page_response(status, body, "'none'"),
-        Err(e) => Problem::internal(&e).into_response(),
-    }
+    page(&view, status, "'none'")
 }
 
 #[derive(Template)]
@@ -338,10 +335,7 @@ async fn render_search(state: &AppState, person: &SignedIn, lang: Lang, query: &
         results,
         is_admin: person.caller.require_admin().is_ok(),
     };
-    match view.render() {
-        Ok(body) => page_response(StatusCode::OK, body, "'none'"),
-        Err(e) => Problem::internal(&e).into_response(),
-    }
+    page(&view, StatusCode::OK, "'none'")
 }
 
 /// The address of an account's console page.
@@ -493,15 +487,12 @@ async fn account(
         .entry_type
         .as_deref()
         .and_then(|t| creditd_ledger::EntryType::from_str(t).ok());
-    let page = LedgerView {
+    let ledger = LedgerView {
         entry_type,
         before: query.before,
     };
-    match account_view(&state, &person, lang, &id, notice, page).await {
-        Ok(view) => match view.render() {
-            Ok(body) => page_response(StatusCode::OK, body, "'none'"),
-            Err(e) => Problem::internal(&e).into_response(),
-        },
+    match account_view(&state, &person, lang, &id, notice, ledger).await {
+        Ok(view) => page(&view, StatusCode::OK, "'none'"),
         Err(problem) => problem.into_response(),
     }
 }
@@ -993,10 +984,7 @@ impl ReconcileView {
     }
 
     fn respond(&self, status: StatusCode) -> Response {
-        match self.render() {
-            Ok(body) => page_response(status, body, "'none'"),
-            Err(e) => Problem::internal(&e).into_response(),
-        }
+        page(self, status, "'none'")
     }
 }
 

@@ -183,8 +183,9 @@ impl AppState {
         cursor: RowCursor,
         limit: u32,
     ) -> Result<ActivityPage, Problem> {
-        // Time effects due by now are recorded first, so the ledger's rows hold them.
-        if !self.record_due(id).await? {
+        // Time effects due by now are recorded first, so the ledger's rows hold them
+        // (`holds_page` does it when generations are read).
+        if !row_type.generations() && !self.record_due(id).await? {
             return Err(Problem::not_found(format!("account {id} does not exist")));
         }
         let (since, until) = (window.map(|w| w.0), window.map(|w| w.1));

@@ -154,7 +154,7 @@ async fn session(state: &AppState, jar: &CookieJar) -> Option<AccountId> {
 
 /// The headers every page carries: no caching of a person's figures, no framing (but for
 /// the badge), no script of any origin.
-pub(crate) fn page_response(status: StatusCode, body: String, frame_ancestors: &str) -> Response {
+fn page_response(status: StatusCode, body: String, frame_ancestors: &str) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -182,10 +182,18 @@ pub(crate) fn page_response(status: StatusCode, body: String, frame_ancestors: &
     (status, headers, body).into_response()
 }
 
-/// A template rendered, or a plain 500 if it could not be (a bug: templates are checked
-/// at compile time, so this would be a formatting failure).
-fn render(template: &impl Template) -> Result<String, Problem> {
-    template.render().map_err(|e| Problem::internal(&e))
+/// A page: `template` rendered, with the headers of [`page_response`]; a plain 500 if it
+/// could not be rendered (a bug: templates are checked at compile time, so this would
+/// be a formatting failure).
+pub(crate) fn page(
+    template: &impl Template,
+    status: StatusCode,
+    frame_ancestors: &str,
+) -> Response {
+    match template.render() {
+        Ok(body) => page_response(status, body, frame_ancestors),
+        Err(e) => Problem::internal(&e).into_response(),
+    }
 }
 
 #[derive(Template)]
@@ -198,14 +206,11 @@ struct SignedOut {
 /// The 401 page: the session is missing or ended. Framed where the page asked for is
 /// (the badge's says so inside its iframe).
 fn signed_out(lang: Lang, frame_ancestors: &str) -> Response {
-    let page = SignedOut {
+    let view = SignedOut {
         lang,
         css: STYLESHEET_PATH.as_str(),
     };
-    match render(&page) {
-        Ok(body) => page_response(StatusCode::UNAUTHORIZED, body, frame_ancestors),
-        Err(problem) => problem.into_response(),
-    }
+    page(&view, StatusCode::UNAUTHORIZED, frame_ancestors)
 }
 
 /// The account a page is for, or the answer to send instead: a token in the address is
@@ -260,10 +265,7 @@ async fn credits_page(
         Err(response) => return response,
     };
     match credits_view(&state, &account, lang, &query).await {
-        Ok(view) => match render(&view) {
-            Ok(body) => page_response(StatusCode::OK, body, "'none'"),
-            Err(problem) => problem.into_response(),
-        },
+        Ok(view) => page(&view, StatusCode::OK, "'none'"),
         Err(problem) if problem.code == "not_found" => signed_out(lang, "'none'"),
         Err(problem) => problem.into_response(),
     }
@@ -531,10 +533,7 @@ async fn badge(
         }
         Err(_) => return signed_out(lang, &ancestors),
     };
-    match render(&view) {
-        Ok(body) => page_response(StatusCode::OK, body, &ancestors),
-        Err(problem) => problem.into_response(),
-    }
+    page(&view, StatusCode::OK, &ancestors)
 }
 
 /// `GET /app/usage.csv`: every row the page's filters select, as CSV (UTF-8 with a byte

@@ -6,19 +6,7 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::json;
 
-use crate::{App, Reply, app};
-
-fn html(reply: &Reply) -> &str {
-    reply.body.as_str().unwrap_or("")
-}
-
-fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
-    reply
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-}
+use crate::{App, Reply, app, header, html};
 
 async fn form(app: &App, path: &str, body: &str, cookie: &str) -> Reply {
     let request = Request::builder()

@@ -60,6 +60,20 @@ impl Reply {
     }
 }
 
+/// An answer's body as text (a page, a CSV); empty if it was JSON.
+fn html(reply: &Reply) -> &str {
+    reply.body.as_str().unwrap_or("")
+}
+
+/// An answer's header, empty if absent.
+fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
+    reply
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 async fn app() -> App {
     app_with(Clock::test()).await
 }

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::{App, Reply, app};
+use crate::{App, app, header, html};
 
 /// A member with a purchase, a charge and a promotion whose note holds markup; returns an
 /// account token.
@@ -47,18 +47,6 @@ async fn member(app: &App) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-fn html(reply: &Reply) -> &str {
-    reply.body.as_str().unwrap_or("")
-}
-
-fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
-    reply
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
 }
 
 /// The session cookie a token link sets (`name=value`).
