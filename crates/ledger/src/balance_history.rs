@@ -105,11 +105,6 @@ impl DayWindow {
         self.since
     }
 
-    /// The last day.
-    pub fn until(&self) -> Date {
-        self.until
-    }
-
     /// The instant the first day ends in `zone`: the history needs every entry from it on.
     pub fn entries_from(&self, zone: &TimeZone) -> Result<Timestamp, Refusal> {
         end_of(self.since, zone)

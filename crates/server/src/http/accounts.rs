@@ -422,7 +422,7 @@ pub async fn ledger(
 
     // The ledger shows time's effects (expiries, distributions) as entries: record any
     // that are due before reading.
-    if !state.record_due(&id).await? {
+    if state.record_due(&id).await?.is_none() {
         return Err(Problem::not_found(format!("account {id} does not exist")));
     }
     let page = state

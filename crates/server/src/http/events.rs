@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use creditd_ledger::{AccountCommand, AccountId, EventType, History, MAX_TEXT_LEN, page_limit};
+use creditd_ledger::{
+    Account, AccountCommand, AccountId, EventType, History, MAX_TEXT_LEN, page_limit,
+};
 use creditd_store::{EventFilter, WebhookEndpoint};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -71,19 +73,20 @@ fn position_of(text: &str) -> Result<u64, Problem> {
 impl AppState {
     /// Records the time effects due on `account` (and so their events) before a read
     /// that lists stored rows: SPEC §9, a read of the account records them at once.
-    /// `Ok(false)` when the account does not exist.
-    pub(crate) async fn record_due(&self, account: &AccountId) -> Result<bool, Problem> {
-        let due = match self
+    /// Answers the account as of now (`None` when it does not exist), so a read that
+    /// needs it reads it once.
+    pub(crate) async fn record_due(&self, account: &AccountId) -> Result<Option<Account>, Problem> {
+        let (now, due) = match self
             .core
             .account_now(account)
             .await
             .map_err(Problem::from)?
         {
-            Some((_, due)) => due,
-            None => return Ok(false),
+            Some(found) => found,
+            None => return Ok(None),
         };
         if due.entries.is_empty() && due.events.is_empty() {
-            return Ok(true);
+            return Ok(Some(now));
         }
         let submission = Submission {
             command: Command::Account(account.clone(), AccountCommand::CatchUp),
@@ -93,7 +96,7 @@ impl AppState {
         };
         match self.writer.submit(submission).await {
             Reply::Done(Err(refused)) => Err(Problem::from(&refused)),
-            Reply::Done(Ok(_)) | Reply::Answer(_) => Ok(true),
+            Reply::Done(Ok(_)) | Reply::Answer(_) => Ok(Some(now)),
         }
     }
 }

@@ -67,10 +67,10 @@ impl AppState {
         limit: u32,
     ) -> Result<HoldsPage, Problem> {
         // Holds that expired by now are settled first, so each hold is in one place.
-        if !self.record_due(id).await? {
-            return Err(Problem::not_found(format!("account {id} does not exist")));
-        }
-        let (account, _) = self.account_now(id).await?;
+        let account = self
+            .record_due(id)
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("account {id} does not exist")))?;
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut pending: Vec<Hold> = account
             .pending_holds()
@@ -137,7 +137,7 @@ impl AppState {
         since: Option<Date>,
         until: Option<Date>,
     ) -> Result<(TimeZone, Vec<DayBalance>), Problem> {
-        if !self.record_due(id).await? {
+        if self.record_due(id).await?.is_none() {
             return Err(Problem::not_found(format!("account {id} does not exist")));
         }
         // Today's sums and the entries they were summed from come from one snapshot:

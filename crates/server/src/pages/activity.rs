@@ -185,7 +185,7 @@ impl AppState {
     ) -> Result<ActivityPage, Problem> {
         // Time effects due by now are recorded first, so the ledger's rows hold them
         // (`holds_page` does it when generations are read).
-        if !row_type.generations() && !self.record_due(id).await? {
+        if !row_type.generations() && self.record_due(id).await?.is_none() {
             return Err(Problem::not_found(format!("account {id} does not exist")));
         }
         let (since, until) = (window.map(|w| w.0), window.map(|w| w.1));
