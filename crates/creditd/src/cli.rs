@@ -176,6 +176,15 @@ pub struct ServeArgs {
     /// as the platform's origin (`https://app.example.com`). Other pages are never framed.
     #[arg(long, env = "CREDITD_BADGE_FRAME_ANCESTORS", default_value = "'self'")]
     pub badge_frame_ancestors: String,
+    /// Most client connections open at once; kept under the open-files limit (which
+    /// creditd raises to its hard limit at start) less 256 for the database and webhooks.
+    /// Over it, a new connection closes the oldest idle one.
+    #[arg(long, env = "CREDITD_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a request's head may take to arrive, and a keep-alive connection may stay
+    /// idle, before the connection is closed.
+    #[arg(long, env = "CREDITD_IDLE_TIMEOUT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
 }
 
 /// Where webhook endpoints may point.

@@ -3,13 +3,16 @@
 //! who lost every admin key.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use creditd_ledger::Catalog;
 use creditd_server::auth::{MAX_KEY_NAME_LEN, Role, new_api_key};
 use creditd_server::dto::ApiKeyDto;
 use creditd_server::pages::PageSettings;
-use creditd_server::{CommitMode, Core, Service, WebhookDestinations, clock::Clock};
+use creditd_server::{
+    CommitMode, ConnectionLimits, Core, Service, WebhookDestinations, clock::Clock,
+};
 use creditd_store::{Changes, redacted};
 
 use crate::admin::print_new_key;
@@ -60,6 +63,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Commit::Group => CommitMode::Group,
         Commit::PerRequest => CommitMode::PerRequest,
     };
+    let limits = connection_limits(&args);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -67,14 +71,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen = %args.listen,
         database = %redacted(database),
         test_clock = args.test_clock,
+        max_connections = limits.max_connections,
         "creditd is ready"
     );
     Service::start(core, mode)
-        .serve(listener, shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+        .serve(listener, limits, shutdown_signal())
+        .await;
     tracing::info!("creditd stopped");
     Ok(())
+}
+
+/// The connection limits: the open-files limit is raised to its hard limit first (a
+/// soft limit of 1,024 is common), and the cap kept under what it allows.
+fn connection_limits(args: &ServeArgs) -> ConnectionLimits {
+    let wanted = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    let open_files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-files limit; assuming 1,024");
+            1_024
+        }
+    };
+    let limits = ConnectionLimits::within_open_files(
+        wanted,
+        open_files,
+        Duration::from_secs(args.idle_timeout),
+    );
+    if limits.max_connections < wanted {
+        tracing::warn!(
+            open_files,
+            max_connections = limits.max_connections,
+            "the open-files limit caps connections below --max-connections: raise it (LimitNOFILE= in a systemd unit, ulimit -n in a shell)"
+        );
+    }
+    limits
 }
 
 async fn shutdown_signal() {

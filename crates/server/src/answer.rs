@@ -165,6 +165,31 @@ impl Problem {
         )
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout() -> Problem {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request's body did not arrive in time; send it again",
+        )
+    }
+
+    /// The problem a body that could not be read answers: 413 over the limit, 408 when it
+    /// stopped arriving, 400 otherwise.
+    pub fn body_unreadable(error: &(dyn std::error::Error + 'static)) -> Problem {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return Problem::payload_too_large(crate::http::MAX_BODY_BYTES);
+            }
+            if error.is::<tower_http::timeout::TimeoutError>() {
+                return Problem::body_timeout();
+            }
+            cause = error.source();
+        }
+        Problem::unparsable(format!("the body could not be read: {error}"))
+    }
+
     /// 500: a bug or corrupt data; the detail stays in the log.
     pub fn internal(error: &dyn std::fmt::Display) -> Problem {
         tracing::error!(%error, "internal error");

@@ -14,6 +14,7 @@ pub mod answer;
 pub mod auth;
 pub mod clock;
 pub mod command;
+pub mod connections;
 pub mod console;
 pub mod core;
 pub mod dto;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+pub use crate::connections::ConnectionLimits;
 pub use crate::core::{Core, FirstStart, WebhookDestinations};
 pub use crate::writer::{MAX_BATCH, Writer};
 
@@ -87,19 +89,16 @@ impl Service {
         })
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves, then lets requests in flight
-    /// finish, drains the writer and closes the database.
+    /// Serves HTTP on `listener` within `limits` until `shutdown` resolves, then lets
+    /// requests in flight finish, drains the writer and closes the database.
     pub async fn serve(
         self,
         listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let router = self.router();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        limits: ConnectionLimits,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        connections::serve(listener, self.router(), limits, shutdown).await;
         self.stop().await;
-        Ok(())
     }
 
     /// Stops the jobs, lets the writer finish what it was given, closes the database.

@@ -53,7 +53,33 @@ pub struct Server {
 
 impl Server {
     pub fn start(addr: SocketAddr, database: &str) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_creditd"))
+        Server::spawn(
+            &mut Command::new(env!("CARGO_BIN_EXE_creditd")),
+            addr,
+            database,
+            &[],
+        )
+    }
+
+    /// `creditd serve` with `extra` arguments under an open-files limit (soft and hard)
+    /// of `open_files`, set by the shell before it runs creditd.
+    pub fn start_limited(
+        addr: SocketAddr,
+        database: &str,
+        open_files: u32,
+        extra: &[&str],
+    ) -> Server {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            &format!("ulimit -n {open_files} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_creditd"),
+        ]);
+        Server::spawn(&mut shell, addr, database, extra)
+    }
+
+    fn spawn(command: &mut Command, addr: SocketAddr, database: &str, extra: &[&str]) -> Server {
+        let child = command
             .args([
                 "serve",
                 "--listen",
@@ -61,6 +87,7 @@ impl Server {
                 "--database",
                 database,
             ])
+            .args(extra)
             .env("CREDITD_ADMIN_KEY", ADMIN)
             .env_remove("CREDITD_CONFIG")
             .env("RUST_LOG", "warn")

@@ -17,6 +17,9 @@ use crate::dto::parse_hold_ref;
 /// Largest request body (SPEC §6): far above any real request, far below what could
 /// tie up memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest a JSON body may take to arrive whole: a slow sender cannot hold a request open
+/// by trickling bytes (each pause is also bounded, by the connection's idle timeout).
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest `Idempotency-Key`: UUIDs and ULIDs fit many times over.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -120,17 +123,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
 }
 
 async fn read_body(body: Body) -> Result<bytes::Bytes, Problem> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
+    tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
-        .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Problem::payload_too_large(MAX_BODY_BYTES)
-            } else {
-                Problem::unparsable(format!("the body could not be read: {error}"))
-            }
-        })
+        .map_err(|_| Problem::body_timeout())?
+        .map_err(|error| Problem::body_unreadable(&error))
 }
 
 fn check_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {

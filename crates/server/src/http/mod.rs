@@ -33,7 +33,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use extract::{MAX_BODY_BYTES, Posted};
+pub use extract::{BODY_DEADLINE, MAX_BODY_BYTES, Posted};
 
 use crate::answer::{Answer, Problem};
 use crate::auth::{Actor, Principal, Via};
