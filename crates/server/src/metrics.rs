@@ -1,5 +1,13 @@
-//! Counters for `/metrics`, in the Prometheus text format: requests and latency by route
-//! and status, credits by what happened to them, and the writer's batches.
+//! Counters for `/metrics`: requests and latency by route and status, credits by what
+//! happened to them, and the writer's batches.
+//!
+//! Two formats from one registry: OpenMetrics 1.0 for a scraper that asks for it (as
+//! Prometheus does), and otherwise the Prometheus text format 0.0.4, which
+//! `promtool check metrics` and `prometheus_client`'s parser read. `prometheus-client`
+//! writes only OpenMetrics; [`to_prometheus_text`] turns it into 0.0.4 (the two differ
+//! in a counter family's name, which 0.0.4 spells with `_total`, and in `# EOF`).
+//! Label values come from closed sets (route templates, known methods), so no request
+//! can add series.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,10 +25,27 @@ use creditd_store::{Changes, DeliveryState};
 pub struct RouteLabels {
     /// The route's template (`/v1/accounts/{id}/holds`), never the raw path.
     pub route: String,
-    /// The method.
-    pub method: String,
+    /// The method, from a closed set ([`method_label`]).
+    pub method: &'static str,
     /// The answer's status code.
     pub status: u16,
+}
+
+/// The methods counted by name; any other is counted as `other`.
+const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The `method` label of a request's method: known names, or `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    KNOWN_METHODS
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
+}
+
+/// Labels of the build info gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
 }
 
 /// Labels of an events counter.
@@ -56,6 +81,8 @@ pub struct Metrics {
     refunded: Family<KindLabels, Counter>,
     expired: Family<KindLabels, Counter>,
     batch_size: Histogram,
+    server_errors: Counter,
+    replays: Counter,
     events: Family<EventLabels, Counter>,
     attempts: Family<AttemptLabels, Counter>,
     oldest_undelivered: Gauge<f64, AtomicU64>,
@@ -110,6 +137,25 @@ impl Default for Metrics {
             "Commands per group commit",
             batch_size.clone(),
         );
+        let server_errors = Counter::default();
+        registry.register(
+            "http_server_errors",
+            "Answers with a 5xx status: each one is logged with its request id",
+            server_errors.clone(),
+        );
+        let replays = Counter::default();
+        registry.register(
+            "idempotent_replays",
+            "Answers replayed to a retried Idempotency-Key",
+            replays.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "The running build (always 1)", build);
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
             "events_recorded",
@@ -143,6 +189,8 @@ impl Default for Metrics {
             refunded,
             expired,
             batch_size,
+            server_errors,
+            replays,
             events,
             attempts,
             oldest_undelivered,
@@ -153,7 +201,13 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one answered request.
-    pub fn request(&self, labels: RouteLabels, seconds: f64) {
+    pub fn request(&self, labels: RouteLabels, seconds: f64, replayed: bool) {
+        if labels.status >= 500 {
+            self.server_errors.inc();
+        }
+        if replayed {
+            self.replays.inc();
+        }
         self.latency.get_or_create(&labels).observe(seconds);
         self.requests.get_or_create(&labels).inc();
     }
@@ -214,11 +268,90 @@ impl Metrics {
         self.jobs_lag.set(seconds);
     }
 
-    /// The text exposition.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics 1.0 exposition.
+    pub fn openmetrics(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+
+    /// The Prometheus text format 0.0.4 exposition.
+    pub fn prometheus_text(&self) -> String {
+        to_prometheus_text(&self.openmetrics())
+    }
+}
+
+/// Media type of the OpenMetrics exposition.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Media type of the Prometheus text exposition.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as Prometheus text 0.0.4: a counter family's `# HELP` and `# TYPE`
+/// name its samples' name (`…_total`), `# UNIT` and `# EOF` go. What remains is the
+/// same in both formats for the counters, gauges and histograms this registry holds.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match described {
+            Some(renamed) => text.push_str(&renamed),
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counter_families_with_total_and_has_no_eof() {
+        let metrics = Metrics::default();
+        metrics.request(
+            RouteLabels {
+                route: "/healthz".to_owned(),
+                method: "GET",
+                status: 200,
+            },
+            0.001,
+            false,
+        );
+        let text = metrics.prometheus_text();
+        assert!(
+            text.contains("# TYPE creditd_http_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP creditd_http_requests_total HTTP requests"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE creditd_http_request_duration_seconds histogram\n"));
+        assert!(text.contains("creditd_build_info{version=\""), "{text}");
+        assert!(!text.contains("# EOF"));
+        assert!(metrics.openmetrics().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn an_unknown_method_is_counted_as_other() {
+        let odd = axum::http::Method::from_bytes(&[b'X'; 500]).expect("a token");
+        assert_eq!(method_label(&odd), "other");
+        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
     }
 }

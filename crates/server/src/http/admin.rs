@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 
 use super::AppState;
 use super::extract::{Caller, Posted};
@@ -12,6 +13,7 @@ use crate::command::{ClockMove, Command};
 use crate::dto::{
     ApiKeyDto, ApiKeyListDto, ApiKeyRequest, CatalogDto, ClockDto, ClockRequest, HealthDto,
 };
+use crate::metrics::{OPENMETRICS, PROMETHEUS_TEXT};
 
 /// Features, plans, packages and policies in force.
 #[utoipa::path(get, path = "/v1/catalog", tag = "service",
@@ -142,12 +144,15 @@ pub async fn healthz() -> Answer {
     )
 }
 
-/// Metrics in the Prometheus text format.
+/// Metrics: OpenMetrics 1.0 when `Accept` asks for `application/openmetrics-text`,
+/// otherwise the Prometheus text format 0.0.4.
 #[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text 0.0.4, or OpenMetrics 1.0 on request",
+        content((String = "text/plain"), (String = "application/openmetrics-text")))))]
 pub async fn metrics(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    headers: axum::http::HeaderMap,
 ) -> Result<impl axum::response::IntoResponse, Problem> {
     caller.require_key()?;
     let core = &state.core;
@@ -161,11 +166,14 @@ pub async fn metrics(
             tracing::warn!(%error, "metrics: could not read the oldest undelivered event")
         }
     }
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.core.metrics.render(),
-    ))
+    let openmetrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    let metrics = &state.core.metrics;
+    Ok(if openmetrics {
+        ([(CONTENT_TYPE, OPENMETRICS)], metrics.openmetrics())
+    } else {
+        ([(CONTENT_TYPE, PROMETHEUS_TEXT)], metrics.prometheus_text())
+    })
 }

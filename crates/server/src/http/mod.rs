@@ -208,7 +208,7 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().to_string();
+    let method = crate::metrics::method_label(request.method());
     let response = next.run(request).await.into_response();
     state.core.metrics.request(
         RouteLabels {
@@ -217,6 +217,7 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
             status: response.status().as_u16(),
         },
         started.elapsed().as_secs_f64(),
+        response.headers().contains_key("idempotent-replayed"),
     );
     response
 }

@@ -27,6 +27,72 @@ async fn metrics_count_requests_by_route_and_status_and_credits_by_fate() {
 }
 
 #[tokio::test]
+async fn unknown_methods_add_no_series_and_both_formats_are_served() {
+    let app = app().await;
+    app.call("BREW", "/v1/accounts/a1", ADMIN, None).await;
+    app.call("BREW", "/nowhere", ADMIN, None).await;
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    app.get("/metrics").await;
+    let before = app.get("/metrics").await;
+    assert_eq!(
+        crate::header(&before, "content-type"),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let before = series(crate::html(&before));
+    for length in 1..40 {
+        let method = "X".repeat(length * 100);
+        app.call(&method, &format!("/nowhere/{length}"), "", None)
+            .await;
+    }
+    let after = app.get("/metrics").await;
+    let text = crate::html(&after);
+    assert_eq!(series(text), before, "{text}");
+    assert!(text.lines().all(|line| line.len() < 300), "{text}");
+    assert!(text.contains(r#"method="other""#), "{text}");
+    assert!(text.contains("# TYPE creditd_http_requests_total counter"));
+    assert!(!text.contains("# EOF"));
+    let openmetrics = app
+        .call_with(
+            "GET",
+            "/metrics",
+            ADMIN,
+            None,
+            &[("accept", "application/openmetrics-text;version=1.0.0")],
+        )
+        .await;
+    assert!(
+        crate::header(&openmetrics, "content-type").starts_with("application/openmetrics-text")
+    );
+    assert!(crate::html(&openmetrics).ends_with("# EOF\n"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replayed_answers_are_counted() {
+    let app = app().await;
+    let grant = json!({"kind": "general", "amount": 1, "source": "promotion"});
+    for _ in 0..2 {
+        app.call_with(
+            "POST",
+            "/v1/accounts/r1/grants",
+            ADMIN,
+            Some(grant.clone()),
+            &[("idempotency-key", "once")],
+        )
+        .await
+        .expect(201);
+    }
+    let text = app.get("/metrics").await;
+    assert!(
+        crate::html(&text).contains("creditd_idempotent_replays_total 1\n"),
+        "{}",
+        crate::html(&text)
+    );
+    assert!(crate::html(&text).contains("creditd_http_server_errors_total 0\n"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn openapi_describes_every_route_of_the_router() {
     let app = app().await;
     let doc = app.get("/openapi.json").await.expect(200);
