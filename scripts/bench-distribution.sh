@@ -32,7 +32,7 @@ if [ "$backend" = postgres ]; then
 else
   url="sqlite://$work/dist.db"
 fi
-export CREDITD_ADMIN_KEY=bench-admin-key
+export CREDITD_ADMIN_KEY=bench-admin-key-0123456789
 anchor=$(date -u -d "-1 month +2 hours" +%FT%TZ)
 echo "== seeding $count members anchored at $anchor ($backend)"
 /usr/bin/time -f "seed: %e s, peak RSS %M KiB" \

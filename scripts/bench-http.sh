@@ -10,7 +10,7 @@ seconds=${1:-10}
 cargo build --release --locked -p creditd -p creditd-loadgen >&2
 work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-bench.XXXXXX")
 trap 'pkill -TERM -f "creditd serve --listen 127.0.0.1:18089" 2>/dev/null || true; rm -rf "$work"' EXIT
-export CREDITD_ADMIN_KEY=bench-admin-key
+export CREDITD_ADMIN_KEY=bench-admin-key-0123456789
 for mode in group per-request; do
   for accounts in 10000 1; do
     rm -f "$work"/bench.db*

@@ -18,7 +18,7 @@ cargo build --release --locked -p creditd -p creditd-loadgen >&2
 database=creditd_bench_$$
 trap 'pkill -TERM -f "creditd serve --listen 127.0.0.1:1809" 2>/dev/null || true
       psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null' EXIT
-export CREDITD_ADMIN_KEY=bench-admin-key
+export CREDITD_ADMIN_KEY=bench-admin-key-0123456789
 run() { # MODE NODES ACCOUNTS
   local mode=$1 nodes=$2 accounts=$3 addrs=() pids=()
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null

@@ -10,7 +10,7 @@ examples=${1:-30}
 python3 -c 'import schemathesis' 2>/dev/null || python3 -m pip install -q schemathesis >&2
 cargo build --release --locked -p creditd >&2
 work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-fuzz.XXXXXX")
-export CREDITD_ADMIN_KEY=fuzz-admin-key
+export CREDITD_ADMIN_KEY=fuzz-admin-key-0123456789
 # Webhook endpoints the fuzzer registers may point only at this machine: its deliveries
 # must never reach another host.
 target/release/creditd serve --listen 127.0.0.1:18091 --database "sqlite://$work/fuzz.db" \

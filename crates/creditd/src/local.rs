@@ -34,13 +34,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Clock::System
     };
+    let env_admin = std::env::var("CREDITD_ADMIN_KEY")
+        .ok()
+        .filter(|key| !key.is_empty());
+    if let Some(key) = &env_admin {
+        creditd_server::auth::check_admin_key(key).map_err(anyhow::Error::msg)?;
+    }
     let database = &args.db.database;
     let store = creditd_store::open(database)
         .await
         .with_context(|| format!("opening {}", redacted(database)))?;
-    let env_admin = std::env::var("CREDITD_ADMIN_KEY")
-        .ok()
-        .filter(|key| !key.is_empty());
     let (mut core, first) = Core::open(Arc::from(store), catalog, clock, env_admin.as_deref())
         .await
         .context("preparing the service")?;

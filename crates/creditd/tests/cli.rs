@@ -314,6 +314,21 @@ async fn keys_are_created_listed_and_revoked_through_the_api() {
     assert!(bad.contains("root"), "{bad}");
 }
 
+#[test]
+fn a_short_admin_key_is_refused_at_start_with_the_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("short.db").display());
+    let output = Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+        .env("CREDITD_ADMIN_KEY", "sixsix")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("at least 16"), "{said}");
+    assert!(!dir.path().join("short.db").exists(), "refused before any database");
+}
+
 #[tokio::test]
 async fn only_migrate_and_the_break_glass_key_open_the_database() {
     let mut cli = Cli::start().await;

@@ -72,6 +72,12 @@ impl IntoResponse for Answer {
             )
                 .into_response()
         };
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"creditd\""),
+            );
+        }
         if self.replayed {
             response
                 .headers_mut()

@@ -22,6 +22,21 @@ use subtle::ConstantTimeEq;
 
 use crate::answer::Problem;
 
+/// Shortest `CREDITD_ADMIN_KEY`: an admin key guards every account, so it must not be
+/// guessable; keys creditd makes are far longer.
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
+/// Refuses an admin key from the environment that is too short, saying the minimum.
+pub fn check_admin_key(key: &str) -> Result<(), String> {
+    if key.chars().count() < MIN_ADMIN_KEY_LEN {
+        return Err(format!(
+            "CREDITD_ADMIN_KEY is {} characters; use at least {MIN_ADMIN_KEY_LEN} (for example: openssl rand -base64 32)",
+            key.chars().count()
+        ));
+    }
+    Ok(())
+}
+
 /// Longest API key name: a name says what a key is for, in a few words.
 pub const MAX_KEY_NAME_LEN: usize = 100;
 

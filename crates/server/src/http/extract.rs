@@ -173,12 +173,29 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Ok(Some(key.to_owned()))
 }
 
-/// Answers 413 before reading a body whose declared length is over the limit.
-pub async fn refuse_large_bodies(
+/// Longest request target (path and query): every address of the API fits many times
+/// over. Beyond 64 KiB hyper itself answers 414, without a body.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Answers 414 to a request target over [`MAX_URI_BYTES`], and 413 before reading a
+/// body whose declared length is over the limit.
+pub async fn refuse_oversized(
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("request targets (path and query) are limited to {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

@@ -193,7 +193,7 @@ pub fn router(state: AppState) -> axum::Router {
                 "this resource does not answer that method",
             )
         })
-        .layer(middleware::from_fn(extract::refuse_large_bodies))
+        .layer(middleware::from_fn(extract::refuse_oversized))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

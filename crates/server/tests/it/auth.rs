@@ -247,3 +247,19 @@ async fn account_tokens_end_with_their_key_and_when_the_accounts_tokens_are_revo
         .problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_401_names_the_bearer_scheme_and_a_long_target_is_a_414_problem() {
+    let app = app().await;
+    let refused = app.call("GET", "/v1/accounts/a1", "", None).await;
+    assert_eq!(
+        crate::header(&refused, "www-authenticate"),
+        "Bearer realm=\"creditd\""
+    );
+    refused.problem(401, "unauthorized");
+    let long = format!("/v1/accounts/a1?{}", "q".repeat(10_000));
+    app.call("GET", &long, ADMIN, None)
+        .await
+        .problem(414, "uri_too_long");
+    app.stop().await;
+}
