@@ -176,6 +176,10 @@ pub struct ServeArgs {
     /// as the platform's origin (`https://app.example.com`). Other pages are never framed.
     #[arg(long, env = "CREDITD_BADGE_FRAME_ANCESTORS", default_value = "'self'")]
     pub badge_frame_ancestors: String,
+    /// Origins whose pages may call the API with account tokens (CORS), comma-separated,
+    /// such as `https://app.example.com`. None by default.
+    #[arg(long, env = "CREDITD_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
     /// Most client connections open at once; kept under the open-files limit (which
     /// creditd raises to its hard limit at start) less 256 for the database and webhooks.
     /// Over it, a new connection closes the oldest idle one.

@@ -40,6 +40,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(key) = &env_admin {
         creditd_server::auth::check_admin_key(key).map_err(anyhow::Error::msg)?;
     }
+    let cors_origins =
+        creditd_server::http::parse_cors_origins(&args.cors_origins).map_err(anyhow::Error::msg)?;
     let database = &args.db.database;
     let store = creditd_store::open(database)
         .await
@@ -53,6 +55,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     core.pages = PageSettings::new(args.secure_cookies, &args.badge_frame_ancestors)
         .map_err(anyhow::Error::msg)?;
+    core.cors_origins = cors_origins;
     if let Some(key) = first.admin_key {
         println!("No API key existed, so creditd created an admin key. It is shown only now:");
         println!();

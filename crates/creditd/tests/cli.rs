@@ -326,7 +326,10 @@ fn a_short_admin_key_is_refused_at_start_with_the_minimum() {
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("at least 16"), "{said}");
-    assert!(!dir.path().join("short.db").exists(), "refused before any database");
+    assert!(
+        !dir.path().join("short.db").exists(),
+        "refused before any database"
+    );
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ pub struct Core {
     pub webhook_destinations: WebhookDestinations,
     /// How the pages are served.
     pub pages: crate::pages::PageSettings,
+    /// Origins whose pages may call the API from a browser (CORS); none by default.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
     /// Told when a commit recorded events: the webhook worker looks for deliveries at
     /// once instead of at its next poll.
     pub events_recorded: tokio::sync::Notify,
@@ -108,6 +110,7 @@ impl Core {
             events_recorded: tokio::sync::Notify::new(),
             webhook_destinations: WebhookDestinations::Any,
             pages: crate::pages::PageSettings::default(),
+            cors_origins: Vec::new(),
         };
         Ok((core, first_start))
     }

@@ -40,10 +40,14 @@ impl FromRequestParts<AppState> for Caller {
             return Err(Problem::unauthorized());
         }
         let core = &state.core;
-        core.auth
+        let principal = core
+            .auth
             .authenticate(&*core.store, credential.trim(), core.clock.now())
-            .await
-            .map(Caller)
+            .await?;
+        if let Some(key) = parts.extensions.get::<super::observe::AuthenticatedKey>() {
+            key.record(&principal.owner());
+        }
+        Ok(Caller(principal))
     }
 }
 

@@ -11,6 +11,7 @@ mod document;
 mod events;
 pub(crate) mod extract;
 mod holds;
+pub mod observe;
 mod purchases;
 mod reconciliations;
 mod views;
@@ -19,15 +20,14 @@ pub(crate) use accounts::{adjustment_of, audit_reason, grant_of, purchase_of};
 pub(crate) use views::HoldFilter;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware;
 use axum::routing::get;
 use creditd_ledger::{Account, AccountId, History};
 use creditd_store::IdempotencyKey;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -40,7 +40,6 @@ use crate::auth::{Actor, Principal, Via};
 use crate::command::{Command, Submission};
 use crate::core::Core;
 use crate::idempotency::Idempotency;
-use crate::metrics::RouteLabels;
 use crate::writer::Writer;
 
 /// What every handler shares.
@@ -194,30 +193,64 @@ pub fn router(state: AppState) -> axum::Router {
             )
         })
         .layer(middleware::from_fn(extract::refuse_oversized))
+        .layer(tower::util::option_layer(cors(&state.core.cors_origins)))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            count_requests,
+            observe::observe,
         ))
         .with_state(state)
 }
 
-/// Counts every request by route template, method and status, with its latency.
-async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = crate::metrics::method_label(request.method());
-    let response = next.run(request).await.into_response();
-    state.core.metrics.request(
-        RouteLabels {
-            route,
-            method,
-            status: response.status().as_u16(),
-        },
-        started.elapsed().as_secs_f64(),
-        response.headers().contains_key("idempotent-replayed"),
-    );
-    response
+/// CORS for account tokens used from the platform's frontend: only the configured
+/// origins, none by default (then no CORS header is ever sent and preflights are not
+/// answered). Admin and service keys belong on servers, but a browser cannot be told
+/// apart by its key, so the origins are the operator's choice.
+fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
+    use axum::http::{Method, header};
+    (!origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT_LANGUAGE,
+                HeaderName::from_static("idempotency-key"),
+                observe::REQUEST_ID,
+            ])
+            .expose_headers([
+                header::LOCATION,
+                HeaderName::from_static("idempotent-replayed"),
+                observe::REQUEST_ID,
+            ])
+            .max_age(CORS_MAX_AGE)
+    })
 }
+
+/// The origins of `--cors-origins`: comma-separated `scheme://host[:port]`, each
+/// exactly as a browser sends it in `Origin` (no path, no trailing slash).
+pub fn parse_cors_origins(text: &str) -> Result<Vec<HeaderValue>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let serialized = url::Url::parse(origin)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https"))
+                .map(|url| url.origin().ascii_serialization());
+            match serialized {
+                Some(serialized) if serialized == origin => HeaderValue::from_str(origin)
+                    .map_err(|_| format!("CORS origin {origin:?} is not a header value")),
+                Some(serialized) => Err(format!(
+                    "CORS origin {origin:?} is not an origin as browsers send it: write {serialized:?}"
+                )),
+                None => Err(format!(
+                    "CORS origin {origin:?} is not an http(s) origin such as https://app.example.com"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// How long a browser may cache a preflight's answer.
+const CORS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);

@@ -79,12 +79,18 @@ async fn app() -> App {
 }
 
 async fn app_with(clock: Clock) -> App {
+    app_configured(clock, |_| {}).await
+}
+
+/// An app whose core `configure` changes before the service starts.
+async fn app_configured(clock: Clock, configure: impl FnOnce(&mut Core)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     let store = creditd_store::open(&url).await.unwrap();
-    let (core, _) = Core::open(store.into(), Catalog::default(), clock, Some(ADMIN))
+    let (mut core, _) = Core::open(store.into(), Catalog::default(), clock, Some(ADMIN))
         .await
         .unwrap();
+    configure(&mut core);
     let service = Service::start(core, CommitMode::Group);
     let router = service.router();
     App {

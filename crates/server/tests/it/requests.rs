@@ -115,3 +115,107 @@ async fn ledger_parameters_are_checked() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_problems_repeat_it() {
+    let app = crate::app().await;
+    let kept = app
+        .call_with(
+            "GET",
+            "/v1/accounts/nobody",
+            crate::ADMIN,
+            None,
+            &[("x-request-id", "support-42")],
+        )
+        .await;
+    assert_eq!(crate::header(&kept, "x-request-id"), "support-42");
+    let problem = kept.problem(404, "not_found");
+    assert_eq!(problem["request_id"], "support-42");
+    let made = app.call("GET", "/healthz", "", None).await;
+    assert_eq!(crate::header(&made, "x-request-id").len(), 32);
+    let odd = app
+        .call_with(
+            "GET",
+            "/v1/accounts/nobody",
+            "",
+            None,
+            &[("x-request-id", &"x".repeat(500))],
+        )
+        .await;
+    let id = crate::header(&odd, "x-request-id").to_owned();
+    assert_eq!(id.len(), 32);
+    assert_eq!(odd.problem(401, "unauthorized")["request_id"], id.as_str());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let closed = crate::app().await;
+    let preflight = [
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "POST"),
+        (
+            "access-control-request-headers",
+            "authorization,content-type,idempotency-key",
+        ),
+    ];
+    let answer = closed
+        .call_with("OPTIONS", "/v1/accounts/a1/holds", "", None, &preflight)
+        .await;
+    assert_eq!(crate::header(&answer, "access-control-allow-origin"), "");
+    closed.stop().await;
+
+    let open = crate::app_configured(creditd_server::clock::Clock::test(), |core| {
+        core.cors_origins =
+            creditd_server::http::parse_cors_origins("https://app.example.com").unwrap();
+    })
+    .await;
+    let answer = open
+        .call_with("OPTIONS", "/v1/accounts/a1/holds", "", None, &preflight)
+        .await;
+    assert!(answer.status.is_success(), "{}", answer.status);
+    assert_eq!(
+        crate::header(&answer, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(crate::header(&answer, "access-control-allow-headers").contains("idempotency-key"));
+    let elsewhere = [("origin", "https://evil.example.net")];
+    let answer = open
+        .call_with("GET", "/v1/catalog", crate::ADMIN, None, &elsewhere)
+        .await;
+    assert_eq!(crate::header(&answer, "access-control-allow-origin"), "");
+    let answer = open
+        .call_with(
+            "GET",
+            "/v1/catalog",
+            crate::ADMIN,
+            None,
+            &[("origin", "https://app.example.com")],
+        )
+        .await;
+    assert_eq!(
+        crate::header(&answer, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    open.stop().await;
+}
+
+#[test]
+fn cors_origins_must_be_written_as_browsers_send_them() {
+    use creditd_server::http::parse_cors_origins;
+    assert_eq!(parse_cors_origins("").unwrap().len(), 0);
+    assert_eq!(
+        parse_cors_origins("https://a.example, http://localhost:3000")
+            .unwrap()
+            .len(),
+        2
+    );
+    for wrong in [
+        "https://a.example/",
+        "https://a.example/path",
+        "ftp://a.example",
+        "a.example",
+    ] {
+        assert!(parse_cors_origins(wrong).is_err(), "{wrong}");
+    }
+}
