@@ -33,12 +33,25 @@ use crate::command::{Outcome, Refused};
 /// constants when the service writes it, owned when a client reads it.
 pub type Name = Cow<'static, str>;
 
+/// The latest instant a request may name (jiff's latest, to the second).
+pub const LATEST_INSTANT: &str = "9999-12-30T22:00:00Z";
+
 /// An instant a client sent, read in whole microseconds
 /// ([`creditd_ledger::whole_micros`]), for the request fields that take one.
-fn instant_in_micros<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn instant_in_micros<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<jiff::Timestamp>, D::Error> {
-    Ok(Option::<jiff::Timestamp>::deserialize(deserializer)?.map(creditd_ledger::whole_micros))
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    text.parse::<jiff::Timestamp>()
+        .map(|instant| Some(creditd_ledger::whole_micros(instant)))
+        .map_err(|_| {
+            serde::de::Error::custom(format_args!(
+                "must be an RFC 3339 instant with an offset, such as 2027-01-31T16:00:00Z, \
+                 up to {LATEST_INSTANT}; {text:?} is not one"
+            ))
+        })
 }
 
 /// The answer to a command: its status and body.

@@ -109,11 +109,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             serde_json::Value::Object(serde_json::Map::new())
         } else {
             check_json_content_type(&parts.headers)?;
-            serde_json::from_slice(&bytes)
+            super::json::parse_strict(&bytes)
                 .map_err(|e| Problem::unparsable(format!("the body is not JSON: {e}")))?
         };
         let canonical = value.to_string();
-        let body = serde_json::from_value(value).map_err(|e| Problem::invalid(e.to_string()))?;
+        let body = super::json::read(value).map_err(Problem::invalid)?;
         let request_line = format!("{} {}\n", parts.method, parts.uri.path());
         let fingerprint = hex::encode(sha256(
             &[request_line.as_bytes(), canonical.as_bytes()].concat(),

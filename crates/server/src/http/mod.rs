@@ -11,6 +11,7 @@ mod document;
 mod events;
 pub(crate) mod extract;
 mod holds;
+pub mod json;
 pub mod observe;
 mod purchases;
 mod reconciliations;

@@ -3,7 +3,8 @@
 //! Support finds a request by its id: the client's `x-request-id` if it sent a sane one
 //! (1 to [`MAX_REQUEST_ID_LEN`] letters, digits, `-`, `_`, `.`, `:`), otherwise a new
 //! random one. The id is echoed in `x-request-id`, written into every problem body
-//! (`request_id`), and logged once per request with the method, route template, status,
+//! (`request_id`) except when the request has an `Idempotency-Key` (its answer is
+//! replayed byte for byte, so it stays as stored), and logged once per request with the method, route template, status,
 //! latency and the key id that authenticated it (never a secret) at target
 //! `creditd::access`.
 
@@ -67,8 +68,12 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = method_label(request.method());
+    // An answer to a request with an Idempotency-Key is stored and replayed byte for
+    // byte (SPEC §6), so its body stays as stored; the header carries the id.
+    let replayable = request.headers().contains_key("idempotency-key");
     let mut response = next.run(request).await.into_response();
-    if is_problem(&response) {
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    if is_problem(&response) && !replayable {
         response = with_request_id(response, &id).await;
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -92,7 +97,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
             status,
         },
         elapsed.as_secs_f64(),
-        response.headers().contains_key("idempotent-replayed"),
+        replayed,
     );
     response
 }

@@ -219,3 +219,57 @@ fn cors_origins_must_be_written_as_browsers_send_them() {
         assert!(parse_cors_origins(wrong).is_err(), "{wrong}");
     }
 }
+
+#[tokio::test]
+async fn a_repeated_key_is_400_and_refusals_name_the_field_in_words() {
+    let app = app().await;
+    let raw = |body: &'static str| {
+        axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/accounts/a1/grants")
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let twice = app
+        .send(raw(
+            r#"{"kind":"general","amount":1,"amount":500,"source":"promotion"}"#,
+        ))
+        .await
+        .problem(400, "invalid_request");
+    assert!(
+        twice["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"amount\" appears twice"),
+        "{twice}"
+    );
+    app.get("/v1/accounts/a1").await.problem(404, "not_found");
+
+    let half = app
+        .send(raw(
+            r#"{"kind":"general","amount":1.5,"source":"promotion"}"#,
+        ))
+        .await
+        .problem(422, "invalid_request");
+    assert_eq!(half["detail"], "amount must be a whole number, not 1.5");
+    let far = app
+        .send(raw(r#"{"kind":"general","amount":5,"source":"promotion","expires_at":"9999-12-31T23:59:59Z"}"#))
+        .await
+        .problem(422, "invalid_request");
+    let said = far["detail"].as_str().unwrap();
+    assert!(
+        said.starts_with("expires_at must be an RFC 3339 instant"),
+        "{said}"
+    );
+    assert!(!said.contains("civil datetime"), "{said}");
+    let whole = app
+        .send(raw(
+            r#"{"kind":"general","amount":3125.0,"source":"promotion"}"#,
+        ))
+        .await
+        .expect(201);
+    assert_eq!(whole["granted"], 3125);
+    app.stop().await;
+}
