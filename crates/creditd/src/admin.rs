@@ -3,6 +3,7 @@
 //! the CLI only asks and shows.
 
 use anyhow::{Context, bail};
+use creditd_server::auth::key_name;
 use creditd_server::dto::{
     AccountDto, AccountPageDto, AdjustmentDto, AdjustmentRequest, ApiKeyDto, ApiKeyListDto,
     ApiKeyRequest, BalanceDto, BucketDto, GrantRequest, HoldDto, LedgerPageDto, PurchaseDto,
@@ -33,6 +34,9 @@ pub async fn keys(command: KeyCommands) -> anyhow::Result<()> {
             remote,
             ..
         } => {
+            let name = key_name(&name)
+                .map_err(|why| anyhow::anyhow!("--name {why}"))?
+                .to_owned();
             let api = Api::new(&remote)?;
             let key: ApiKeyDto = api
                 .post(&["v1", "api-keys"], &ApiKeyRequest { name, role })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
+use strum::VariantArray;
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +84,9 @@ pub enum Commands {
         /// Create the SQLite file if it does not exist.
         #[arg(long)]
         create: bool,
+        /// Also check this catalog file (TOML), as `serve --config` would read it.
+        #[arg(long, env = "CREDITD_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Manage API keys.
     Keys {
@@ -294,6 +298,15 @@ pub enum PurchaseCommands {
     },
 }
 
+/// The ledger's entry types, as `--type` accepts them (clap lists them when refusing).
+fn entry_types() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        creditd_ledger::EntryType::VARIANTS
+            .iter()
+            .map(|entry_type| <&'static str>::from(*entry_type)),
+    )
+}
+
 #[derive(Args)]
 pub struct LedgerArgs {
     /// The account id.
@@ -301,8 +314,8 @@ pub struct LedgerArgs {
     /// Entries to show (1 … 500).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
-    /// Only this entry type (grant, debit, refund, expire, adjust, freeze, unfreeze).
-    #[arg(long = "type")]
+    /// Only this entry type.
+    #[arg(long = "type", value_parser = entry_types())]
     pub entry_type: Option<String>,
     /// Entries at or after this instant (RFC 3339).
     #[arg(long)]

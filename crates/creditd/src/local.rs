@@ -2,12 +2,13 @@
 //! the database (SPEC §12): `migrate`, and `keys create --database` for the operator
 //! who lost every admin key.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use creditd_ledger::Catalog;
-use creditd_server::auth::{MAX_KEY_NAME_LEN, Role, new_api_key};
+use creditd_server::auth::{Role, key_name, new_api_key};
 use creditd_server::dto::ApiKeyDto;
 use creditd_server::pages::PageSettings;
 use creditd_server::{
@@ -21,14 +22,7 @@ use crate::render::say;
 
 /// `creditd serve`: creates a SQLite database on the first start (README).
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let catalog = match &args.config {
-        None => Catalog::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the catalog {}", path.display()))?;
-            Catalog::from_toml(&text).with_context(|| format!("in {}", path.display()))?
-        }
-    };
+    let catalog = load_catalog(args.config.as_deref())?;
     let clock = if args.test_clock {
         Clock::test()
     } else {
@@ -156,11 +150,28 @@ async fn open(database: &str, create: bool) -> anyhow::Result<Box<dyn creditd_st
     })
 }
 
-/// `creditd migrate`.
-pub async fn migrate(database: &str, create: bool) -> anyhow::Result<()> {
+/// The catalog of `--config`, checked; the built-in one without it.
+fn load_catalog(path: Option<&Path>) -> anyhow::Result<Catalog> {
+    let Some(path) = path else {
+        return Ok(Catalog::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the catalog {}", path.display()))?;
+    Catalog::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// `creditd migrate`: checks the catalog `serve` would read, then the schema.
+pub async fn migrate(database: &str, create: bool, config: Option<&Path>) -> anyhow::Result<()> {
+    load_catalog(config)?;
     let store = open(database, create).await?;
     store.close().await;
-    say(&format!("{}: schema up to date", redacted(database)))
+    let catalog = config.map_or_else(String::new, |path| {
+        format!("; catalog {} checked", path.display())
+    });
+    say(&format!(
+        "{}: schema up to date{catalog}",
+        redacted(database)
+    ))
 }
 
 /// `creditd keys create --database URL`: writes a new key straight into the database,
@@ -174,10 +185,7 @@ pub async fn break_glass_key(
     let Some(role) = Role::parse(role) else {
         bail!("role {role:?} is none of admin, service, viewer");
     };
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_LEN {
-        bail!("--name must say what the key is for in 1 to {MAX_KEY_NAME_LEN} characters");
-    }
+    let name = key_name(name).map_err(|why| anyhow::anyhow!("--name {why}"))?;
     let store = open(database, create).await?;
     let new = new_api_key(name, role, jiff::Timestamp::now());
     let changes = Changes {

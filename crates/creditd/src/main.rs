@@ -62,7 +62,9 @@ fn main() -> ExitCode {
 async fn run(command: Commands) -> anyhow::Result<()> {
     match command {
         Commands::Serve(args) => local::serve(args).await,
-        Commands::Migrate { db, create } => local::migrate(&db.database, create).await,
+        Commands::Migrate { db, create, config } => {
+            local::migrate(&db.database, create, config.as_deref()).await
+        }
         Commands::Keys { command } => admin::keys(command).await,
         Commands::Account { command } => admin::account(command).await,
         Commands::Balance {

@@ -314,6 +314,40 @@ async fn keys_are_created_listed_and_revoked_through_the_api() {
     assert!(bad.contains("root"), "{bad}");
 }
 
+#[tokio::test]
+async fn key_names_entry_types_and_catalogs_are_checked_before_anything_is_sent() {
+    let mut cli = Cli::start().await;
+    for name in ["", "   ", "two\nlines", "a\ttab", &"n".repeat(101)] {
+        let said = cli.fails(&["keys", "create", "--name", name, "--role", "service"]);
+        assert!(
+            said.contains("--name must say what the key is for in 1 to 100"),
+            "{said}"
+        );
+    }
+    let listed = cli.ok(&["keys", "list", "--json"]);
+    assert!(!listed.contains("two"), "{listed}");
+    let wrong = cli.run_with(ADMIN, &["ledger", "a1", "--type", "bogus"]);
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("--type") && said.contains("grant, debit, refund"),
+        "{said}"
+    );
+    cli.stop();
+
+    let catalog = cli.dir.path().join("catalog.toml");
+    let text =
+        include_str!("../../ledger/src/default_catalog.toml").replacen("block = 1", "block = 0", 1);
+    std::fs::write(&catalog, text).unwrap();
+    let said = cli.fails(&[
+        "migrate",
+        "--database",
+        &cli.database,
+        "--config",
+        catalog.to_str().unwrap(),
+    ]);
+    assert!(said.contains("block: 0 is not in 1"), "{said}");
+}
+
 #[test]
 fn a_short_admin_key_is_refused_at_start_with_the_minimum() {
     let dir = tempfile::tempdir().unwrap();

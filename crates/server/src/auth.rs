@@ -40,6 +40,22 @@ pub fn check_admin_key(key: &str) -> Result<(), String> {
 /// Longest API key name: a name says what a key is for, in a few words.
 pub const MAX_KEY_NAME_LEN: usize = 100;
 
+/// A key's name as stored: trimmed, 1 to [`MAX_KEY_NAME_LEN`] characters, no control
+/// characters (a name is shown in tables and the audit trail). The refusal completes
+/// "name …" (API) or "--name …" (CLI).
+pub fn key_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_KEY_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "must say what the key is for in 1 to {MAX_KEY_NAME_LEN} characters, without tabs or line breaks"
+        ));
+    }
+    Ok(name)
+}
+
 /// How long a key read from the database is trusted before it is read again. Revoking
 /// through this node takes effect at once; through another node or the CLI, within this.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(1);

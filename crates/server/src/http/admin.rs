@@ -8,7 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use super::AppState;
 use super::extract::{Caller, Posted};
 use crate::answer::{Answer, Problem};
-use crate::auth::{MAX_KEY_NAME_LEN, Role, Via};
+use crate::auth::{Role, Via, key_name};
 use crate::command::{ClockMove, Command};
 use crate::dto::{
     ApiKeyDto, ApiKeyListDto, ApiKeyRequest, CatalogDto, ClockDto, ClockRequest, HealthDto,
@@ -35,12 +35,7 @@ pub async fn create_key(
 ) -> Result<Answer, Problem> {
     caller.require_admin()?;
     let request = &posted.body;
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_LEN {
-        return Err(Problem::invalid(format!(
-            "name must be 1 to {MAX_KEY_NAME_LEN} characters"
-        )));
-    }
+    let name = key_name(&request.name).map_err(|why| Problem::invalid(format!("name {why}")))?;
     let role = Role::parse(&request.role).ok_or_else(|| {
         Problem::invalid(format!(
             "role {:?} is none of admin, service, viewer",
