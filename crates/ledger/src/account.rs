@@ -17,7 +17,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
-use crate::limits::{Amount, MAX_LIVE_BUCKETS, check_text};
+use crate::limits::{Amount, MAX_CATCH_UP_INSTANTS, MAX_LIVE_BUCKETS, check_text};
 use crate::{
     AccountId, Bucket, BucketId, Catalog, CreditKind, EntryType, EventKind, History, Hold, HoldId,
     HoldStatus, LedgerEntry, Membership, MembershipStatus, Refusal, Source, time,
@@ -116,6 +116,7 @@ impl Account {
             now,
             history,
             total_seen,
+            behind: false,
         };
         moment.catch_up();
         moment
@@ -323,6 +324,10 @@ pub struct Moment<'a> {
     history: &'a mut History,
     /// The total as last observed, to tell when it falls (`balance.low`, `balance.depleted`).
     total_seen: u64,
+    /// Whether more time effects were due than one moment catches up
+    /// ([`MAX_CATCH_UP_INSTANTS`]): the moment stands at the last one applied, and
+    /// refuses commands.
+    behind: bool,
 }
 
 /// A state the rules can never produce: a bug, or a store that returned another state
@@ -352,6 +357,19 @@ impl<'a> Moment<'a> {
     /// The instant commands happen at.
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// Whether the account is caught up to the instant asked for; if not, it stands at
+    /// the last of the [`MAX_CATCH_UP_INSTANTS`] it caught up, and commands are refused
+    /// [`Refusal::CatchingUp`] (what it caught up is kept).
+    pub fn caught_up(&self) -> Result<(), Refusal> {
+        if self.behind {
+            return Err(Refusal::CatchingUp {
+                as_of: self.now,
+                max: MAX_CATCH_UP_INSTANTS,
+            });
+        }
+        Ok(())
     }
 
     /// The account as of now.

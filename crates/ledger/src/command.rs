@@ -128,6 +128,7 @@ impl AccountCommand {
 impl Moment<'_> {
     /// Runs `command`: it applies completely, or is refused and changes nothing.
     pub fn apply(&mut self, command: &AccountCommand) -> Result<Effect, Refusal> {
+        self.caught_up()?;
         let effect = self.run(command)?;
         self.observe_balance();
         Ok(effect)

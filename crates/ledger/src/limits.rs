@@ -21,6 +21,14 @@ pub const MAX_LIVE_BUCKETS: usize = 10_000;
 /// generations per user in parallel; thousands mean a leak in the caller.
 pub const MAX_PENDING_HOLDS: usize = 1_000;
 
+/// Most instants of time effects (lapses, expiries, distributions, notices) one command
+/// or read catches up. An account touched within the last forty years has fewer (a month
+/// brings two or three), so this binds only after a long jump of a test clock or a
+/// restore of a very old backup: then each command catches up this many and is refused
+/// `catching_up` (nothing else changes), and the sweeper catches up the rest in steps,
+/// so no request holds the writer for long and no answer grows without bound.
+pub const MAX_CATCH_UP_INSTANTS: usize = 1_000;
+
 /// Longest free text (campaign, note, reason, reference) kept with a grant or hold.
 pub const MAX_TEXT_LEN: usize = 500;
 

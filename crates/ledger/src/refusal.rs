@@ -43,6 +43,17 @@ pub enum Refusal {
     /// The catalog has no package of that name.
     #[error("unknown package {0:?}")]
     UnknownPackage(String),
+    /// The account has more time effects to catch up than one command applies
+    /// ([`crate::limits::MAX_CATCH_UP_INSTANTS`]); it is caught up to `as_of` so far.
+    #[error(
+        "the account has more than {max} instants of time effects to catch up (it is caught up to {as_of}); creditd is catching up in steps: retry in a moment"
+    )]
+    CatchingUp {
+        /// How far the account is caught up.
+        as_of: jiff::Timestamp,
+        /// The instants one command catches up.
+        max: usize,
+    },
     /// An account id outside SPEC §8's alphabet or length.
     #[error(
         "account id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
@@ -183,6 +194,7 @@ impl Refusal {
             Refusal::OrderConflict(_) => "idempotency_conflict",
             Refusal::UnknownFeature(_) => "unknown_feature",
             Refusal::TierNotAvailable { .. } => "tier_not_available",
+            Refusal::CatchingUp { .. } => "catching_up",
             _ => "invalid_request",
         }
     }

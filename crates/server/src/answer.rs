@@ -72,6 +72,12 @@ impl IntoResponse for Answer {
             )
                 .into_response()
         };
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Unavailable for now: a busy database, or an account still catching up.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -224,6 +230,7 @@ impl From<Refusal> for Problem {
             Refusal::MembersOnly => StatusCode::FORBIDDEN,
             Refusal::HoldNotPending(_) | Refusal::OrderConflict(_) => StatusCode::CONFLICT,
             Refusal::UnknownHold(_) | Refusal::UnknownAccount(_) => StatusCode::NOT_FOUND,
+            Refusal::CatchingUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let mut problem = Problem::new(status, refusal.code(), refusal.to_string());

@@ -8,6 +8,7 @@ use creditd_store::{Changes, Store, StoreError};
 
 use crate::auth::{Authenticator, Role, new_api_key, new_token_secret};
 use crate::clock::Clock;
+use crate::command::Refused;
 use crate::metrics::Metrics;
 
 /// Setting that holds the secret account tokens are signed with.
@@ -118,15 +119,18 @@ impl Core {
     /// An account as of now, with every time-based effect applied (in memory: reads do
     /// not write; the effects are deterministic, so whoever writes next records the
     /// same). Returns what catching up produced, too.
-    pub async fn account_now(
-        &self,
-        id: &AccountId,
-    ) -> Result<Option<(Account, History)>, StoreError> {
-        Ok(self
+    /// Refused [`Refusal::CatchingUp`] when more effects are due than one read
+    /// catches up.
+    pub async fn account_now(&self, id: &AccountId) -> Result<Option<(Account, History)>, Refused> {
+        let stored = self
             .store
             .account(id)
-            .await?
-            .map(|stored| self.brought_to_now(stored.account)))
+            .await
+            .map_err(|error| Refused::Store(Arc::new(error)))?;
+        match stored {
+            None => Ok(None),
+            Some(stored) => Ok(Some(self.brought_to_now(stored.account)?)),
+        }
     }
 
     /// Whether `command` would succeed on the account as stored, tried now on a copy in
@@ -151,10 +155,22 @@ impl Core {
     }
 
     /// `account` as of now, with what catching up produced (see [`Core::account_now`]).
-    pub fn brought_to_now(&self, mut account: Account) -> (Account, History) {
+    pub fn brought_to_now(&self, account: Account) -> Result<(Account, History), Refusal> {
+        let (account, history, caught_up) = self.brought_towards_now(account);
+        caught_up.map(|()| (account, history))
+    }
+
+    /// `account` caught up as far as one read goes towards now, with what that produced,
+    /// and whether it got there (a list shows an account far behind as far as it got).
+    pub fn brought_towards_now(
+        &self,
+        mut account: Account,
+    ) -> (Account, History, Result<(), Refusal>) {
         let mut history = History::default();
-        drop(account.at(&self.catalog, self.clock.now(), &mut history));
-        (account, history)
+        let moment = account.at(&self.catalog, self.clock.now(), &mut history);
+        let caught_up = moment.caught_up();
+        drop(moment);
+        (account, history, caught_up)
     }
 }
 

@@ -11,9 +11,10 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::core::Core;
-use creditd_ledger::{AccountCommand, AccountId};
+use creditd_ledger::{AccountCommand, AccountId, Refusal};
 
-use crate::command::{Command, Submission};
+use crate::command::{Command, Refused, Submission};
+use crate::idempotency::Reply;
 use crate::writer::Writer;
 
 /// How often due accounts are caught up.
@@ -119,15 +120,17 @@ pub async fn sweep_due_accounts(core: &Core, writer: &Writer) {
             first = false;
         }
         let full = due.len() >= usize::try_from(SWEEP_LIMIT).unwrap_or(usize::MAX);
-        catch_up(writer, due.into_iter().map(|(id, _)| id)).await;
-        if !full {
+        let behind = catch_up(writer, due.into_iter().map(|(id, _)| id)).await;
+        // An account far behind was caught up a step: it is due again at once.
+        if !full && !behind {
             return;
         }
     }
 }
 
-/// Catches `accounts` up, submitted together (the writer batches them).
-async fn catch_up(writer: &Writer, accounts: impl Iterator<Item = AccountId>) {
+/// Catches `accounts` up, submitted together (the writer batches them). Whether one of
+/// them had more effects due than one step catches up.
+async fn catch_up(writer: &Writer, accounts: impl Iterator<Item = AccountId>) -> bool {
     let mut submitted = JoinSet::new();
     for id in accounts {
         let writer = writer.clone();
@@ -142,7 +145,14 @@ async fn catch_up(writer: &Writer, accounts: impl Iterator<Item = AccountId>) {
                 .await
         });
     }
-    while submitted.join_next().await.is_some() {}
+    let mut behind = false;
+    while let Some(reply) = submitted.join_next().await {
+        behind |= matches!(
+            reply,
+            Ok(Reply::Done(Err(Refused::Rule(Refusal::CatchingUp { .. }))))
+        );
+    }
+    behind
 }
 
 /// Forgets the events recorded more than [`EVENT_RETENTION`] ago, with their deliveries.

@@ -166,6 +166,9 @@ async fn run(core: Arc<Core>, receiver: Arc<tokio::sync::Mutex<Queues>>, max_bat
     }
 }
 
+/// A commit slower than this is logged (the database's own statement logs are off).
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs one batch in one transaction; the replies are sent only once it is durable.
 async fn commit(core: &Core, submissions: &[&Submission]) -> Result<Vec<Reply>, StoreError> {
     let needs = BatchNeeds::of(submissions.iter().copied());
@@ -178,7 +181,18 @@ async fn commit(core: &Core, submissions: &[&Submission]) -> Result<Vec<Reply>, 
         .collect();
     let (changes, after_commit) = batch.finish();
     // Committed even when empty: it ends the transaction the reads began.
+    let started = std::time::Instant::now();
     tx.commit(&changes).await?;
+    let took = started.elapsed();
+    if took >= SLOW_COMMIT {
+        tracing::warn!(
+            commands = submissions.len(),
+            entries = changes.entries.len(),
+            events = changes.events.len(),
+            took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "slow commit"
+        );
+    }
     core.metrics.committed(submissions.len(), &changes);
     if !changes.events.is_empty() || !changes.redeliveries.is_empty() {
         core.events_recorded.notify_one();

@@ -313,6 +313,15 @@ async fn open_with(url: &str, create: bool) -> Result<Box<dyn Store>, StoreError
     }
 }
 
+/// `options` without sqlx's statement logs: a batch is one SQL text that grows with
+/// the batch (megabytes after a long catch-up), and sqlx would log it whole when it is
+/// slow. The server's writer logs slow commits itself, in one short line.
+fn quiet<O: sqlx::ConnectOptions>(options: O) -> O {
+    options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(1))
+}
+
 /// `url` with its password, if it has one, shown as `***`: for logs and messages. A
 /// text that is no URL is not shown at all (it might hold a password nobody could find).
 pub fn redacted(url: &str) -> String {

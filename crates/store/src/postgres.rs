@@ -14,6 +14,7 @@
 mod events;
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use async_trait::async_trait;
 use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, HoldStatus, LedgerQuery, OrderId};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
 use crate::audit::{
@@ -73,7 +74,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(crate::quiet(PgConnectOptions::from_str(url)?))
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PostgresStore {

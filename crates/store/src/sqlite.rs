@@ -250,6 +250,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT);
+        let options = crate::quiet(options);
         let path = options.get_filename().to_owned();
         if !create && !path.exists() {
             return Err(StoreError::NoDatabase(path.display().to_string()));

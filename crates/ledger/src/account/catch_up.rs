@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use super::Moment;
 use super::bookkeeping::negative;
+use crate::limits::MAX_CATCH_UP_INSTANTS;
 use crate::{
     Bucket, BucketId, CreditKind, Distribution, EntryType, EventKind, HoldStatus, LedgerEntry,
     Source,
@@ -15,9 +16,17 @@ impl Moment<'_> {
     /// Applies every time-based effect due at or before now, earliest first; effects of
     /// one instant in SPEC §8's order: lapse, hold expiry, bucket expiry, distribution.
     /// The moment's clock walks through the effects, so each is dated at its instant.
+    /// After [`MAX_CATCH_UP_INSTANTS`] instants with more still due, it stops there,
+    /// behind (see [`Moment::caught_up`]).
     pub(super) fn catch_up(&mut self) {
         let target = self.now;
+        let mut instants = 0_usize;
         while let Some(at) = self.next_effect_at().filter(|at| *at <= target) {
+            if instants == MAX_CATCH_UP_INSTANTS {
+                self.behind = true;
+                return;
+            }
+            instants = instants.saturating_add(1);
             self.now = at;
             if self.account.membership.lapse_at() == Some(at) {
                 self.lapse();

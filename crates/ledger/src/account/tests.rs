@@ -1374,3 +1374,39 @@ fn a_grant_source_is_named_and_stored_as_its_buckets_source() {
         ]
     );
 }
+
+#[test]
+fn catching_up_applies_at_most_a_bounded_number_of_instants_per_command_then_completes_in_steps() {
+    let mut w = World::new("UTC", "2026-01-01T00:00:00Z");
+    w.activate("2226-01-01T00:00:00Z").expect("activate");
+    // 200 years later: 2,400 monthly distributions (each with its agent credits'
+    // expiry and notices) are due, far more than one command catches up.
+    w.now = t("2226-06-01T00:00:00Z");
+    let mut steps = 0;
+    loop {
+        let mut moment = w.account.at(&w.catalog, w.now, &mut w.history);
+        let tried = moment.apply(&crate::AccountCommand::DailyLogin);
+        match tried {
+            Err(Refusal::CatchingUp { as_of, max }) => {
+                assert_eq!(max, MAX_CATCH_UP_INSTANTS);
+                assert!(as_of < w.now);
+                assert_eq!(moment.now(), as_of, "the moment stands where it stopped");
+                steps += 1;
+            }
+            Ok(_) => break,
+            Err(other) => panic!("unexpected refusal {other}"),
+        }
+        drop(moment);
+        assert!(steps < 100, "catching up must progress");
+    }
+    assert!(steps >= 2, "{steps} steps");
+    // The steps together did what one unbounded catch-up would: every distribution.
+    let distributions = w
+        .history
+        .entries
+        .iter()
+        .filter(|e| e.source == Source::Subscription && e.entry_type == EntryType::Grant)
+        .count();
+    assert_eq!(distributions, 2_400);
+    w.account.check_invariants().expect("invariants");
+}

@@ -348,9 +348,17 @@ pub struct BalanceDto {
     pub agent: AgentBalanceDto,
     /// The next expiry, frozen buckets included.
     pub next_expiry: Option<NextExpiryDto>,
-    /// Unexpired non-empty buckets in consumption order for agent tasks.
+    /// Unexpired non-empty buckets in consumption order for agent tasks: the first
+    /// [`MAX_BALANCE_BUCKETS`] (the totals count every bucket).
     pub buckets: Vec<BucketDto>,
+    /// Buckets beyond the first [`MAX_BALANCE_BUCKETS`], not listed (0 almost always).
+    pub buckets_not_listed: u64,
 }
+
+/// Most buckets a balance lists, so that an answer stays under a few hundred kilobytes
+/// whatever an account holds (carried-over monthly credits of decades add up); the
+/// buckets listed are those spent first.
+pub const MAX_BALANCE_BUCKETS: usize = 1_000;
 
 impl BalanceDto {
     /// The balance of `account` as shown.
@@ -375,8 +383,13 @@ impl BalanceDto {
             buckets: balance
                 .buckets
                 .iter()
+                .take(MAX_BALANCE_BUCKETS)
                 .map(|b| BucketDto::new(&b.bucket, b.frozen))
                 .collect(),
+            buckets_not_listed: u64::try_from(
+                balance.buckets.len().saturating_sub(MAX_BALANCE_BUCKETS),
+            )
+            .unwrap_or(u64::MAX),
         }
     }
 }

@@ -123,7 +123,7 @@ pub async fn list_accounts(
         .into_iter()
         .map(|stored| {
             AccountDto::new(
-                &state.core.brought_to_now(stored.account).0,
+                &state.core.brought_towards_now(stored.account).0,
                 &state.core.catalog,
             )
         })

@@ -76,14 +76,8 @@ impl AppState {
     /// Answers the account as of now (`None` when it does not exist), so a read that
     /// needs it reads it once.
     pub(crate) async fn record_due(&self, account: &AccountId) -> Result<Option<Account>, Problem> {
-        let (now, due) = match self
-            .core
-            .account_now(account)
-            .await
-            .map_err(Problem::from)?
-        {
-            Some(found) => found,
-            None => return Ok(None),
+        let Some((now, due)) = self.account_now_if_any(account).await? else {
+            return Ok(None);
         };
         if due.entries.is_empty() && due.events.is_empty() {
             return Ok(Some(now));
@@ -109,6 +103,11 @@ impl AppState {
         if due.entries.is_empty() && due.events.is_empty() {
             return;
         }
+        self.catch_up_soon(account);
+    }
+
+    /// Has the writer catch `account` up (a step, if it is far behind), without waiting.
+    pub(crate) fn catch_up_soon(&self, account: &AccountId) {
         let writer = self.writer.clone();
         let submission = Submission {
             command: Command::Account(account.clone(), AccountCommand::CatchUp),

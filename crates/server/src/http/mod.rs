@@ -26,7 +26,7 @@ use axum::Json;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware;
 use axum::routing::get;
-use creditd_ledger::{Account, AccountId, History};
+use creditd_ledger::{Account, AccountId, History, Refusal};
 use creditd_store::IdempotencyKey;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -38,7 +38,7 @@ pub use extract::{BODY_DEADLINE, MAX_BODY_BYTES, Posted};
 
 use crate::answer::{Answer, Problem};
 use crate::auth::{Actor, Principal, Via};
-use crate::command::{Command, Submission};
+use crate::command::{Command, Refused, Submission};
 use crate::core::Core;
 use crate::idempotency::Idempotency;
 use crate::writer::Writer;
@@ -98,13 +98,25 @@ impl AppState {
     }
 
     /// The account as of now, and the time-based effects not yet recorded; 404 if it
-    /// does not exist.
+    /// does not exist. An account with more effects due than one read catches up is
+    /// 503 `catching_up`, and the writer is asked to catch it up a step.
     pub(crate) async fn account_now(&self, id: &AccountId) -> Result<(Account, History), Problem> {
-        self.core
-            .account_now(id)
-            .await
-            .map_err(Problem::from)?
+        self.account_now_if_any(id)
+            .await?
             .ok_or_else(|| Problem::not_found(format!("account {id} does not exist")))
+    }
+
+    /// As [`AppState::account_now`], `None` if the account does not exist.
+    pub(crate) async fn account_now_if_any(
+        &self,
+        id: &AccountId,
+    ) -> Result<Option<(Account, History)>, Problem> {
+        self.core.account_now(id).await.map_err(|refused| {
+            if matches!(refused, Refused::Rule(Refusal::CatchingUp { .. })) {
+                self.catch_up_soon(id);
+            }
+            Problem::from(&refused)
+        })
     }
 }
 

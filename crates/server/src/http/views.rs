@@ -150,7 +150,7 @@ impl AppState {
             .map_err(Problem::from)?
             .ok_or_else(|| Problem::not_found(format!("account {id} does not exist")))?;
         let entries_seen = stored.entry_seq;
-        let (account, _) = self.core.brought_to_now(stored.account);
+        let (account, _) = self.core.brought_to_now(stored.account)?;
         let zone = account.time_zone().clone();
         let today = self.core.clock.now().to_zoned(zone.clone()).date();
         let until = until.unwrap_or(today);

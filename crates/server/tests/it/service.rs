@@ -335,3 +335,38 @@ async fn idempotency_records_are_forgotten_after_their_retention() {
     assert_eq!(app.balance("p1").await["total"], 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_jump_of_the_clock_is_caught_up_in_steps_and_answers_stay_bounded() {
+    let app = app().await;
+    app.put("/v1/accounts/m1", json!({})).await.expect(201);
+    app.post(
+        "/v1/accounts/m1/membership",
+        json!({"action": "activate", "plan": "pro", "period_end": "2226-12-31T00:00:00Z"}),
+    )
+    .await
+    .expect(200);
+    // About 200 years: 2,399 monthly distributions are due, more than one request catches up.
+    app.advance(200 * 365 * 86_400).await;
+    let mut refused = 0;
+    let balance = loop {
+        let reply = app.get("/v1/accounts/m1/balance").await;
+        if reply.status.as_u16() == 200 {
+            break reply.body;
+        }
+        assert_eq!(crate::header(&reply, "retry-after"), "1");
+        reply.problem(503, "catching_up");
+        refused += 1;
+        assert!(refused < 100, "catching up must progress");
+        creditd_server::jobs::sweep_due_accounts(&app.service.core, &app.service.writer).await;
+    };
+    let listed = balance["buckets"].as_array().unwrap().len();
+    assert_eq!(listed, 1_000);
+    let not_listed = balance["buckets_not_listed"].as_u64().unwrap();
+    assert!(not_listed >= 1_400, "{not_listed}");
+    // Every distribution happened once: 500 subscription credits each, none spent.
+    let general = balance["general"]["available"].as_u64().unwrap();
+    assert_eq!(general % 500, 0);
+    assert!(general >= 2_399 * 500, "{general}");
+    app.stop().await;
+}
