@@ -91,6 +91,7 @@ pub struct AccountListParams {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[serde(default, deserialize_with = "super::cursor::given")]
     cursor: Option<String>,
 }
 
@@ -372,6 +373,7 @@ pub struct LedgerParams {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[serde(default, deserialize_with = "super::cursor::given")]
     cursor: Option<String>,
     /// Only entries of this type.
     #[serde(rename = "type")]

@@ -23,6 +23,7 @@ pub struct AuditParams {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[serde(default, deserialize_with = "super::cursor::given")]
     cursor: Option<String>,
 }
 

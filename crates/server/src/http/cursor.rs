@@ -26,6 +26,15 @@ pub enum Cursor {
     Audit,
 }
 
+/// A cursor parameter as given: an empty one (`cursor=`, as form builders send an empty
+/// field) is no cursor, the start of the list.
+pub fn given<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|text| !text.is_empty()))
+}
+
 impl Cursor {
     fn tag(self) -> &'static str {
         match self {

@@ -261,3 +261,279 @@ fn respell(operation: &mut Operation) {
         }
     }
 }
+
+/// The document as served: what utoipa derived and the passes above, then what holds for
+/// every operation alike, written here once rather than beside each handler:
+/// - the problems each operation can answer, by what it takes (a key, a path, a query,
+///   a JSON body), each an `application/problem+json` [`crate::answer::Problem`];
+/// - `Idempotency-Key` on the operations that take a JSON body, and
+///   `Idempotent-Replayed` on their successful answers;
+/// - a body with no required field may be left out (it counts as `{}`);
+/// - `/healthz` needs no key;
+/// - the patterns of ids and the ranges of every `limit`;
+/// - the rules between fields (`oneOf`, `if`/`then`) where JSON Schema can say them.
+pub fn finish(openapi: &OpenApi, catalog: &Catalog) -> Value {
+    let mut document = serde_json::to_value(openapi).unwrap_or(Value::Null);
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return document;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            if let Some(operation) = operation.as_object_mut() {
+                complete_operation(path, operation);
+            }
+        }
+    }
+    cross_field_rules(&mut document, catalog);
+    document
+}
+
+/// Shape of an account id (`AccountId::parse`).
+const ACCOUNT_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$";
+/// Shape of a hold id: `h{n}_{account id}`.
+const HOLD_ID_PATTERN: &str = "^h[1-9][0-9]{0,18}_[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$";
+/// An order id: 1 to 128 printable ASCII characters without spaces (`OrderId::parse`).
+const ORDER_ID_PATTERN: &str = "^[\\x21-\\x7e]{1,128}$";
+/// An API key's name: not blank, no control characters (`auth::key_name`).
+const KEY_NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// An ISO 8601 duration of whole units (`P7D`, `PT2H`, `P1Y2M`).
+const DURATION_PATTERN: &str = "^P(?=[0-9T])([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$";
+
+fn complete_operation(path: &str, operation: &mut serde_json::Map<String, Value>) {
+    if path == "/healthz" {
+        operation.insert("security".to_owned(), serde_json::json!([]));
+        return;
+    }
+    let parameters = operation
+        .entry("parameters")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let (mut in_path, mut in_query) = (false, false);
+    if let Some(parameters) = parameters.as_array_mut() {
+        for parameter in parameters.iter_mut() {
+            let name = parameter["name"].as_str().unwrap_or("").to_owned();
+            let place = parameter["in"].as_str().unwrap_or("").to_owned();
+            in_path |= place == "path";
+            in_query |= place == "query";
+            let schema = &mut parameter["schema"];
+            match (place.as_str(), name.as_str()) {
+                ("path", "id") | ("query", "account_id") => {
+                    schema["pattern"] = Value::from(ACCOUNT_ID_PATTERN);
+                }
+                ("path", "hold_id") => schema["pattern"] = Value::from(HOLD_ID_PATTERN),
+                ("path", "order_id") => schema["pattern"] = Value::from(ORDER_ID_PATTERN),
+                ("query", "limit") => {
+                    schema["minimum"] = Value::from(1);
+                    schema["maximum"] = Value::from(MAX_PAGE);
+                }
+                _ => {}
+            }
+        }
+    }
+    let json_body = operation
+        .get("requestBody")
+        .is_some_and(|body| body["content"].get("application/json").is_some());
+    if json_body
+        && let Some(parameters) = operation
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+    {
+        parameters.push(serde_json::json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Your id for this request: a retry with the same key and body replays the first answer (SPEC §6).",
+            "schema": {"type": "string", "minLength": 1,
+                       "maxLength": super::extract::MAX_IDEMPOTENCY_KEY_LEN,
+                       "pattern": "^[\\x20-\\x7e]+$"}
+        }));
+    }
+    if operation
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        operation.remove("parameters");
+    }
+    let mut problems: Vec<(u16, &str)> = vec![
+        (401, "No valid key or token (`unauthorized`)"),
+        (
+            403,
+            "The key's role, or the token's account, does not allow this (`forbidden`)",
+        ),
+        (414, "The path and query are over 8 KiB (`uri_too_long`)"),
+        (
+            503,
+            "The database is unavailable, or the account is catching up a long jump of time (`unavailable`, `catching_up`): retry after `Retry-After` seconds",
+        ),
+    ];
+    if in_path {
+        problems.push((404, "No such resource (`not_found`)"));
+    }
+    if ["/holds", "/charges", "/adjustments"]
+        .iter()
+        .any(|end| path.ends_with(end))
+        && path.starts_with("/v1/accounts/")
+    {
+        problems.push((402, "The eligible credits do not cover it (`insufficient_credits`, with `required` and `available`)"));
+    }
+    if path.starts_with("/v1/holds/") && (path.ends_with("/capture") || path.ends_with("/release"))
+    {
+        problems.push((409, "The hold is no longer pending (`hold_not_pending`)"));
+    }
+    if in_path || in_query {
+        problems.push((422, "A parameter breaks a rule (`invalid_request`)"));
+    }
+    if json_body {
+        problems.extend([
+            (
+                400,
+                "The body is not JSON, or repeats a key (`invalid_request`)",
+            ),
+            (408, "The body did not arrive in time (`request_timeout`)"),
+            (
+                409,
+                "The Idempotency-Key was used for another request (`idempotency_conflict`)",
+            ),
+            (413, "The body is over 64 KiB (`payload_too_large`)"),
+            (415, "The body is not application/json"),
+            (
+                422,
+                "A field breaks a rule (`invalid_request`, or the code the rule names)",
+            ),
+        ]);
+        relax_empty_body(operation);
+        announce_replays(operation);
+    }
+    let responses = operation
+        .entry("responses")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Some(responses) = responses.as_object_mut() {
+        for (status, description) in problems {
+            responses
+                .entry(status.to_string())
+                .or_insert_with(|| problem_response(description));
+        }
+    }
+}
+
+fn problem_response(description: &str) -> Value {
+    serde_json::json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+/// A JSON body whose schema requires no field may be left out: it counts as `{}`.
+fn relax_empty_body(operation: &mut serde_json::Map<String, Value>) {
+    let Some(body) = operation.get_mut("requestBody") else {
+        return;
+    };
+    let schema = &body["content"]["application/json"]["schema"];
+    let name = schema["$ref"]
+        .as_str()
+        .and_then(|reference| reference.rsplit('/').next())
+        .unwrap_or("");
+    if OPTIONAL_BODIES.contains(&name) {
+        body["required"] = Value::Bool(false);
+    }
+}
+
+/// Request schemas with no required field: their body may be left out.
+const OPTIONAL_BODIES: [&str; 5] = [
+    "PutAccountRequest",
+    "TokenRequest",
+    "NoFields",
+    "RedeliverRequest",
+    "CaptureRequest",
+];
+
+/// `Idempotent-Replayed: true` on the successful answers of an operation that takes an
+/// `Idempotency-Key`.
+fn announce_replays(operation: &mut serde_json::Map<String, Value>) {
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        if status.starts_with('2')
+            && let Some(response) = response.as_object_mut()
+        {
+            let headers = response
+                .entry("headers")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            headers["Idempotent-Replayed"] = serde_json::json!({
+                "description": "`true` when this answer replays the first answer to the same Idempotency-Key",
+                "schema": {"type": "string", "enum": ["true"]}
+            });
+        }
+    }
+}
+
+/// Exactly one of two fields, `null` counting as absent (as the handlers read it).
+fn one_of(first: &str, first_type: &str, second: &str, second_type: &str) -> Value {
+    let absent = serde_json::json!({"type": "null"});
+    serde_json::json!([
+        {"required": [first], "properties": {first: {"type": first_type}, second: absent}},
+        {"required": [second], "properties": {second: {"type": second_type}, first: absent}}
+    ])
+}
+
+/// Rules between fields, and the shapes of texts, said in the schemas.
+fn cross_field_rules(document: &mut Value, catalog: &Catalog) {
+    let schemas = &mut document["components"]["schemas"];
+    // A purchase names its package or its credits, not both.
+    schemas["PurchaseRequest"]["oneOf"] = one_of("package", "string", "credits", "integer");
+    // The test clock is set to an instant or moved by seconds, one of the two.
+    schemas["ClockRequest"]["oneOf"] = one_of("now", "string", "advance_seconds", "integer");
+    // A grant's end is an instant or a duration, not both.
+    schemas["GrantRequest"]["not"] = serde_json::json!({
+        "required": ["expires_at", "valid_for"],
+        "properties": {"expires_at": {"type": "string"}, "valid_for": {"type": "string"}}
+    });
+    // An adjustment changes something.
+    schemas["AdjustmentRequest"]["properties"]["amount"]["not"] = serde_json::json!({"const": 0});
+    // A use names a tier its feature has a price in.
+    let tiers: Vec<Value> = catalog
+        .features()
+        .filter_map(|feature| {
+            let priced: Vec<Value> = Tier::ALL
+                .iter()
+                .filter(|tier| feature.price(**tier).is_ok())
+                .map(|tier| Value::from(tier.as_str()))
+                .chain([Value::Null])
+                .collect();
+            (priced.len() <= Tier::ALL.len()).then(|| {
+                serde_json::json!({
+                    "if": {"properties": {"feature": {"const": &*feature.name}}, "required": ["feature"]},
+                    "then": {"properties": {"tier": {"enum": priced}}}
+                })
+            })
+        })
+        .collect();
+    for request in ["HoldRequest", "ChargeRequest"] {
+        schemas[request]["allOf"] = Value::Array(tiers.clone());
+    }
+    let zones: Vec<Value> = jiff::tz::db()
+        .available()
+        .map(|name| Value::from(name.to_string()))
+        .collect();
+    schemas["PutAccountRequest"]["properties"]["timezone"]["enum"] =
+        Value::Array(zones.into_iter().chain([Value::Null]).collect());
+    schemas["PurchaseRequest"]["properties"]["order_id"]["pattern"] = Value::from(ORDER_ID_PATTERN);
+    schemas["EndpointRequest"]["properties"]["url"]["format"] = Value::from("uri");
+    // Activating (or renewing) names the period's end.
+    schemas["MembershipRequest"]["if"] = serde_json::json!({"properties": {"action": {"const": "activate"}}, "required": ["action"]});
+    schemas["MembershipRequest"]["then"] = serde_json::json!({"required": ["period_end"]});
+    schemas["ApiKeyRequest"]["properties"]["name"]["pattern"] = Value::from(KEY_NAME_PATTERN);
+    schemas["GrantRequest"]["properties"]["valid_for"]["pattern"] = Value::from(DURATION_PATTERN);
+    schemas["EndpointRequest"]["properties"]["event_types"]["minItems"] = Value::from(1);
+    schemas["Problem"]["properties"]["request_id"] = serde_json::json!({
+        "type": "string",
+        "description": "The request's id (also in `x-request-id`): quote it to support. Absent when the request had an Idempotency-Key (its answer is replayed as stored)."
+    });
+}

@@ -37,6 +37,7 @@ pub const MAX_URL_LEN: usize = 2_048;
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// From a previous page's `next_cursor` (default: the oldest kept).
+    #[serde(default, deserialize_with = "super::cursor::given")]
     after: Option<String>,
     /// Events per page, 1 … 500 (default 50).
     #[param(value_type = Option<u32>)]
@@ -421,6 +422,7 @@ pub struct AttemptParams {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[serde(default, deserialize_with = "super::cursor::given")]
     cursor: Option<String>,
 }
 

@@ -112,6 +112,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             super::json::parse_strict(&bytes)
                 .map_err(|e| Problem::unparsable(format!("the body is not JSON: {e}")))?
         };
+        if !value.is_object() {
+            return Err(Problem::invalid("the body must be a JSON object"));
+        }
         let canonical = value.to_string();
         let body = super::json::read(value).map_err(Problem::invalid)?;
         let request_line = format!("{} {}\n", parts.method, parts.uri.path());

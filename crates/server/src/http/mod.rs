@@ -183,7 +183,7 @@ pub fn router(state: AppState) -> axum::Router {
     document::list_accepted_values(&mut openapi, &state.core.catalog);
     document::state_ranges(&mut openapi, &state.core.catalog);
     document::spell_link_operation_ids(&mut openapi);
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(document::finish(&openapi, &state.core.catalog));
     router
         .route(
             "/openapi.json",

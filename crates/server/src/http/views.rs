@@ -232,6 +232,7 @@ pub struct PageParams {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[serde(default, deserialize_with = "super::cursor::given")]
     cursor: Option<String>,
 }
 
@@ -299,6 +300,7 @@ pub struct HoldListParams {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[serde(default, deserialize_with = "super::cursor::given")]
     cursor: Option<String>,
 }
 
@@ -367,6 +369,7 @@ pub struct UsageParams {
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[serde(default, deserialize_with = "super::cursor::given")]
     cursor: Option<String>,
     /// Generations started at or after this instant.
     #[param(format = DateTime)]

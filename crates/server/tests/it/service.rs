@@ -370,3 +370,47 @@ async fn a_long_jump_of_the_clock_is_caught_up_in_steps_and_answers_stay_bounded
     assert!(general >= 2_399 * 500, "{general}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn openapi_documents_every_problem_idempotency_and_healthz_without_a_key() {
+    let app = app().await;
+    let doc = app.get("/openapi.json").await.expect(200);
+    assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([]));
+    let problem = json!({"$ref": "#/components/schemas/Problem"});
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/healthz" {
+            continue;
+        }
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["401", "403", "414", "503"] {
+                let documented =
+                    &responses[status]["content"]["application/problem+json"]["schema"];
+                assert_eq!(documented, &problem, "{method} {path} {status}");
+            }
+            let takes_json = operation["requestBody"]["content"]["application/json"].is_object();
+            let idempotent = operation["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["name"] == "Idempotency-Key"));
+            assert_eq!(takes_json, idempotent, "{method} {path}");
+            if takes_json {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{method} {path} {status}");
+                }
+            }
+        }
+    }
+    let purchase = &doc["components"]["schemas"]["PurchaseRequest"];
+    assert_eq!(purchase["oneOf"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused() {
+    let app = app().await;
+    app.call("PUT", "/v1/accounts/a1", ADMIN, Some(json!([null, null])))
+        .await
+        .problem(422, "invalid_request");
+    app.get("/v1/accounts/a1").await.problem(404, "not_found");
+    app.stop().await;
+}
