@@ -12,7 +12,7 @@
 //! lifetime, the key name) and the catalog's hold TTL policy, never from a literal.
 
 use creditd_ledger::{
-    Catalog, CreditKind, EntryType, EventType, GrantSource, MAX_AMOUNT, MAX_ORDER_ID_LEN, MAX_PAGE,
+    Catalog, CreditKind, EntryType, EventType, GrantSource, HoldStatus, MAX_AMOUNT, MAX_ORDER_ID_LEN, MAX_PAGE,
     MAX_QUANTITY, MAX_TEXT_LEN, Tier,
 };
 use serde_json::Value;
@@ -195,6 +195,9 @@ pub fn list_accepted_values(openapi: &mut OpenApi, catalog: &Catalog) {
             accept_only(property, values);
         }
     }
+    if let Some(schema) = query_parameter(openapi, "/v1/accounts/{id}/holds", "status") {
+        accept_only(schema, names(HoldStatus::ALL.iter().map(|s| s.as_str())));
+    }
     if let Some(schema) = query_parameter(openapi, "/v1/accounts/{id}/ledger", "type") {
         accept_only(schema, names(EntryType::ALL.iter().map(|t| t.as_str())));
     }
@@ -293,6 +296,8 @@ pub fn finish(openapi: &OpenApi, catalog: &Catalog) -> Value {
 
 /// Shape of an account id (`AccountId::parse`).
 const ACCOUNT_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$";
+/// Shape of the start of an account id (`AccountIdPrefix::parse`).
+const ACCOUNT_ID_PREFIX_PATTERN: &str = "^[A-Za-z0-9._:@-]{0,128}$";
 /// Shape of a hold id: `h{n}_{account id}`.
 const HOLD_ID_PATTERN: &str = "^h[1-9][0-9]{0,18}_[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$";
 /// An order id: 1 to 128 printable ASCII characters without spaces (`OrderId::parse`).
@@ -324,6 +329,7 @@ fn complete_operation(path: &str, operation: &mut serde_json::Map<String, Value>
                 }
                 ("path", "hold_id") => schema["pattern"] = Value::from(HOLD_ID_PATTERN),
                 ("path", "order_id") => schema["pattern"] = Value::from(ORDER_ID_PATTERN),
+                ("query", "prefix") => schema["pattern"] = Value::from(ACCOUNT_ID_PREFIX_PATTERN),
                 ("query", "limit") => {
                     schema["minimum"] = Value::from(1);
                     schema["maximum"] = Value::from(MAX_PAGE);

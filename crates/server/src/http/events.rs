@@ -449,13 +449,9 @@ pub async fn list_deliveries(
                 .map_err(|_| Problem::invalid("cursor is not one this service gave"))
         })
         .transpose()?;
-    state
-        .core
-        .store
-        .webhook_endpoint(&endpoint_id)
-        .await
-        .map_err(Problem::from)?
-        .ok_or_else(|| Problem::not_found(format!("no webhook endpoint {endpoint_id:?}")))?;
+    // A deleted endpoint is gone here too, as from GET (its attempts are purged with
+    // their events).
+    live_endpoint(&state, &endpoint_id).await?;
     let page = state
         .core
         .store
