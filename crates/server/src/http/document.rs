@@ -12,8 +12,8 @@
 //! lifetime, the key name) and the catalog's hold TTL policy, never from a literal.
 
 use creditd_ledger::{
-    Catalog, CreditKind, EntryType, EventType, GrantSource, HoldStatus, MAX_AMOUNT, MAX_ORDER_ID_LEN, MAX_PAGE,
-    MAX_QUANTITY, MAX_TEXT_LEN, Tier,
+    Catalog, CreditKind, EntryType, EventType, GrantSource, HoldStatus, MAX_AMOUNT,
+    MAX_ORDER_ID_LEN, MAX_PAGE, MAX_QUANTITY, MAX_TEXT_LEN, Tier,
 };
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, Parameter};
