@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::core::Core;
-use creditd_ledger::{AccountCommand, AccountId, Refusal};
+use creditd_ledger::{AccountCommand, AccountId, AccountIdPrefix, Refusal};
 
 use crate::command::{Command, Refused, Submission};
 use crate::idempotency::Reply;
+use crate::metrics::AccountTally;
 use crate::writer::Writer;
 
 /// How often due accounts are caught up.
@@ -23,6 +24,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// so the writer goes from one batch to the next without waiting for the sweeper to
 /// list the next accounts; requests queue among them and wait at most those four.
 const SWEEP_LIMIT: u32 = 4_096;
+/// How often the outstanding credits and pending holds are counted for `/metrics`: a
+/// count reads every account (100,000 took 6 s of one core here), so it runs hourly,
+/// off the request path, on one node; `creditd_tally_timestamp_seconds` says when.
+const TALLY_INTERVAL: Duration = Duration::from_secs(3_600);
+/// Accounts read per page while counting.
+const TALLY_PAGE: u32 = 500;
 /// How often old idempotency records are forgotten.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3_600);
 /// How long an idempotency record is kept: at least 24 hours (the issue asks that), and
@@ -37,12 +44,14 @@ pub const EVENT_RETENTION: SignedDuration = SignedDuration::from_hours(31 * 24);
 pub struct Jobs {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    tally: JoinHandle<()>,
 }
 
 impl Jobs {
     /// Starts the jobs.
     pub fn start(core: Arc<Core>, writer: Writer) -> Jobs {
         let (stop, mut stopped) = watch::channel(false);
+        let tally = tokio::spawn(tally_now_and_then(Arc::clone(&core), stopped.clone()));
         let task = tokio::spawn(async move {
             let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
             let mut purge = tokio::time::interval(PURGE_INTERVAL);
@@ -60,13 +69,14 @@ impl Jobs {
                 }
             }
         });
-        Jobs { stop, task }
+        Jobs { stop, task, tally }
     }
 
     /// Stops the jobs after the current one finishes.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        let _ = self.tally.await;
     }
 }
 
@@ -153,6 +163,65 @@ async fn catch_up(writer: &Writer, accounts: impl Iterator<Item = AccountId>) ->
         );
     }
     behind
+}
+
+/// Counts the accounts every [`TALLY_INTERVAL`] (the first time at start) while this
+/// node runs the jobs; a count in progress ends with the service. In a task of its own,
+/// so a count of a million accounts delays no sweep.
+async fn tally_now_and_then(core: Arc<Core>, mut stopped: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(TALLY_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if core.store.leads_jobs().await.unwrap_or(false) {
+                    tokio::select! {
+                        () = tally_accounts(&core) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Counts the outstanding credits by kind (available, held and frozen: what the
+/// platform still owes) and the pending holds over every account as of now, a page of
+/// [`TALLY_PAGE`] accounts at a time, and sets the gauges of `/metrics`.
+pub async fn tally_accounts(core: &Core) {
+    let everyone = AccountIdPrefix::parse("").expect("the empty prefix is one");
+    let started = std::time::Instant::now();
+    let mut after: Option<AccountId> = None;
+    let mut tally = AccountTally::default();
+    loop {
+        let page = match core
+            .store
+            .accounts_page(&everyone, after.as_ref(), TALLY_PAGE)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "tally: could not read accounts");
+                return;
+            }
+        };
+        let full = page.len() >= usize::try_from(TALLY_PAGE).unwrap_or(usize::MAX);
+        for stored in page {
+            let (account, _, _) = core.brought_towards_now(stored.account);
+            tally.add(&account);
+            after = Some(account.id().clone());
+        }
+        if !full {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    core.metrics.set_tally(&tally, core.clock.now());
+    tracing::info!(
+        accounts = tally.accounts,
+        took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "counted the accounts for /metrics"
+    );
 }
 
 /// Forgets the events recorded more than [`EVENT_RETENTION`] ago, with their deliveries.

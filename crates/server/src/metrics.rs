@@ -17,7 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use creditd_ledger::EntryType;
+use creditd_ledger::{CreditKind, EntryType};
 use creditd_store::{Changes, DeliveryState};
 
 /// Labels of an HTTP request.
@@ -69,6 +69,37 @@ struct KindLabels {
     kind: &'static str,
 }
 
+/// What a count of every account found ([`crate::jobs::tally_accounts`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AccountTally {
+    /// Accounts counted.
+    pub accounts: u64,
+    /// General credits available, held and frozen.
+    pub general: u64,
+    /// Agent credits available and held.
+    pub agent: u64,
+    /// Holds waiting for capture, release or expiry.
+    pub pending_holds: u64,
+}
+
+impl AccountTally {
+    /// Adds `account`, as of the instant it was brought to.
+    pub fn add(&mut self, account: &creditd_ledger::Account) {
+        let balance = account.balance();
+        let general = balance
+            .general
+            .available
+            .saturating_add(balance.general.held)
+            .saturating_add(balance.general.frozen);
+        let agent = balance.agent.available.saturating_add(balance.agent.held);
+        let holds = u64::try_from(account.pending_holds().len()).unwrap_or(u64::MAX);
+        self.accounts = self.accounts.saturating_add(1);
+        self.general = self.general.saturating_add(general);
+        self.agent = self.agent.saturating_add(agent);
+        self.pending_holds = self.pending_holds.saturating_add(holds);
+    }
+}
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The service's metrics.
@@ -87,6 +118,10 @@ pub struct Metrics {
     attempts: Family<AttemptLabels, Counter>,
     oldest_undelivered: Gauge<f64, AtomicU64>,
     jobs_lag: Gauge<f64, AtomicU64>,
+    outstanding: Family<KindLabels, Gauge>,
+    pending_holds: Gauge,
+    accounts: Gauge,
+    tallied_at: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -180,6 +215,30 @@ impl Default for Metrics {
             "How long the oldest time effect the sweeper found due had been due",
             jobs_lag.clone(),
         );
+        let outstanding = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "outstanding_credits",
+            "Credits held by accounts (available, held and frozen), by kind, as of the last count",
+            outstanding.clone(),
+        );
+        let pending_holds = Gauge::default();
+        registry.register(
+            "pending_holds",
+            "Holds waiting for capture, release or expiry, as of the last count",
+            pending_holds.clone(),
+        );
+        let accounts = Gauge::default();
+        registry.register(
+            "accounts",
+            "Accounts, as of the last count",
+            accounts.clone(),
+        );
+        let tallied_at = Gauge::default();
+        registry.register(
+            "tally_timestamp_seconds",
+            "When accounts were last counted (Unix time on the service clock; 0: not yet on this node)",
+            tallied_at.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -195,6 +254,10 @@ impl Default for Metrics {
             attempts,
             oldest_undelivered,
             jobs_lag,
+            outstanding,
+            pending_holds,
+            accounts,
+            tallied_at,
         }
     }
 }
@@ -266,6 +329,23 @@ impl Metrics {
     /// Sets how far behind the clock the sweeper found the oldest due effect.
     pub fn set_jobs_lag(&self, seconds: f64) {
         self.jobs_lag.set(seconds);
+    }
+
+    /// Sets the gauges of a count of every account made at `at`.
+    pub fn set_tally(&self, tally: &AccountTally, at: jiff::Timestamp) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        for (kind, credits) in [
+            (CreditKind::General, tally.general),
+            (CreditKind::Agent, tally.agent),
+        ] {
+            let kind = kind.as_str();
+            self.outstanding
+                .get_or_create(&KindLabels { kind })
+                .set(gauge(credits));
+        }
+        self.pending_holds.set(gauge(tally.pending_holds));
+        self.accounts.set(gauge(tally.accounts));
+        self.tallied_at.set(at.as_second());
     }
 
     /// The OpenMetrics 1.0 exposition.

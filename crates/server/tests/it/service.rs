@@ -414,3 +414,26 @@ async fn a_body_that_is_not_an_object_is_refused() {
     app.get("/v1/accounts/a1").await.problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_count_of_every_account_sets_the_outstanding_credits_and_pending_holds() {
+    let app = app().await;
+    app.grant("t1", 30).await;
+    app.grant("t2", 12).await;
+    app.post("/v1/accounts/t1/holds", json!({"feature": "ai_model"}))
+        .await
+        .expect(201);
+    creditd_server::jobs::tally_accounts(&app.service.core).await;
+    let reply = app.get("/metrics").await;
+    let text = crate::html(&reply);
+    for line in [
+        // Held credits are still the account's until captured.
+        "creditd_outstanding_credits{kind=\"general\"} 42\n",
+        "creditd_outstanding_credits{kind=\"agent\"} 0\n",
+        "creditd_pending_holds 1\n",
+        "creditd_accounts 2\n",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    app.stop().await;
+}
