@@ -517,6 +517,7 @@ async fn account_view(
     let buckets = balance
         .buckets
         .iter()
+        .take(crate::dto::MAX_BALANCE_BUCKETS)
         .map(|b| {
             (
                 b.bucket.id().to_string(),
