@@ -137,7 +137,7 @@ def console_errors(driver):
 def wait_for_text(driver, words):
     """Waits until the page (after a navigation) says `words`; False if it never does."""
     try:
-        WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+        WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: words in text(d))
         return True
     except Exception:
@@ -336,7 +336,8 @@ def main():
         driver.find_element(By.ID, "adjust-amount").send_keys("-2")
         driver.find_element(By.ID, "adjust-reason").send_keys("double grant")
         driver.find_element(By.CSS_SELECTOR, "form[action$='/adjust?lang=en'] button").click()
-        check("an admin adjusts the balance with a reason", wait_for_text(driver, "Balance adjusted."))
+        check("an admin adjusts the balance with a reason", wait_for_text(driver, "Balance adjusted."),
+              (driver.current_url, text(driver)[:600]))
         driver.find_element(By.ID, "purchase-order").send_keys("ord-3003")
         Select(driver.find_element(By.ID, "purchase-package")).select_by_value("credits_100")
         driver.find_element(By.ID, "purchase-reason").send_keys("paid, not credited")
