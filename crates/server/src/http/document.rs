@@ -30,8 +30,9 @@ enum Range {
     Length(usize, usize),
 }
 
-/// Writes every range of a number or text field into `openapi`.
-pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
+/// The range of every number or text field of the request bodies: (schema, field,
+/// range), from the named limits and the catalog's policies.
+fn field_ranges(catalog: &Catalog) -> Vec<(&'static str, &'static str, Range)> {
     let amount = i64::try_from(MAX_AMOUNT).unwrap_or(i64::MAX);
     let quantity = i64::from(MAX_QUANTITY);
     let policies = catalog.policies();
@@ -39,7 +40,7 @@ pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
         i64::from(policies.hold_ttl_min_seconds),
         i64::from(policies.hold_ttl_max_seconds),
     );
-    let fields = [
+    vec![
         ("GrantRequest", "amount", Range::Number(1, amount)),
         ("PurchaseRequest", "credits", Range::Number(1, amount)),
         (
@@ -80,7 +81,12 @@ pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
             "description",
             Range::Length(0, MAX_TEXT_LEN),
         ),
-    ];
+    ]
+}
+
+/// Writes every range of a number or text field into `openapi`.
+pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
+    let fields = field_ranges(catalog);
     for (schema, field, range) in fields {
         if let Some(property) = property(openapi, schema, field) {
             limit(property, &range);
@@ -96,6 +102,18 @@ pub fn state_ranges(openapi: &mut OpenApi, catalog: &Catalog) {
             limit(schema, &Range::Number(1, i64::from(MAX_PAGE)));
         }
     }
+}
+
+/// The range of `field` of the request `schema` in words ("from 1 to 1000000000",
+/// "of 1 to 100 characters"), for a refusal to state; `None` if it has none.
+pub fn range_in_words(catalog: &Catalog, schema: &str, field: &str) -> Option<String> {
+    field_ranges(catalog)
+        .into_iter()
+        .find(|(s, f, _)| *s == schema && *f == field)
+        .map(|(_, _, range)| match range {
+            Range::Number(min, max) => format!("from {min} to {max}"),
+            Range::Length(min, max) => format!("of {min} to {max} characters"),
+        })
 }
 
 fn limit(field: &mut Object, range: &Range) {

@@ -98,10 +98,10 @@ pub struct Posted<T> {
     pub fingerprint: String,
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
+impl<T: DeserializeOwned + utoipa::ToSchema> FromRequest<AppState> for Posted<T> {
     type Rejection = Problem;
 
-    async fn from_request(request: Request, _state: &AppState) -> Result<Self, Problem> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
         let (parts, body) = request.into_parts();
         let idempotency_key = idempotency_key(&parts.headers)?;
         let bytes = read_body(body).await?;
@@ -116,7 +116,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             return Err(Problem::invalid("the body must be a JSON object"));
         }
         let canonical = value.to_string();
-        let body = super::json::read(value).map_err(Problem::invalid)?;
+        let schema = T::name();
+        let range =
+            |field: &str| super::document::range_in_words(&state.core.catalog, &schema, field);
+        let body = super::json::read(value, range).map_err(Problem::invalid)?;
         let request_line = format!("{} {}\n", parts.method, parts.uri.path());
         let fingerprint = hex::encode(sha256(
             &[request_line.as_bytes(), canonical.as_bytes()].concat(),

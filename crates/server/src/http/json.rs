@@ -7,7 +7,7 @@
 //! number an integer, and so does creditd. Then the value is read into the request's
 //! type through `serde_path_to_error`, so a refusal names the field, and serde's
 //! wording ("invalid type: floating point `1.5`, expected i64") becomes a sentence
-//! ("amount must be a whole number, not 1.5").
+//! ("amount must be a whole number from 1 to 9, not 1.5").
 
 use std::fmt;
 
@@ -28,16 +28,20 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, String> {
     Ok(value)
 }
 
-/// Reads `value` into `T`; the error is a sentence naming the field.
-pub fn read<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+/// Reads `value` into `T`; the error is a sentence naming the field, and its range as
+/// `range` tells it (a field's range in words, such as "from 1 to 1000000000").
+pub fn read<T: DeserializeOwned>(
+    value: Value,
+    range: impl Fn(&str) -> Option<String>,
+) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        plain(&path, &error.into_inner().to_string())
+        plain(&path, &error.into_inner().to_string(), &range)
     })
 }
 
 /// serde's message about the field at `path` (`.` for the body itself), in words.
-fn plain(path: &str, message: &str) -> String {
+fn plain(path: &str, message: &str, range: impl Fn(&str) -> Option<String>) -> String {
     let field = if path == "." { "the body" } else { path };
     if let Some(missing) = message
         .strip_prefix("missing field `")
@@ -73,8 +77,9 @@ fn plain(path: &str, message: &str) -> String {
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.rsplit_once(", expected "));
     if let Some((got, expected)) = typed {
+        let within = range(path).map_or_else(String::new, |words| format!(" {words}"));
         return format!(
-            "{field} must be {}, not {}",
+            "{field} must be {}{within}, not {}",
             expected_words(expected),
             got_words(got)
         );
@@ -220,7 +225,8 @@ mod tests {
     }
 
     fn refusal(body: &str) -> String {
-        match parse_strict(body.as_bytes()).and_then(read::<Grant>) {
+        let range = |field: &str| (field == "amount").then(|| "from 1 to 9".to_owned());
+        match parse_strict(body.as_bytes()).and_then(|value| read::<Grant>(value, range)) {
             Ok(grant) => panic!("{body} was read as {grant:?}"),
             Err(said) => said,
         }
@@ -236,10 +242,17 @@ mod tests {
 
     #[test]
     fn an_integral_float_is_the_integer_it_is() {
-        let grant: Grant =
-            read(parse_strict(br#"{"amount":3125.0,"source":"x"}"#).unwrap()).unwrap();
+        let grant: Grant = read(
+            parse_strict(br#"{"amount":3125.0,"source":"x"}"#).unwrap(),
+            |_| None,
+        )
+        .unwrap();
         assert_eq!(grant.amount, 3125);
-        let grant: Grant = read(parse_strict(br#"{"amount":5e3,"source":"x"}"#).unwrap()).unwrap();
+        let grant: Grant = read(
+            parse_strict(br#"{"amount":5e3,"source":"x"}"#).unwrap(),
+            |_| None,
+        )
+        .unwrap();
         assert_eq!(grant.amount, 5000);
     }
 
@@ -247,11 +260,11 @@ mod tests {
     fn refusals_name_the_field_in_plain_words() {
         assert_eq!(
             refusal(r#"{"amount":1.5,"source":"x"}"#),
-            "amount must be a whole number, not 1.5"
+            "amount must be a whole number from 1 to 9, not 1.5"
         );
         assert_eq!(
             refusal(r#"{"amount":"5","source":"x"}"#),
-            "amount must be a whole number, not the string \"5\""
+            "amount must be a whole number from 1 to 9, not the string \"5\""
         );
         assert_eq!(refusal(r#"{"source":"x"}"#), "amount is required");
         assert_eq!(
@@ -260,7 +273,7 @@ mod tests {
         );
         assert_eq!(
             refusal(r#"{"amount":1e20,"source":"x"}"#),
-            "amount must be a whole number, not 1e+20"
+            "amount must be a whole number from 1 to 9, not 1e+20"
         );
     }
 
@@ -275,7 +288,7 @@ mod tests {
         for wrong in ["9999-12-31T23:59:59Z", "2026-02-30T00:00:00Z", "tomorrow"] {
             let body = format!(r#"{{"now":"{wrong}"}}"#);
             let said = parse_strict(body.as_bytes())
-                .and_then(read::<Clock>)
+                .and_then(|value| read::<Clock>(value, |_| None))
                 .expect_err(wrong);
             assert!(
                 said.starts_with("now must be an RFC 3339 instant"),
@@ -287,7 +300,7 @@ mod tests {
         let latest = format!(r#"{{"now":"{}"}}"#, crate::dto::LATEST_INSTANT);
         assert!(
             parse_strict(latest.as_bytes())
-                .and_then(read::<Clock>)
+                .and_then(|value| read::<Clock>(value, |_| None))
                 .is_ok()
         );
     }

@@ -253,7 +253,10 @@ async fn a_repeated_key_is_400_and_refusals_name_the_field_in_words() {
         ))
         .await
         .problem(422, "invalid_request");
-    assert_eq!(half["detail"], "amount must be a whole number, not 1.5");
+    assert_eq!(
+        half["detail"],
+        "amount must be a whole number from 1 to 1000000000, not 1.5"
+    );
     let far = app
         .send(raw(r#"{"kind":"general","amount":5,"source":"promotion","expires_at":"9999-12-31T23:59:59Z"}"#))
         .await
