@@ -332,10 +332,7 @@ pub async fn token(
 /// new link.
 #[utoipa::path(delete, path = "/v1/accounts/{id}/tokens", tag = "accounts",
     params(("id" = String, Path, description = "The platform's account id")),
-    responses((status = 204, description = "Revoked"),
-              (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "The caller may not change this account", body = Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Revoked")))]
 pub async fn revoke_tokens(
     State(state): State<AppState>,
     Caller(caller): Caller,

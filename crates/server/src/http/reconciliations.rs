@@ -38,11 +38,8 @@ pub struct ReconcileParams {
     request_body(content = String, content_type = "text/csv",
         description = "order_id,account_id,credits,package,paid_at — up to the policy reconciliation_max_bytes"),
     responses((status = 200, description = "What the file holds against the purchases recorded", body = ReconciliationDto),
-              (status = 401, description = "No valid key or token", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
               (status = 413, description = "Larger than the policy reconciliation_max_bytes", body = Problem, content_type = "application/problem+json"),
-              (status = 415, description = "Not text/csv", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "A parameter is out of range (`invalid_request`)", body = Problem, content_type = "application/problem+json")))]
+              (status = 415, description = "Not text/csv", body = Problem, content_type = "application/problem+json")))]
 pub async fn reconcile(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -239,11 +239,7 @@ pub struct PageParams {
 /// An account's purchases, newest first (SPEC §13).
 #[utoipa::path(get, path = "/v1/accounts/{id}/purchases", tag = "views",
     params(("id" = String, Path, description = "The platform's account id"), PageParams),
-    responses((status = 200, description = "A page of purchases", body = PurchasePageDto),
-              (status = 401, description = "No valid key or token", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "The caller may not read this", body = Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "A parameter is out of range (`invalid_request`)", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "A page of purchases", body = PurchasePageDto)))]
 pub async fn list_purchases(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -307,11 +303,7 @@ pub struct HoldListParams {
 /// An account's holds and charges, newest first (SPEC §13).
 #[utoipa::path(get, path = "/v1/accounts/{id}/holds", tag = "views",
     params(("id" = String, Path, description = "The platform's account id"), HoldListParams),
-    responses((status = 200, description = "A page of holds", body = HoldPageDto),
-              (status = 401, description = "No valid key or token", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "The caller may not read this", body = Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "A parameter is out of range (`invalid_request`)", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "A page of holds", body = HoldPageDto)))]
 pub async fn list_holds(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -384,11 +376,7 @@ pub struct UsageParams {
 /// `Accept-Language`.
 #[utoipa::path(get, path = "/v1/accounts/{id}/usage", tag = "views",
     params(("id" = String, Path, description = "The platform's account id"), UsageParams),
-    responses((status = 200, description = "A page of generations", body = UsagePageDto),
-              (status = 401, description = "No valid key or token", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "The caller may not read this", body = Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "A parameter is out of range (`invalid_request`)", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "A page of generations", body = UsagePageDto)))]
 pub async fn usage(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -437,11 +425,7 @@ pub struct BalanceHistoryParams {
 /// sum, frozen credits counted, held ones not.
 #[utoipa::path(get, path = "/v1/accounts/{id}/balance-history", tag = "views",
     params(("id" = String, Path, description = "The platform's account id"), BalanceHistoryParams),
-    responses((status = 200, description = "End-of-day credits", body = BalanceHistoryDto),
-              (status = 401, description = "No valid key or token", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "The caller may not read this", body = Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "A parameter is out of range (`invalid_request`)", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "End-of-day credits", body = BalanceHistoryDto)))]
 pub async fn balance_history(
     State(state): State<AppState>,
     Caller(caller): Caller,
