@@ -34,9 +34,15 @@ struct Args {
     /// modulo their number.
     #[arg(long = "addr", default_value = "127.0.0.1:8080", num_args = 1)]
     addrs: Vec<SocketAddr>,
-    /// A key of the admin or service role.
+    /// A key of the admin role: the generator makes a service key with it
+    /// (`POST /v1/api-keys`) and runs the load with that one, as a platform's backend
+    /// would (an admin key's changes are audited as a person's: one more row per
+    /// change). With `--as-admin`, the load runs with this key itself.
     #[arg(long, env = "CREDITD_ADMIN_KEY", required_unless_present = "plain_sql")]
     key: Option<String>,
+    /// Run the load with the admin key itself (every change audited).
+    #[arg(long)]
+    as_admin: bool,
     /// Instead of creditd, run the same mix as plain SQL on this PostgreSQL database,
     /// each client on its own connection, one transaction per request (charge: `SELECT
     /// … FOR UPDATE`, `UPDATE`, `INSERT`): the baseline group commit is measured
@@ -145,6 +151,20 @@ impl Client {
         body: Option<String>,
         idempotency_key: Option<String>,
     ) -> anyhow::Result<StatusCode> {
+        Ok(self
+            .send_reading(method, path, body, idempotency_key)
+            .await?
+            .0)
+    }
+
+    /// Sends a request; its status and body.
+    async fn send_reading(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -160,8 +180,8 @@ impl Client {
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status();
-        response.into_body().collect().await?;
-        Ok(status)
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
     }
 }
 
@@ -306,6 +326,23 @@ async fn plain_tables(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A new service key, made with the admin key.
+async fn service_key(addr: SocketAddr, admin: &str) -> anyhow::Result<String> {
+    let mut client = Client::connect(addr, admin).await?;
+    let body = r#"{"name":"creditd-load","role":"service"}"#;
+    let (status, answer) = client
+        .send_reading(Method::POST, "/v1/api-keys", Some(body.to_owned()), None)
+        .await?;
+    if status != StatusCode::CREATED {
+        bail!("making a service key: {status}");
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+    answer["key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the new key's answer has no `key`")
+}
+
 fn parse_mix(text: &str) -> anyhow::Result<[u32; 3]> {
     let parts: Vec<u32> = text
         .split(',')
@@ -338,6 +375,13 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
     );
 
+    let args = match (&args.key, args.as_admin || args.plain_sql.is_some()) {
+        (Some(admin), false) => Args {
+            key: Some(service_key(args.node(0), admin).await?),
+            ..args
+        },
+        _ => args,
+    };
     eprintln!(
         "setup: opening {} accounts with 1,000,000,000 credits each",
         accounts.len()
