@@ -166,7 +166,7 @@ async fn charge(
     }
     let request: ChargeRequest = match parse(&body) {
         Ok(request) => request,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let quantity = request.quantity.unwrap_or(1).clamp(1, 1_000) as u32;
     let number = ceiling.next();
@@ -210,7 +210,7 @@ async fn grant(
     }
     let request: GrantRequest = match parse(&body) {
         Ok(request) => request,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     if request
         .valid_for
@@ -249,7 +249,7 @@ async fn api_key(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     if let Err(refused) = parse::<serde_json::Value>(&body) {
-        return refused;
+        return refused.into_response();
     }
     let key = ceiling.authorization.trim_start_matches("Bearer ");
     (
