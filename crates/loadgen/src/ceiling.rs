@@ -150,9 +150,9 @@ struct Agent {
 const AT: &str = "2026-12-03T21:40:00.123456Z";
 const EXPIRES: &str = "2026-12-03T21:55:00.123456Z";
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response())
+/// The body as `T`, or a 400 saying why not.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
+    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 async fn charge(
