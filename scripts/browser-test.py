@@ -31,7 +31,7 @@ import urllib.parse
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -135,12 +135,21 @@ def console_errors(driver):
 
 
 def wait_for_text(driver, words):
-    """Waits until the page (after a navigation) says `words`; False if it never does."""
+    """Waits until the page (after a navigation) says `words`; False if it never does.
+
+    While Chromium swaps documents, reading the body can fail with any WebDriverException
+    ("cannot find context", a stale element, no body yet): that is a page still loading,
+    so the wait goes on instead of failing the check on its first read."""
+    def says(d):
+        try:
+            return words in text(d)
+        except WebDriverException:
+            return False
+
     try:
-        WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
-            lambda d: words in text(d))
+        WebDriverWait(driver, 20).until(says)
         return True
-    except Exception:
+    except TimeoutException:
         return False
 
 
@@ -295,7 +304,8 @@ def main():
         check("the console refuses a wrong key", wait_for_text(driver, "unknown or revoked"))
         driver.find_element(By.ID, "key").send_keys(ADMIN)
         driver.find_element(By.CSS_SELECTOR, "form button").click()
-        check("the console signs in with the admin key", wait_for_text(driver, "Signed in as"))
+        check("the console signs in with the admin key", wait_for_text(driver, "Signed in as"),
+              driver.current_url)
         console_cookie = next((c for c in driver.get_cookies() if c["name"] == "creditd_console"), {})
         check("the console's cookie is HttpOnly and SameSite=Strict",
               console_cookie.get("httpOnly") and console_cookie.get("sameSite") == "Strict",

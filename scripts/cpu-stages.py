@@ -46,7 +46,7 @@ CONTEXT = [
 INNERMOST = [
     ("queue hand-off", r"creditd_server::writer|tokio::sync::|futex|finish_task_switch|"
                        r"__schedule|schedule\b|try_to_wake_up|wake_up|tokio::runtime::park|"
-                       r"epoll|tokio::runtime::|flume::|std::thread::.*park|syscall$"),
+                       r"epoll|eventfd|tokio::runtime::|flume::|std::thread::.*park|syscall$"),
     ("HTTP and auth", r"hyper::|axum::|tower|http::|creditd_server::|tcp_|sock_|__sys_|"
                       r"ip_|__netif|net_rx|loopback|_copy_|copy_user|ksys_|vfs_"),
 ]
