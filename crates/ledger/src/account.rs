@@ -53,11 +53,11 @@ pub struct Account {
     next_bucket: u64,
     next_hold: u64,
     /// The account's own low-balance threshold; `None`: the policy's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     low_balance_threshold: Option<Threshold>,
     /// The sequence number of the account's next event. States stored before events
     /// existed have none and start at 1.
-    #[serde(default = "first_event", skip_serializing_if = "is_first_event")]
+    #[serde(default = "first_event")]
     next_event: u64,
 }
 
@@ -73,10 +73,6 @@ pub enum Threshold {
 
 fn first_event() -> u64 {
     1
-}
-
-fn is_first_event(next: &u64) -> bool {
-    *next == 1
 }
 
 impl Account {

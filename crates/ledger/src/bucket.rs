@@ -78,7 +78,7 @@ pub struct Bucket {
     /// When `credits.expiring_soon` is due (SPEC §9), fixed at the grant; `None` for a
     /// bucket that never ends, or whose validity is no longer than the notice (and for
     /// buckets stored before events existed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub(crate) notice_at: Option<Timestamp>,
 }
 

@@ -82,7 +82,7 @@ pub struct Settlement {
     pub refunded_amount: u64,
     /// Where they went, one line per bucket, as the ledger's `refund` entries say.
     /// Holds settled before this was recorded have none: see [`Hold::refunds`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub refunds: Vec<Refund>,
 }
 

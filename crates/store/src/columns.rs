@@ -1,5 +1,5 @@
 //! How the store's records sit in columns, the same in every database: instants as
-//! integer microseconds, the ledger core's types as JSON in a stated [`FORMAT`] (which
+//! integer microseconds, the ledger core's types in a stated format ([`JSON`], [`BINARY`]; which
 //! the store saves and reads back but never interprets), an idempotency key as one
 //! label. Rows read back are decoded and checked here, whichever database they came
 //! from, and the rows of `history` are built here for both.
@@ -19,31 +19,66 @@ use crate::{
     StoreError, StoredAccount, StoredEntry,
 };
 
-/// The format this version writes the ledger core's types in: account states, ledger
-/// entries and settled holds (and, on SQLite, the backlog's batches of them). Every
-/// row that holds one says its format in a `format` column, and [`decode`] reads every
-/// format there has been. Format 1 is the core's serde JSON as of this version, pinned
-/// by the files under `tests/golden/format-1/`. A change to those types that changes
-/// their JSON is format 2: its number here, a decoder for format 1 kept beside it (or a
-/// migration that rewrites the rows), and golden files of its own; format 1's files
-/// keep reading back. A field added with a default and left out while empty (a settled
-/// hold's `refunds`) is no new format: format 1 rows read back and write out the same.
-pub const FORMAT: i64 = 1;
+/// The formats of the ledger core's types in the store: account states, ledger entries
+/// and settled holds (and, on SQLite, the backlog's batches of them). Every row that
+/// holds one says its format in a `format` column, and [`decode`] reads every format
+/// there has been, on either database.
+///
+/// - [`JSON`] (1): the core's serde JSON, pinned by `tests/golden/format-1/`. What
+///   PostgreSQL writes (its columns are `text`).
+/// - [`BINARY`] (2): the same serde data model in postcard (fields in declaration order,
+///   integers as varints, enum variants by index, no field names), pinned by
+///   `tests/golden/format-2/`, which hold the golden format-1 values so encoded. What
+///   SQLite writes, as blobs: a settled hold takes about a third of its JSON's bytes
+///   (docs/BENCHMARKS.md, "Bytes per change").
+///
+/// A change to those types that changes their serde data model (a field added,
+/// removed or moved, a variant moved) is a new format: its number here, a decoder for
+/// the old ones kept beside it (or a migration that rewrites the rows), and golden
+/// files of its own. The formats have no optional fields: postcard cannot skip one, so
+/// every field is always written (a JSON reader takes a missing one as its default).
+pub const JSON: i64 = 1;
+/// See [`JSON`].
+pub const BINARY: i64 = 2;
+/// The newest format this version reads.
+pub const NEWEST: i64 = BINARY;
 
-/// One of the core's types as this version stores it (in [`FORMAT`]).
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
-    to_json(value)
+/// One of the core's types in `format` ([`JSON`] or [`BINARY`]).
+pub(crate) fn encode<T: Serialize + ?Sized>(format: i64, value: &T) -> Result<Vec<u8>, StoreError> {
+    match format {
+        JSON => serde_json::to_vec(value).map_err(corrupt),
+        BINARY => postcard::to_stdvec(value).map_err(corrupt),
+        other => Err(corrupt(format!(
+            "format {other} is not one this version writes"
+        ))),
+    }
+}
+
+/// A [`JSON`] encoding as text, for PostgreSQL's `text` columns.
+pub(crate) fn json_text(encoded: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(encoded).map_err(corrupt)
 }
 
 /// One of the core's types as a row in `format` holds it.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     format: i64,
-    text: &str,
+    data: &[u8],
 ) -> Result<T, StoreError> {
     match format {
-        1 => from_json(text),
+        JSON => serde_json::from_slice(data).map_err(corrupt),
+        BINARY => {
+            let (value, rest) = postcard::take_from_bytes(data).map_err(corrupt)?;
+            if rest.is_empty() {
+                Ok(value)
+            } else {
+                Err(corrupt(format!(
+                    "a format {BINARY} row has {} bytes past its value",
+                    rest.len()
+                )))
+            }
+        }
         other => Err(StoreError::Corrupt(format!(
-            "a row is stored in format {other}; this version reads formats 1 to {FORMAT}: \
+            "a row is stored in format {other}; this version reads formats 1 to {NEWEST}: \
              was the database written by a newer creditd?"
         ))),
     }
@@ -60,12 +95,15 @@ pub(crate) struct HistoryRow<'a> {
     pub(crate) at: i64,
     /// The entry's type or the hold's status, for filters.
     pub(crate) label: &'static str,
-    /// The core's entry or hold, encoded in [`FORMAT`].
-    pub(crate) data: String,
+    /// The core's entry or hold, encoded in the batch's format.
+    pub(crate) data: Vec<u8>,
 }
 
-/// The `history` rows of a batch's new ledger entries and settled holds.
-pub(crate) fn history_rows(changes: &Changes) -> Result<Vec<HistoryRow<'_>>, StoreError> {
+/// The `history` rows of a batch's new ledger entries and settled holds, in `format`.
+pub(crate) fn history_rows(
+    changes: &Changes,
+    format: i64,
+) -> Result<Vec<HistoryRow<'_>>, StoreError> {
     let mut rows = Vec::with_capacity(
         changes
             .entries
@@ -73,10 +111,10 @@ pub(crate) fn history_rows(changes: &Changes) -> Result<Vec<HistoryRow<'_>>, Sto
             .saturating_add(changes.settled_holds.len()),
     );
     for (account, stored) in &changes.entries {
-        rows.push(entry_row(account, stored.seq, &stored.entry)?);
+        rows.push(entry_row(account, stored.seq, &stored.entry, format)?);
     }
     for (account, hold) in &changes.settled_holds {
-        rows.push(hold_row(account, hold)?);
+        rows.push(hold_row(account, hold, format)?);
     }
     Ok(rows)
 }
@@ -86,6 +124,7 @@ pub(crate) fn entry_row<'a>(
     account: &'a AccountId,
     seq: u64,
     entry: &LedgerEntry,
+    format: i64,
 ) -> Result<HistoryRow<'a>, StoreError> {
     Ok(HistoryRow {
         account: account.as_str(),
@@ -93,7 +132,7 @@ pub(crate) fn entry_row<'a>(
         number: i64::try_from(seq).map_err(corrupt)?,
         at: to_db(entry.at),
         label: entry.entry_type.as_str(),
-        data: encode(entry)?,
+        data: encode(format, entry)?,
     })
 }
 
@@ -101,6 +140,7 @@ pub(crate) fn entry_row<'a>(
 pub(crate) fn hold_row<'a>(
     account: &'a AccountId,
     hold: &Hold,
+    format: i64,
 ) -> Result<HistoryRow<'a>, StoreError> {
     let settled = hold
         .settlement()
@@ -111,7 +151,7 @@ pub(crate) fn hold_row<'a>(
         number: i64::try_from(hold.id().get()).map_err(corrupt)?,
         at: to_db(settled.at),
         label: hold.status().as_str(),
-        data: encode(hold)?,
+        data: encode(format, hold)?,
     })
 }
 
@@ -250,39 +290,52 @@ where
     ))
 }
 
+/// How a database's driver reads a column holding one of the core's types: SQLite's
+/// as bytes (a [`BINARY`] blob or [`JSON`] text), PostgreSQL's as text.
+pub(crate) trait Data<'r, R: Row>:
+    Decode<'r, R::Database> + Type<R::Database> + AsRef<[u8]>
+{
+}
+
+impl<'r, R: Row, D> Data<'r, R> for D where
+    D: Decode<'r, R::Database> + Type<R::Database> + AsRef<[u8]>
+{
+}
+
 /// An account row read back, checked.
-pub(crate) fn stored_account<'r, R: Row>(row: &'r R) -> Result<StoredAccount, StoreError>
+pub(crate) fn stored_account<'r, R: Row, D: Data<'r, R>>(
+    row: &'r R,
+) -> Result<StoredAccount, StoreError>
 where
     usize: ColumnIndex<R>,
-    &'r str: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     checked_account(
-        decode(row.try_get(2)?, row.try_get::<&str, _>(0)?)?,
+        decode(row.try_get(2)?, row.try_get::<D, _>(0)?.as_ref())?,
         unsigned(row.try_get(1)?)?,
     )
 }
 
 /// A settled hold from its row (`data, format`).
-pub(crate) fn settled_hold<'r, R: Row>(row: &'r R) -> Result<Hold, StoreError>
+pub(crate) fn settled_hold<'r, R: Row, D: Data<'r, R>>(row: &'r R) -> Result<Hold, StoreError>
 where
     usize: ColumnIndex<R>,
-    &'r str: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    decode(row.try_get(1)?, row.try_get::<&str, _>(0)?)
+    decode(row.try_get(1)?, row.try_get::<D, _>(0)?.as_ref())
 }
 
 /// A ledger entry from its row (`number, data, format`).
-pub(crate) fn stored_entry<'r, R: Row>(row: &'r R) -> Result<StoredEntry, StoreError>
+pub(crate) fn stored_entry<'r, R: Row, D: Data<'r, R>>(
+    row: &'r R,
+) -> Result<StoredEntry, StoreError>
 where
     usize: ColumnIndex<R>,
-    &'r str: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     Ok(StoredEntry {
         seq: unsigned(row.try_get(0)?)?,
-        entry: decode(row.try_get(2)?, row.try_get::<&str, _>(1)?)?,
+        entry: decode(row.try_get(2)?, row.try_get::<D, _>(1)?.as_ref())?,
     })
 }
 
@@ -401,8 +454,9 @@ pub(crate) fn corrupt(error: impl std::fmt::Display) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use creditd_ledger::{Catalog, History, Hold, HoldStatus, LedgerEntry, MembershipStatus};
+    use serde::de::DeserializeOwned;
     use serde_json::Value;
 
     use super::*;
@@ -411,21 +465,69 @@ mod tests {
     const ACCOUNT: &str = include_str!("../tests/golden/format-1/account.json");
     const ENTRIES: &str = include_str!("../tests/golden/format-1/entries.json");
     const HOLDS: &str = include_str!("../tests/golden/format-1/holds.json");
+    /// The same values in format 2.
+    const ACCOUNT_2: &[u8] = include_bytes!("../tests/golden/format-2/account.bin");
+    const ENTRIES_2: &[u8] = include_bytes!("../tests/golden/format-2/entries.bin");
+    const HOLDS_2: &[u8] = include_bytes!("../tests/golden/format-2/holds.bin");
 
-    /// `text` as this version writes what it decoded: the same JSON, or format 1 has
-    /// changed and FORMAT must move on (see its docs).
-    fn assert_written_as_read(text: &str, again: &str) {
-        let read: Value = serde_json::from_str(text).expect("JSON");
-        let written: Value = serde_json::from_str(again).expect("JSON");
+    /// `value` without the fields format 1 left out while they held their default
+    /// (`null`, `[]`, an account's `next_event` of 1): this version spells them out.
+    fn defaults_left_out(value: Value) -> Value {
+        match value {
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .filter(|(name, value)| {
+                        !(value.is_null()
+                            || value.as_array().is_some_and(Vec::is_empty)
+                            || (name == "next_event" && value.as_u64() == Some(1)))
+                    })
+                    .map(|(name, value)| (name, defaults_left_out(value)))
+                    .collect(),
+            ),
+            Value::Array(values) => {
+                Value::Array(values.into_iter().map(defaults_left_out).collect())
+            }
+            other => other,
+        }
+    }
+
+    /// `text` as this version writes what it decoded in JSON: the same fields with the
+    /// same values, defaults aside, or format 1 has changed and a new format is due (see
+    /// [`JSON`]).
+    pub(crate) fn assert_written_as_read(text: &[u8], again: &[u8]) {
+        let read: Value = serde_json::from_slice(text).expect("JSON");
+        let written: Value = serde_json::from_slice(again).expect("JSON");
         assert_eq!(
-            read, written,
+            defaults_left_out(read),
+            defaults_left_out(written),
             "format 1 is no longer what this version writes"
+        );
+    }
+
+    /// The format 2 golden bytes decode to the value the format 1 golden text holds, and
+    /// are what this version writes for it: format 2 has not moved.
+    pub(crate) fn assert_format_2_pinned<T: Serialize + DeserializeOwned>(
+        json: &[u8],
+        binary: &[u8],
+    ) {
+        let from_json: T = decode(JSON, json).expect("a format 1 value");
+        let from_binary: T = decode(BINARY, binary).expect("a format 2 value");
+        assert_eq!(
+            encode(JSON, &from_binary).expect("encodes"),
+            encode(JSON, &from_json).expect("encodes"),
+            "format 2 reads back other values than format 1"
+        );
+        assert_eq!(
+            encode(BINARY, &from_json).expect("encodes"),
+            binary,
+            "format 2 is no longer what this version writes"
         );
     }
 
     #[test]
     fn format_1_account_states_read_back_and_are_what_this_version_writes() {
-        let account: Account = decode(1, ACCOUNT).expect("a format 1 state");
+        let account: Account = decode(JSON, ACCOUNT.as_bytes()).expect("a format 1 state");
         let stored = checked_account(account, 16).expect("a state the rules can produce");
         let account = &stored.account;
         assert_eq!(account.id().as_str(), "golden-1");
@@ -438,7 +540,7 @@ mod tests {
             .account()
             .balance();
         assert_eq!((balance.general.frozen, balance.agent.held), (600, 4));
-        assert_written_as_read(ACCOUNT, &encode(account).expect("encodes"));
+        assert_written_as_read(ACCOUNT.as_bytes(), &encode(JSON, account).expect("encodes"));
     }
 
     #[test]
@@ -446,15 +548,15 @@ mod tests {
         let entries: Vec<Value> = serde_json::from_str(ENTRIES).expect("JSON");
         assert_eq!(entries.len(), 16);
         for text in entries.iter().map(Value::to_string) {
-            let entry: LedgerEntry = decode(1, &text).expect("a format 1 entry");
-            assert_written_as_read(&text, &encode(&entry).expect("encodes"));
+            let entry: LedgerEntry = decode(JSON, text.as_bytes()).expect("a format 1 entry");
+            assert_written_as_read(text.as_bytes(), &encode(JSON, &entry).expect("encodes"));
         }
         let holds: Vec<Value> = serde_json::from_str(HOLDS).expect("JSON");
         let mut statuses = Vec::new();
         for text in holds.iter().map(Value::to_string) {
-            let hold: Hold = decode(1, &text).expect("a format 1 hold");
+            let hold: Hold = decode(JSON, text.as_bytes()).expect("a format 1 hold");
             statuses.push(hold.status());
-            assert_written_as_read(&text, &encode(&hold).expect("encodes"));
+            assert_written_as_read(text.as_bytes(), &encode(JSON, &hold).expect("encodes"));
         }
         assert!(
             statuses.contains(&HoldStatus::Captured) && statuses.contains(&HoldStatus::Expired)
@@ -462,10 +564,42 @@ mod tests {
     }
 
     #[test]
-    fn a_format_this_version_does_not_know_is_refused_not_misread() {
-        let refused = decode::<Account>(FORMAT + 1, ACCOUNT);
+    fn format_2_holds_the_format_1_values_and_is_what_this_version_writes() {
+        assert_format_2_pinned::<Account>(ACCOUNT.as_bytes(), ACCOUNT_2);
+        assert_format_2_pinned::<Vec<LedgerEntry>>(ENTRIES.as_bytes(), ENTRIES_2);
+        assert_format_2_pinned::<Vec<Hold>>(HOLDS.as_bytes(), HOLDS_2);
+    }
+
+    #[test]
+    fn format_2_is_about_a_third_of_format_1() {
+        for (json, binary) in [(ACCOUNT.as_bytes(), ACCOUNT_2), (HOLDS.as_bytes(), HOLDS_2)] {
+            assert!(
+                binary.len() * 3 <= json.len(),
+                "{} of {}",
+                binary.len(),
+                json.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_format_2_value_with_bytes_past_its_end_is_refused() {
+        let mut longer = ACCOUNT_2.to_vec();
+        longer.push(0);
+        let refused = decode::<Account>(BINARY, &longer);
         assert!(
-            matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("format 2")),
+            matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("past its value")),
+            "{refused:?}"
+        );
+        let cut = decode::<Account>(BINARY, &ACCOUNT_2[..ACCOUNT_2.len() - 1]);
+        assert!(matches!(cut, Err(StoreError::Corrupt(_))), "{cut:?}");
+    }
+
+    #[test]
+    fn a_format_this_version_does_not_know_is_refused_not_misread() {
+        let refused = decode::<Account>(NEWEST + 1, ACCOUNT.as_bytes());
+        assert!(
+            matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("format 3")),
             "{refused:?}"
         );
     }

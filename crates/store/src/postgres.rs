@@ -30,9 +30,9 @@ use crate::audit::{
     console_session, stored_audit,
 };
 use crate::columns::{
-    FORMAT, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
-    hold_number, idempotency_record, key_label, purchase_record, purchases_before, record_account,
-    settled_hold, sql, stored_account, stored_entry, written,
+    HistoryRow, JSON, api_key, corrupt, due_account, due_changes, encode, history_rows,
+    hold_number, idempotency_record, json_text, key_label, purchase_record, purchases_before,
+    record_account, settled_hold, sql, stored_account, stored_entry, written,
 };
 use crate::instant::to_db;
 use crate::{
@@ -103,7 +103,7 @@ impl Store for PostgresStore {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| stored_account(&row)).transpose()
+        row.map(|row| stored_account::<_, &str>(&row)).transpose()
     }
 
     async fn ledger_page(
@@ -129,7 +129,7 @@ impl Store for PostgresStore {
         .bind(i64::from(query.limit()))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(stored_entry).collect()
+        rows.iter().map(stored_entry::<_, &str>).collect()
     }
 
     async fn settled_holds_page(
@@ -151,7 +151,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(settled_hold).collect()
+        rows.iter().map(settled_hold::<_, &str>).collect()
     }
 
     async fn purchases_page(
@@ -190,7 +190,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(stored_account).collect()
+        rows.iter().map(stored_account::<_, &str>).collect()
     }
 
     async fn audit_page(
@@ -257,7 +257,7 @@ impl Store for PostgresStore {
             .bind(i64::try_from(hold.get()).map_err(corrupt)?)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| settled_hold(&row)).transpose()
+        row.map(|row| settled_hold::<_, &str>(&row)).transpose()
     }
 
     async fn due_accounts(
@@ -402,13 +402,14 @@ impl<'a> HistoryColumns<'a> {
         }
     }
 
-    fn push(&mut self, row: HistoryRow<'a>) {
+    fn push(&mut self, row: HistoryRow<'a>) -> Result<(), StoreError> {
         self.accounts.push(row.account);
         self.kinds.push(row.kind);
         self.numbers.push(row.number);
         self.ats.push(row.at);
         self.labels.push(row.label);
-        self.data.push(row.data);
+        self.data.push(json_text(row.data)?);
+        Ok(())
     }
 }
 
@@ -515,7 +516,7 @@ impl<'a> BatchColumns<'a> {
         for stored in &changes.accounts {
             ids.push(stored.account.id().as_str());
             seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
-            states.push(encode(&stored.account)?);
+            states.push(json_text(encode(JSON, &stored.account)?)?);
         }
         let mut due_gone = Vec::new();
         let mut due_ids = Vec::new();
@@ -535,8 +536,8 @@ impl<'a> BatchColumns<'a> {
                 .len()
                 .saturating_add(changes.settled_holds.len()),
         );
-        for row in history_rows(changes)? {
-            history.push(row);
+        for row in history_rows(changes, JSON)? {
+            history.push(row)?;
         }
         let records = &changes.idempotency;
         let d = &changes.distributions;
@@ -627,7 +628,7 @@ impl WriteTransaction for PostgresWrite {
                     .fetch_all(&mut **tx)
                     .await?;
             for row in &rows {
-                let stored = stored_account(row)?;
+                let stored = stored_account::<_, &str>(row)?;
                 let due = stored.account.next_effect_at().map(to_db);
                 self.loaded.insert(stored.account.id().clone(), due);
                 reads.accounts.push(stored);
@@ -692,7 +693,7 @@ impl WriteTransaction for PostgresWrite {
             .bind(&c.d_schedules)
             .bind(&c.d_indexes)
             .bind(&c.d_ats)
-            .bind(FORMAT)
+            .bind(JSON)
             .execute(&mut *tx)
             .await?;
 

@@ -37,7 +37,7 @@ use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
 };
 use crate::columns::{
-    FORMAT, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
+    BINARY, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
     hold_row, idempotency_record, key_label, purchase_record, purchases_before, settled_hold, sql,
     stored_account, stored_entry, to_json,
 };
@@ -196,7 +196,7 @@ impl WriterConnection {
         let mut last = 0;
         for row in &rows {
             last = row.try_get(0)?;
-            fresh.add(decode(row.try_get(2)?, row.try_get(1)?)?)?;
+            fresh.add(decode(row.try_get(2)?, row.try_get::<&[u8], _>(1)?)?)?;
         }
         *unfolded(&self.unfolded) = fresh;
         self.last_backlog_row = self.last_backlog_row.max(last);
@@ -325,7 +325,7 @@ impl Store for SqliteStore {
             .bind(id.as_str())
             .fetch_optional(&self.readers)
             .await?;
-        row.map(|row| stored_account(&row)).transpose()
+        row.map(|row| stored_account::<_, &[u8]>(&row)).transpose()
     }
 
     async fn ledger_page(
@@ -363,7 +363,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await?;
         for row in &rows {
-            page.push(stored_entry(row)?);
+            page.push(stored_entry::<_, &[u8]>(row)?);
         }
         Ok(page)
     }
@@ -391,7 +391,7 @@ impl Store for SqliteStore {
         .await?;
         let mut page = std::collections::BTreeMap::new();
         for row in &rows {
-            let hold = settled_hold(row)?;
+            let hold = settled_hold::<_, &[u8]>(row)?;
             page.insert(hold.id(), hold);
         }
         page.extend(kept.into_iter().map(|hold| (hold.id(), hold)));
@@ -442,7 +442,7 @@ impl Store for SqliteStore {
         .await?;
         let mut page: std::collections::BTreeMap<AccountId, StoredAccount> = rows
             .iter()
-            .map(|row| stored_account(row).map(|s| (s.account.id().clone(), s)))
+            .map(|row| stored_account::<_, &[u8]>(row).map(|s| (s.account.id().clone(), s)))
             .collect::<Result<_, _>>()?;
         page.extend(kept.into_iter().map(|s| (s.account.id().clone(), s)));
         Ok(page
@@ -518,7 +518,7 @@ impl Store for SqliteStore {
             .bind(i64::try_from(hold.get()).map_err(corrupt)?)
             .fetch_optional(&self.readers)
             .await?;
-        row.map(|row| settled_hold(&row)).transpose()
+        row.map(|row| settled_hold::<_, &[u8]>(&row)).transpose()
     }
 
     async fn due_accounts(
@@ -647,7 +647,7 @@ impl WriteTransaction for SqliteWrite {
         for row in &rows {
             match row.try_get::<&str, _>("read")? {
                 "account" => {
-                    let stored = stored_account(row)?;
+                    let stored = stored_account::<_, &[u8]>(row)?;
                     accounts.insert(stored.account.id().clone(), stored);
                 }
                 "key" => {
@@ -715,9 +715,9 @@ impl WriteTransaction for SqliteWrite {
             sql.push("INSERT INTO backlog (id, data, format) VALUES (")
                 .push_bind(backlog_row)
                 .push(", ")
-                .push_bind(encode(&batch)?)
+                .push_bind(encode(BINARY, &batch)?)
                 .push(", ")
-                .push_bind(FORMAT)
+                .push_bind(BINARY)
                 .push(");\n");
         }
         self.push_rare(&mut sql, changes)?;
@@ -861,7 +861,7 @@ fn push_fold<'args>(
     let mut states = Vec::with_capacity(rows.accounts.len());
     for (id, stored) in &rows.accounts {
         let seq = i64::try_from(stored.entry_seq).map_err(corrupt)?;
-        states.push((id.to_string(), seq, encode(&stored.account)?));
+        states.push((id.to_string(), seq, encode(BINARY, &stored.account)?));
     }
     push_inserts(
         sql,
@@ -873,15 +873,15 @@ fn push_fold<'args>(
             row.push_bind(id)
                 .push_bind(seq)
                 .push_bind(state)
-                .push_bind(FORMAT);
+                .push_bind(BINARY);
         },
     );
     let mut history = Vec::with_capacity(rows.entries.len().saturating_add(rows.holds.len()));
     for ((account, seq), entry) in &rows.entries {
-        history.push(entry_row(account, *seq, entry)?);
+        history.push(entry_row(account, *seq, entry, BINARY)?);
     }
     for ((account, _), hold) in &rows.holds {
-        history.push(hold_row(account, hold)?);
+        history.push(hold_row(account, hold, BINARY)?);
     }
     push_inserts(
         sql,
@@ -895,7 +895,7 @@ fn push_fold<'args>(
                 .push_bind(h.at)
                 .push_bind(h.label)
                 .push_bind(h.data)
-                .push_bind(FORMAT);
+                .push_bind(BINARY);
         },
     );
     let keys: Vec<KeyColumns> = rows.keys.iter().map(|key| (*key).clone()).collect();

@@ -490,6 +490,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{BacklogRow, Cut, KeyColumns, Unfolded};
+    use crate::columns;
 
     /// A row of the tables: an account's state (by its entry count), an entry, a key.
     #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -654,12 +655,13 @@ mod tests {
         }
     }
 
-    /// A backlog row written by the version that made format 1.
+    /// A backlog row written by the version that made format 1, and the same in format 2.
     const GOLDEN_BATCH: &str = include_str!("../../tests/golden/format-1/backlog-batch.json");
+    const GOLDEN_BATCH_2: &[u8] = include_bytes!("../../tests/golden/format-2/backlog-batch.bin");
 
     #[test]
     fn format_1_backlog_rows_read_back_and_are_what_this_version_writes() {
-        let batch: BacklogRow = crate::columns::decode(1, GOLDEN_BATCH).unwrap();
+        let batch: BacklogRow = columns::decode(columns::JSON, GOLDEN_BATCH.as_bytes()).unwrap();
         assert_eq!(
             (
                 batch.accounts.len(),
@@ -670,14 +672,17 @@ mod tests {
             (1, 4, 1, 1)
         );
         let mut unfolded = Unfolded::default();
-        let again = crate::columns::encode(&batch).unwrap();
+        let again = columns::encode(columns::JSON, &batch).unwrap();
         unfolded.add(batch).unwrap();
         assert!(unfolded.idempotency("k1\nretry-7").unwrap().is_some());
-        let read: serde_json::Value = serde_json::from_str(GOLDEN_BATCH).unwrap();
-        let written: serde_json::Value = serde_json::from_str(&again).unwrap();
-        assert_eq!(
-            read, written,
-            "format 1 is no longer what this version writes"
+        columns::tests::assert_written_as_read(GOLDEN_BATCH.as_bytes(), &again);
+    }
+
+    #[test]
+    fn format_2_backlog_rows_hold_the_format_1_values_and_are_what_this_version_writes() {
+        columns::tests::assert_format_2_pinned::<BacklogRow>(
+            GOLDEN_BATCH.as_bytes(),
+            GOLDEN_BATCH_2,
         );
     }
 }

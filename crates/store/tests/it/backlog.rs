@@ -220,3 +220,72 @@ async fn a_missing_database_file_is_created_only_when_asked() {
         .close()
         .await;
 }
+
+/// A database whose rows were all written in format 1 (JSON text, as every version
+/// before format 2 wrote them): this version reads it, folds new format 2 rows beside
+/// the old ones, and reads both.
+#[tokio::test]
+async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
+    let file = file();
+    let db = open(&file).await;
+    let (old, changes) = batch(0, 5);
+    commit(&db, &changes).await.unwrap();
+    db.close().await;
+    let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
+    for stored in &changes.accounts {
+        sqlx::query("UPDATE accounts SET state = ?, format = 1 WHERE id = ?")
+            .bind(serde_json::to_string(&stored.account).unwrap())
+            .bind(stored.account.id().as_str())
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    let rewrite = "UPDATE history SET data = ?, format = 1
+                   WHERE account_id = ? AND kind = ? AND number = ?";
+    for (id, stored) in &changes.entries {
+        sqlx::query(rewrite)
+            .bind(serde_json::to_string(&stored.entry).unwrap())
+            .bind(id.as_str())
+            .bind("entry")
+            .bind(i64::try_from(stored.seq).unwrap())
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    for (id, hold) in &changes.settled_holds {
+        sqlx::query(rewrite)
+            .bind(serde_json::to_string(hold).unwrap())
+            .bind(id.as_str())
+            .bind("hold")
+            .bind(i64::try_from(hold.id().get()).unwrap())
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    let formats: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT DISTINCT typeof(state), format FROM accounts
+         UNION SELECT DISTINCT typeof(data), format FROM history",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    assert_eq!(formats, [("text".to_owned(), 1)]);
+    drop(connection);
+
+    let db = open(&file).await;
+    assert_reads(&db, &old).await;
+    let (new, changes) = batch(5, 5);
+    commit(&db, &changes).await.unwrap();
+    db.close().await;
+    let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
+    let formats: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT typeof(state), format FROM accounts
+         UNION SELECT typeof(data), format FROM history ORDER BY 2",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    assert_eq!(formats, [("text".to_owned(), 1), ("blob".to_owned(), 2)]);
+    let db = open(&file).await;
+    assert_reads(&db, &[old, new].concat()).await;
+}
