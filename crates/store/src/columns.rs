@@ -22,7 +22,7 @@ use crate::{
 /// The formats of the ledger core's types in the store: account states, ledger entries
 /// and settled holds (and, on SQLite, the backlog's batches of them). Every row that
 /// holds one says its format in a `format` column, and [`decode`] reads every format
-/// there has been, on either database.
+/// there has been (PostgreSQL's `text` columns only ever hold [`JSON`]).
 ///
 /// - [`JSON`] (1): the core's serde JSON, pinned by `tests/golden/format-1/`. What
 ///   PostgreSQL writes (its columns are `text`).
