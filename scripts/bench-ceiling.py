@@ -3,6 +3,7 @@
 
     scripts/bench-ceiling.py [--seconds 10] [--rounds 3] [--accounts 10000,1]
                              [--build NAME=PATH ...] [--no-ceiling] [--mix 100,0,0]
+                             [--bytes]
 
 Each round runs, for each spread of accounts, the ceiling server (creditd-ceiling: checks
 the key, parses the body, answers creditd's shapes, stores nothing) and then each creditd
@@ -12,12 +13,18 @@ Idempotency-Key). Beside the load generator's figures it reads the server's CPU 
 (user + system, /proc/PID/stat) before and after the measured window and prints it per
 request. Ends with the mean of each build as a share of the ceiling's. Builds the
 release binaries unless --no-build is given.
+
+With --bytes, each creditd run is followed by what its SQLite file holds once the server
+has stopped (and folded its backlog): bytes of file per acknowledged change (the setup's
+grants, one per account, and every answered request of the run), and the bytes in use of
+each table and index (SQLite's dbstat) per change.
 """
 import argparse
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -80,6 +87,8 @@ def run(build, path, accounts, args, work):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
+    if args.bytes and build != "ceiling":
+        stored(os.path.join(work, "bench.db"), accounts, out)
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     if "charge" not in rows or "all" not in rows:
         sys.exit(f"no figures from creditd-load:\n{out}")
@@ -96,6 +105,23 @@ def run(build, path, accounts, args, work):
     return result
 
 
+def stored(path, accounts, out):
+    """Prints bytes per acknowledged change: of the file, and in use by each table."""
+    every = next(line.split() for line in out.splitlines() if line.startswith("all"))
+    changes = accounts + int(every[1]) - int(every[7])
+    size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+    with sqlite3.connect(path) as db:
+        tables = db.execute(
+            "SELECT name, sum(pgsize - unused) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
+        free = db.execute("PRAGMA freelist_count").fetchone()[0] * db.execute(
+            "PRAGMA page_size").fetchone()[0]
+    used = sum(b for _, b in tables)
+    print(f"   bytes: {changes:,} changes, file {size / changes:,.0f} B/change "
+          f"({size / 1e6:,.1f} MB), in use {used / changes:,.0f}, free pages {free / changes:,.0f}")
+    for name, in_use in tables[:8]:
+        print(f"   {name:<32} {in_use / changes:>8,.0f} B/change")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -109,6 +135,8 @@ def main():
     parser.add_argument("--as-admin", action="store_true",
                         help="run the load with the admin key (every change audited)")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--bytes", action="store_true",
+                        help="after each creditd run, the bytes its SQLite file holds per change")
     args = parser.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--locked", "-p", "creditd"],
