@@ -240,27 +240,26 @@ async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
             .await
             .unwrap();
     }
-    let rewrite = "UPDATE history SET data = ?, format = 1
-                   WHERE account_id = ? AND kind = ? AND number = ?";
-    for (id, stored) in &changes.entries {
-        sqlx::query(rewrite)
-            .bind(serde_json::to_string(&stored.entry).unwrap())
-            .bind(id.as_str())
-            .bind("entry")
-            .bind(i64::try_from(stored.seq).unwrap())
-            .execute(&mut connection)
-            .await
-            .unwrap();
-    }
-    for (id, hold) in &changes.settled_holds {
-        sqlx::query(rewrite)
-            .bind(serde_json::to_string(hold).unwrap())
-            .bind(id.as_str())
-            .bind("hold")
-            .bind(i64::try_from(hold.id().get()).unwrap())
-            .execute(&mut connection)
-            .await
-            .unwrap();
+    let entries = changes.entries.iter().map(|(id, stored)| {
+        let json = serde_json::to_string(&stored.entry).unwrap();
+        (id, "entry", stored.seq, json)
+    });
+    let holds = changes.settled_holds.iter().map(|(id, hold)| {
+        let json = serde_json::to_string(hold).unwrap();
+        (id, "hold", hold.id().get(), json)
+    });
+    for (id, kind, number, json) in entries.chain(holds) {
+        sqlx::query(
+            "UPDATE history SET data = ?, format = 1
+             WHERE account_id = ? AND kind = ? AND number = ?",
+        )
+        .bind(json)
+        .bind(id.as_str())
+        .bind(kind)
+        .bind(i64::try_from(number).unwrap())
+        .execute(&mut connection)
+        .await
+        .unwrap();
     }
     let formats: Vec<(String, i64)> = sqlx::query_as(
         "SELECT DISTINCT typeof(state), format FROM accounts
