@@ -23,7 +23,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -31,26 +30,11 @@ import sys
 import tempfile
 import time
 
+from benchserver import cpu_seconds, wait_listening
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "bench-admin-key-0123456789"
 ADDR = "127.0.0.1:18090"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def wait_listening():
-    for _ in range(300):
-        try:
-            with socket.create_connection(("127.0.0.1", int(ADDR.split(":")[1])), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit("the server did not start listening")
 
 
 def start(build, path, work):
@@ -63,7 +47,7 @@ def start(build, path, work):
     env = dict(os.environ, CREDITD_ADMIN_KEY=KEY)
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                               stderr=open(os.path.join(tempfile.gettempdir(), "bench-ceiling-server.log"), "w"))
-    wait_listening()
+    wait_listening(int(ADDR.split(":")[1]))
     return server
 
 

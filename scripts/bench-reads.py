@@ -10,13 +10,13 @@ account, and the ratio deep / shallow.
 """
 
 import argparse
-import http.client
-import json
 import os
 import socket
 import subprocess
 import tempfile
 import time
+
+from benchserver import Client
 
 ADMIN = "bench-reads-admin-key-0123456789"
 
@@ -25,24 +25,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Client:
-    def __init__(self, port):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def call(self, method, path, body=None):
-        headers = {"Authorization": f"Bearer {ADMIN}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=data, headers=headers)
-        answer = self.conn.getresponse()
-        raw = answer.read()
-        if answer.status >= 300:
-            raise SystemExit(f"{method} {path}: {answer.status} {raw[:200]!r}")
-        return json.loads(raw) if raw else None
 
 
 def charges(client, account, count):
@@ -70,7 +52,7 @@ def main():
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)
-        client = Client(port)
+        client = Client(port, ADMIN)
         for account in ["shallow", "deep"]:
             client.call("POST", f"/v1/accounts/{account}/grants",
                         {"kind": "general", "amount": 1_000_000_000, "source": "compensation"})

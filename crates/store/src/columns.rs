@@ -350,7 +350,11 @@ pub(crate) fn checked_account(
     Ok(StoredAccount { account, entry_seq })
 }
 
-pub(crate) fn idempotency_record<'r, R: Row>(row: &'r R) -> Result<IdempotencyRecord, StoreError>
+/// An idempotency record from its row (`account_id, label, digest, status, body, at`);
+/// the body of either format ([`answers`](crate::answers)).
+pub(crate) fn idempotency_record<'r, R: Row, D: Data<'r, R>>(
+    row: &'r R,
+) -> Result<IdempotencyRecord, StoreError>
 where
     usize: ColumnIndex<R>,
     &'r str: Decode<'r, R::Database> + Type<R::Database>,
@@ -362,7 +366,7 @@ where
         row.try_get(1)?,
         row.try_get(2)?,
         row.try_get(3)?,
-        row.try_get(4)?,
+        crate::answers::text(row.try_get::<D, _>(4)?.as_ref())?,
         row.try_get(5)?,
     )
 }

@@ -13,6 +13,7 @@
 //! Every account state read back is checked with `Account::check_invariants`: a state
 //! the rules could not have produced is reported as [`StoreError::Corrupt`], never used.
 
+mod answers;
 mod audit;
 mod columns;
 mod events;

@@ -643,7 +643,7 @@ impl WriteTransaction for PostgresWrite {
             .fetch_all(&mut **tx)
             .await?;
             for row in &rows {
-                reads.idempotency.push(idempotency_record(row)?);
+                reads.idempotency.push(idempotency_record::<_, &str>(row)?);
             }
         }
         if !orders.is_empty() {

@@ -33,6 +33,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
+use crate::answers;
 use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
 };
@@ -651,7 +652,7 @@ impl WriteTransaction for SqliteWrite {
                     accounts.insert(stored.account.id().clone(), stored);
                 }
                 "key" => {
-                    let record = idempotency_record(row)?;
+                    let record = idempotency_record::<_, &[u8]>(row)?;
                     records.insert(key_label(&record.key), record);
                 }
                 _ => reads.purchases.push(purchase_record(row)?),
@@ -898,19 +899,24 @@ fn push_fold<'args>(
                 .push_bind(BINARY);
         },
     );
-    let keys: Vec<KeyColumns> = rows.keys.iter().map(|key| (*key).clone()).collect();
+    // Answers are folded in format 2, compressed; the backlog keeps them as answered.
+    let keys = rows
+        .keys
+        .iter()
+        .map(|key| Ok(((*key).clone(), answers::compress(&key.body)?)))
+        .collect::<Result<Vec<(KeyColumns, Vec<u8>)>, StoreError>>()?;
     push_inserts(
         sql,
         "INSERT OR IGNORE INTO idempotency_keys (account_id, status, at, label, digest, body) ",
         keys,
         "",
-        |row, k| {
+        |row, (k, body)| {
             row.push_bind(k.account)
                 .push_bind(i64::from(k.status))
                 .push_bind(k.at)
                 .push_bind(k.label)
                 .push_bind(k.digest)
-                .push_bind(k.body);
+                .push_bind(body);
         },
     );
     match cut {

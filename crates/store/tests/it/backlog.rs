@@ -104,7 +104,13 @@ async fn assert_reads(db: &Db, accounts: &[Account]) {
     let keys: Vec<IdempotencyKey> = (0..accounts.len()).map(key).collect();
     let mut tx = db.begin().await.unwrap();
     let found = tx.read(&[], &keys, &[]).await.unwrap().idempotency;
-    assert_eq!(found.len(), keys.len());
+    let mut bodies: Vec<String> = found.into_iter().map(|record| record.body).collect();
+    bodies.sort();
+    let mut answered: Vec<String> = (0..accounts.len())
+        .map(|n| format!(r#"{{"n":{n}}}"#))
+        .collect();
+    answered.sort();
+    assert_eq!(bodies, answered);
     tx.commit(&Changes::default()).await.unwrap();
 }
 
@@ -261,9 +267,18 @@ async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
         .await
         .unwrap();
     }
+    for record in &changes.idempotency {
+        sqlx::query("UPDATE idempotency_keys SET body = ? WHERE label = ?")
+            .bind(&record.body)
+            .bind(format!("{}\n{}", record.key.owner, record.key.key))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
     let formats: Vec<(String, i64)> = sqlx::query_as(
         "SELECT DISTINCT typeof(state), format FROM accounts
-         UNION SELECT DISTINCT typeof(data), format FROM history",
+         UNION SELECT DISTINCT typeof(data), format FROM history
+         UNION SELECT DISTINCT typeof(body), 1 FROM idempotency_keys",
     )
     .fetch_all(&mut connection)
     .await
@@ -279,7 +294,9 @@ async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
     let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
     let formats: Vec<(String, i64)> = sqlx::query_as(
         "SELECT typeof(state), format FROM accounts
-         UNION SELECT typeof(data), format FROM history ORDER BY 2",
+         UNION SELECT typeof(data), format FROM history
+         UNION SELECT typeof(body), CASE typeof(body) WHEN 'text' THEN 1 ELSE 2 END
+         FROM idempotency_keys ORDER BY 2",
     )
     .fetch_all(&mut connection)
     .await
