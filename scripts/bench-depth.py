@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import time
 
-from benchserver import Client, wait_listening
+from benchserver import Client, cpu_seconds, wait_listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "bench-admin-key-0123456789"
@@ -51,15 +51,36 @@ def stop(server):
     server.wait()
 
 
-def load(prefix, accounts, seconds, *extra):
-    out = subprocess.run(
-        [os.path.join(BIN, "creditd-load"), "--addr", f"127.0.0.1:{PORT}", "--key", KEY, "--clients", "64",
-         "--accounts", str(accounts), "--prefix", prefix, "--seconds", str(seconds),
-         "--mix", "100,0,0", *extra], check=True, capture_output=True, text=True).stdout
+def written_bytes(pid):
+    """Bytes the process has had written to storage (/proc/PID/io)."""
+    with open(f"/proc/{pid}/io") as io:
+        return int(next(line for line in io if line.startswith("write_bytes:")).split()[1])
+
+
+def load(server, prefix, accounts, seconds, *extra):
+    """creditd-load's charge figures, with the server's CPU and bytes written per charge
+    over the measured window (from when the generator's setup ends)."""
+    generator = subprocess.Popen(
+        [os.path.join(BIN, "creditd-load"), "--addr", f"127.0.0.1:{PORT}", "--key", KEY,
+         "--clients", "64", "--accounts", str(accounts), "--prefix", prefix,
+         "--seconds", str(seconds), "--mix", "100,0,0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    before = None
+    for line in generator.stderr:
+        if line.startswith("run:"):
+            before = (cpu_seconds(server.pid), written_bytes(server.pid))
+            break
+    out, _ = generator.communicate()
+    after = (cpu_seconds(server.pid), written_bytes(server.pid))
+    with open(f"/proc/{server.pid}/status") as status:
+        peak = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     charge = rows["charge"]
+    count = max(int(charge[1]), 1)
+    before = before or after
     return {"count": int(charge[1]), "per_s": float(charge[2]), "p50": float(charge[3]),
-            "p99": float(charge[4])}
+            "p99": float(charge[4]), "cpu_us": (after[0] - before[0]) * 1e6 / count,
+            "written": (after[1] - before[1]) / count, "peak_mb": peak / 1024}
 
 
 def entries(database, account=None):
@@ -82,7 +103,7 @@ def seed(database, args):
         for prefix, accounts, wanted in (("deep", 1, args.deep), ("spread", 10_000, args.entries)):
             done = 0
             while done < wanted - (0 if prefix == "deep" else args.deep):
-                run = load(prefix, accounts, 60, "--no-idempotency-keys")
+                run = load(server, prefix, accounts, 60, "--no-idempotency-keys")
                 done += run["count"] + accounts
                 print(f"   seeding {prefix}: {done:,} entries ({run['per_s']:,.0f}/s), "
                       f"{time.monotonic() - started:,.0f} s", flush=True)
@@ -148,7 +169,8 @@ def main():
     if args.seed_only:
         return
     results = {"empty": [], "deep": []}
-    print(f"{'database':<10} {'charges/s':>10} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'database':<10} {'charges/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/charge':>13} "
+          f"{'written B/charge':>16} {'peak MB':>8}")
     for round_ in range(args.rounds):
         print(f"-- round {round_ + 1}, {time.strftime('%H:%M:%S', time.gmtime())} UTC", flush=True)
         for name in ("empty", "deep"):
@@ -160,11 +182,12 @@ def main():
                         os.remove(database + suffix)
             server = start(database)
             try:
-                run = load("spread", 10_000, args.seconds)
+                run = load(server, "spread", 10_000, args.seconds)
             finally:
                 stop(server)
             results[name].append(run)
-            print(f"{name:<10} {run['per_s']:>10,.0f} {run['p50']:>7.2f} {run['p99']:>7.2f}",
+            print(f"{name:<10} {run['per_s']:>10,.0f} {run['p50']:>7.2f} {run['p99']:>7.2f} "
+                  f"{run['cpu_us']:>13.1f} {run['written']:>16,.0f} {run['peak_mb']:>8,.0f}",
                   flush=True)
     empty = statistics.mean(r["per_s"] for r in results["empty"])
     deep_mean = statistics.mean(r["per_s"] for r in results["deep"])

@@ -23,10 +23,11 @@ import sys
 import tempfile
 import time
 
+from benchserver import cpu_seconds
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "bench-admin-key-0123456789"
 ADDR = "127.0.0.1:18091"
-TICK = os.sysconf("SC_CLK_TCK")
 
 # Stages known by where a sample is, anywhere in its stack: the first that matches wins
 # (so a malloc or memcpy under the SQL engine counts as SQL, under the core as the core).
@@ -53,12 +54,6 @@ INNERMOST = [
 STAGES = [stage for stage, _ in CONTEXT + INNERMOST] + ["other"]
 CONTEXT_COMPILED = [(stage, re.compile(pattern)) for stage, pattern in CONTEXT]
 INNERMOST_COMPILED = [(stage, re.compile(pattern)) for stage, pattern in INNERMOST]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def samples(script_text):

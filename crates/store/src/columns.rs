@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 
 use creditd_ledger::{
-    Account, AccountId, BucketId, Currency, Hold, HoldId, LedgerEntry, OrderId, Payment,
+    Account, AccountId, BucketId, Currency, EntryType, Hold, HoldId, LedgerEntry, LedgerQuery,
+    OrderId, Payment,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -453,12 +454,51 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
     serde_json::from_str(text).map_err(corrupt)
 }
 
+/// The query of a ledger page: `of_rare_type` for a page of one type other than debit,
+/// which the partial index `history_rare_entries` holds (migration `rare_entries`): most
+/// entries are debits, so a page of a rarer type would otherwise look through every
+/// debit before it. That query repeats the index's condition, [`rare_entries!`], word for
+/// word: that is how SQLite knows the index holds every row the query wants.
+pub(crate) fn ledger_page_sql(
+    query: &LedgerQuery,
+    any: &'static str,
+    of_rare_type: &'static str,
+) -> &'static str {
+    if query
+        .entry_type()
+        .is_some_and(|entry_type| entry_type != EntryType::Debit)
+    {
+        of_rare_type
+    } else {
+        any
+    }
+}
+
+/// The condition of the partial index `history_rare_entries`, as its migrations and
+/// queries say it.
+macro_rules! rare_entries {
+    () => {
+        "kind = 'entry' AND label <> 'debit'"
+    };
+}
+pub(crate) use rare_entries;
+
 pub(crate) fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn the_migrations_make_the_index_of_rare_entries_on_the_condition_its_queries_say() {
+        for migration in [
+            include_str!("../migrations/sqlite/0011_rare_entries.sql"),
+            include_str!("../migrations/postgres/0010_rare_entries.sql"),
+        ] {
+            assert!(migration.contains(concat!("WHERE ", rare_entries!(), ";")));
+        }
+    }
+
     use creditd_ledger::{Catalog, History, Hold, HoldStatus, LedgerEntry, MembershipStatus};
     use serde::de::DeserializeOwned;
     use serde_json::Value;

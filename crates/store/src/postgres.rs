@@ -31,8 +31,9 @@ use crate::audit::{
 };
 use crate::columns::{
     HistoryRow, JSON, api_key, corrupt, due_account, due_changes, encode, history_rows,
-    hold_number, idempotency_record, json_text, key_label, purchase_record, purchases_before,
-    record_account, settled_hold, sql, stored_account, stored_entry, written,
+    hold_number, idempotency_record, json_text, key_label, ledger_page_sql, purchase_record,
+    purchases_before, rare_entries, record_account, settled_hold, sql, stored_account,
+    stored_entry, written,
 };
 use crate::instant::to_db;
 use crate::{
@@ -114,21 +115,16 @@ impl Store for PostgresStore {
     ) -> Result<Vec<StoredEntry>, StoreError> {
         // A number past every stored one (a crafted cursor) pages from the newest.
         let before = before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        let rows = sqlx::query(
-            "SELECT number, data, format FROM history
-             WHERE account_id = $1 AND kind = 'entry' AND number < $2
-               AND ($3::text IS NULL OR label = $3)
-               AND ($4::int8 IS NULL OR at >= $4) AND ($5::int8 IS NULL OR at < $5)
-             ORDER BY number DESC LIMIT $6",
-        )
-        .bind(id.as_str())
-        .bind(before)
-        .bind(query.entry_type().map(|t| t.as_str()))
-        .bind(query.since().map(to_db))
-        .bind(query.until().map(to_db))
-        .bind(i64::from(query.limit()))
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = ledger_page_sql(query, LEDGER_PAGE, LEDGER_PAGE_OF_RARE_TYPE);
+        let rows = sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(before)
+            .bind(query.entry_type().map(|t| t.as_str()))
+            .bind(query.since().map(to_db))
+            .bind(query.until().map(to_db))
+            .bind(i64::from(query.limit()))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(stored_entry::<_, &str>).collect()
     }
 
@@ -351,6 +347,28 @@ struct PostgresWrite {
     /// The accounts read, with when their next effect was due (as `account_due` has it).
     loaded: HashMap<AccountId, Option<i64>>,
 }
+
+/// A page of an account's ledger, newest first, below a number `$2`, filtered by `$3`
+/// (type, as `$label` says), `$4` (since) and `$5` (until) where not null; `$rows` says
+/// which rows the page is read from.
+macro_rules! ledger_page {
+    ($rows:expr, $label:expr) => {
+        concat!(
+            "SELECT number, data, format FROM history
+             WHERE account_id = $1 AND ",
+            $rows,
+            " AND number < $2 AND ",
+            $label,
+            " AND ($4::int8 IS NULL OR at >= $4) AND ($5::int8 IS NULL OR at < $5)
+             ORDER BY number DESC LIMIT $6"
+        )
+    };
+}
+
+/// Any page of the ledger, through `history_numbers`.
+const LEDGER_PAGE: &str = ledger_page!("kind = 'entry'", "($3::text IS NULL OR label = $3)");
+/// A page of one rarer type, through `history_rare_entries` ([`ledger_page_sql`]).
+const LEDGER_PAGE_OF_RARE_TYPE: &str = ledger_page!(rare_entries!(), "label = $3");
 
 /// Every usual row of a batch: account states, due times (deleted where none is due any
 /// more, set where one is), ledger entries and settled holds, idempotency records,

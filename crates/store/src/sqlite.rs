@@ -39,8 +39,8 @@ use crate::audit::{
 };
 use crate::columns::{
     BINARY, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
-    hold_row, idempotency_record, key_label, purchase_record, purchases_before, settled_hold, sql,
-    stored_account, stored_entry, to_json,
+    hold_row, idempotency_record, key_label, ledger_page_sql, purchase_record, purchases_before,
+    rare_entries, settled_hold, sql, stored_account, stored_entry, to_json,
 };
 use crate::instant::to_db;
 use crate::{
@@ -240,7 +240,7 @@ impl SqliteStore {
         SqliteStore::open_folding_at(url, create, FOLD_AT).await
     }
 
-    /// As [`SqliteStore::open`], but folding once `rows` are unfolded instead of 65,536:
+    /// As [`SqliteStore::open`], but folding once `rows` are unfolded instead of [`FOLD_AT`]:
     /// for tests that want sweeps without tens of thousands of rows.
     pub async fn open_folding_at(
         url: &str,
@@ -349,20 +349,16 @@ impl Store for SqliteStore {
         if page.len() >= wanted {
             return Ok(page);
         }
-        let rows = sqlx::query(
-            "SELECT number, data, format FROM history
-             WHERE account_id = ?1 AND kind = 'entry' AND number < ?2
-               AND (?3 IS NULL OR label = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
-             ORDER BY number DESC LIMIT ?6",
-        )
-        .bind(id.as_str())
-        .bind(before_db)
-        .bind(query.entry_type().map(|t| t.as_str()))
-        .bind(query.since().map(to_db))
-        .bind(query.until().map(to_db))
-        .bind(u32::try_from(wanted.saturating_sub(page.len())).unwrap_or(u32::MAX))
-        .fetch_all(&self.readers)
-        .await?;
+        let sql = ledger_page_sql(query, LEDGER_PAGE, LEDGER_PAGE_OF_RARE_TYPE);
+        let rows = sqlx::query(sql)
+            .bind(id.as_str())
+            .bind(before_db)
+            .bind(query.entry_type().map(|t| t.as_str()))
+            .bind(query.since().map(to_db))
+            .bind(query.until().map(to_db))
+            .bind(u32::try_from(wanted.saturating_sub(page.len())).unwrap_or(u32::MAX))
+            .fetch_all(&self.readers)
+            .await?;
         for row in &rows {
             page.push(stored_entry::<_, &[u8]>(row)?);
         }
@@ -615,6 +611,28 @@ const READS: &str = batch_reads!();
 /// The batch's reads as the first statements of its transaction (`BEGIN IMMEDIATE`:
 /// the write lock at once).
 const BEGIN_AND_READS: &str = concat!("BEGIN IMMEDIATE;\n", batch_reads!());
+
+/// A page of an account's ledger, newest first, below a number `?2`, filtered by `?3`
+/// (type, as `$label` says), `?4` (since) and `?5` (until) where not null; `$rows` says
+/// which rows the page is read from.
+macro_rules! ledger_page {
+    ($rows:expr, $label:expr) => {
+        concat!(
+            "SELECT number, data, format FROM history
+             WHERE account_id = ?1 AND ",
+            $rows,
+            " AND number < ?2 AND ",
+            $label,
+            " AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
+             ORDER BY number DESC LIMIT ?6"
+        )
+    };
+}
+
+/// Any page of the ledger, through `history_numbers`.
+const LEDGER_PAGE: &str = ledger_page!("kind = 'entry'", "(?3 IS NULL OR label = ?3)");
+/// A page of one rarer type, through `history_rare_entries` ([`ledger_page_sql`]).
+const LEDGER_PAGE_OF_RARE_TYPE: &str = ledger_page!(rare_entries!(), "label = ?3");
 
 /// Rows per INSERT statement: far below SQLite's limit on bound parameters.
 const ROWS_PER_INSERT: usize = 1_000;
@@ -1045,5 +1063,45 @@ impl<'a> PurchaseRow<'a> {
             currency: purchase.paid.as_ref().map(|paid| paid.currency.as_str()),
             recorded_at: to_db(purchase.recorded_at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, SqliteConnection};
+
+    use super::*;
+
+    /// What SQLite's planner says it reads for `sql`, bound with an account and a type.
+    async fn plan(connection: &mut SqliteConnection, sql: &str) -> String {
+        let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind("user-1")
+            .bind(i64::MAX)
+            .bind("grant")
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .bind(50)
+            .fetch_all(connection)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn a_ledger_page_of_a_rare_type_reads_the_index_of_rare_entries() {
+        let folder = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/plan.db?mode=rwc", folder.path().display());
+        let mut connection = SqliteConnection::connect(&url).await.unwrap();
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut connection)
+            .await
+            .unwrap();
+        let rare = plan(&mut connection, LEDGER_PAGE_OF_RARE_TYPE).await;
+        assert!(rare.contains("history_rare_entries"), "{rare}");
+        let any = plan(&mut connection, LEDGER_PAGE).await;
+        assert!(any.contains("history_numbers"), "{any}");
     }
 }

@@ -37,11 +37,15 @@ use crate::{Changes, IdempotencyRecord, StoreError, StoredAccount, StoredEntry};
 /// Unfolded rows (account states, entries, holds, idempotency records) from which each
 /// write transaction also folds a cut of them: enough that a cut's rows are neighbours
 /// (an account's entries share an index page, its state is written once for several
-/// changes), few enough that they take tens of megabytes of memory and a crash's
-/// backlog folds in about a second. 65,536 against 16,384: 6% to 18% more charges per
-/// second on 10,000 accounts, 8% on one, a quarter less written per request, 25 MB
-/// more resident (docs/BENCHMARKS.md, session 5).
-pub(super) const FOLD_AT: usize = 65_536;
+/// changes), few enough that they take a few hundred megabytes of memory at most and a
+/// crash's backlog folds in seconds. Where it matters is a database with a long history:
+/// there an account's entries fill index pages of their own, and every row folded alone
+/// costs a page written. With 10 million entries stored, 262,144 against 65,536 gave
+/// 20% more charges per second (7,888 and 7,864 against 6,616 and 6,546, 30 s runs) and
+/// a third less written per charge, for about 160 MB more resident (334 MB at the peak);
+/// on an empty database, the same (docs/BENCHMARKS.md, issue 16: "cost in history").
+/// 65,536 against 16,384 earlier: 6% to 18% more charges per second, 25 MB more.
+pub(super) const FOLD_AT: usize = 262_144;
 /// Rows a cut folds at least; a batch folds twice the rows it adds, so under any load
 /// the unfolded rows shrink back. Small cuts fold as fast per row as large ones here
 /// (8,900 charges/s with cuts of 256 rows, 7,600 with 2,048; docs/BENCHMARKS.md), and

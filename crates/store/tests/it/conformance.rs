@@ -155,6 +155,23 @@ async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence(d
     let debits = LedgerQuery::new(None, Some(EntryType::Debit), None, None).unwrap();
     let page = db.ledger_page(&user, &debits, None).await.unwrap();
     assert!(page.iter().all(|e| e.entry.entry_type == EntryType::Debit) && !page.is_empty());
+    let grants = LedgerQuery::new(None, Some(EntryType::Grant), None, None).unwrap();
+    let page: Vec<u64> = db
+        .ledger_page(&user, &grants, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let granted: Vec<u64> = changes
+        .entries
+        .iter()
+        .rev()
+        .filter(|(_, e)| e.entry.entry_type == EntryType::Grant)
+        .map(|(_, e)| e.seq)
+        .collect();
+    assert!(!granted.is_empty());
+    assert_eq!(page, granted);
 
     let one = LedgerQuery::new(Some(1), None, None, None).unwrap();
     let first = db.ledger_page(&user, &one, None).await.unwrap();
