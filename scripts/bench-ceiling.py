@@ -81,7 +81,7 @@ def run(build, path, accounts, args, work):
     result = {
         "charges_s": float(charge[2]), "p50": float(charge[3]), "p99": float(charge[4]),
         "requests_s": float(every[2]), "failed": int(every[7]),
-        "cpu_us": (after - (before or after)) * 1e6 / max(requests, 1),
+        "cpu_us": (after - (after if before is None else before)) * 1e6 / max(requests, 1),
     }
     print(f"{build:<12} {accounts:>6} {result['charges_s']:>10,.0f} {result['p50']:>7.2f} "
           f"{result['p99']:>7.2f} {result['requests_s']:>10,.0f} {result['cpu_us']:>8.1f} "
