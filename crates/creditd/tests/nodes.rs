@@ -155,13 +155,15 @@ async fn two_nodes_on_one_database_apply_each_change_once_and_never_overdraw() {
 }
 
 /// Sessions holding the lock of the node that runs the background jobs (the two-key
-/// advisory lock `("cred", 1)`).
+/// advisory lock `("cred", 1)`) in the database of `url`: the tests of this file run at
+/// once, each with nodes of its own on a database of its own.
 async fn jobs_sessions(url: &str) -> i64 {
     use sqlx::Connection;
     let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-         AND classid = x'63726564'::int::oid AND objid = 1 AND objsubid = 2",
+         AND classid = x'63726564'::int::oid AND objid = 1 AND objsubid = 2
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_one(&mut connection)
     .await

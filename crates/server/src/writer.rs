@@ -33,9 +33,12 @@ use crate::idempotency::{self, Reply};
 /// requests per second, small enough that one batch's work stays well under a
 /// millisecond per hundred commands.
 pub const MAX_BATCH: usize = 1024;
-/// Batches in their transactions at once, where the store allows more than one: while
-/// one waits for its commit to be flushed, the next ones lock, read and write.
-const CONCURRENT_BATCHES: usize = 4;
+/// Batches in their transactions at once, where the store allows more than one. One:
+/// on PostgreSQL, batches that overlap wait on each other's account locks anyway, and
+/// each is smaller for it. One hot account, 64 clients: 12,784–13,286 charges/s with one
+/// batch at a time against 8,099–8,722 with four; 10,000 accounts: the same within the
+/// noise (9,122–10,049 against 9,197–9,330; docs/BENCHMARKS.md, issue 16).
+const CONCURRENT_BATCHES: usize = 1;
 /// Commands waiting for the writer before handlers wait to enqueue (backpressure).
 const QUEUE_DEPTH: usize = 16 * MAX_BATCH;
 /// Background commands in one batch. A catch-up that distributes a month costs about
@@ -104,10 +107,9 @@ impl Writer {
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let (background, waiting) = mpsc::channel(QUEUE_DEPTH);
         let max_batch = max_batch.clamp(1, MAX_BATCH);
-        // One transaction at a time unless the store serializes accounts itself. Then a
-        // few batches at once (more would only make them smaller), or, one request per
-        // transaction, as many transactions as the store allows: what a plain service
-        // does.
+        // Batches one at a time ([`CONCURRENT_BATCHES`]). One request per transaction:
+        // as many transactions as the store allows (more than one only where it
+        // serializes accounts itself), what a plain service does.
         let writers = if max_batch > 1 {
             CONCURRENT_BATCHES
         } else {
