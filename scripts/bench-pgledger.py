@@ -26,7 +26,8 @@ database each:
 
 Beside each figure: the CPU time of every PostgreSQL process (and of creditd) over the
 measured window, per request or transfer (/proc/PID/stat; backends that end during the
-window are counted through their postmaster's reaped children).
+window are counted through their postmaster's reaped children), and how many autovacuum
+and autoanalyze runs the scratch database's tables had in that window.
 
 Ends with the means and the ratios the issue asks for: creditd against its own
 per-request commit, against plain, and against pgledger. PostgreSQL is
@@ -58,6 +59,15 @@ def psql(*args, database="postgres"):
     subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", f"{SERVER}/{database}", *args],
                    check=True, stdout=subprocess.DEVNULL,
                    env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
+
+
+def maintenance_runs():
+    """Autovacuum and autoanalyze runs so far on the scratch database's tables."""
+    out = subprocess.run(
+        ["psql", "-qXtA", f"{SERVER}/{DATABASE}", "-c",
+         "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables"],
+        check=True, capture_output=True, text=True).stdout
+    return int(out.strip() or 0)
 
 
 def fresh_database():
@@ -107,18 +117,19 @@ def measured(command, server=None):
     before = None
     for line in load.stderr:
         if line.startswith("run:"):
-            before = (postgres_cpu(), server and cpu_seconds(server.pid))
+            before = (postgres_cpu(), server and cpu_seconds(server.pid), maintenance_runs())
             break
     out, _ = load.communicate()
     time.sleep(0.5)  # until the postmaster has reaped the backends of closed connections
-    after = (postgres_cpu(), server and cpu_seconds(server.pid))
+    after = (postgres_cpu(), server and cpu_seconds(server.pid), maintenance_runs())
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     if "charge" not in rows or before is None:
         sys.exit(f"no figures from creditd-load:\n{out}")
     charge, count = rows["charge"], max(int(rows["all"][1]), 1)
     return {"per_s": float(charge[2]), "p50": float(charge[3]), "p99": float(charge[4]),
             "pg_us": (after[0] - before[0]) * 1e6 / count,
-            "creditd_us": (after[1] - before[1]) * 1e6 / count if server else 0.0}
+            "creditd_us": (after[1] - before[1]) * 1e6 / count if server else 0.0,
+            "autovacuum": after[2] - before[2]}
 
 
 def creditd(accounts, args, commit="group"):
@@ -170,13 +181,13 @@ def pgledger(accounts, args, sources, work):
              " allow_positive_balance, created_at, updated_at)"
              f" SELECT 'pgla_' || n, 'acct', 'CREDITS', true, true, now(), now()"
              f" FROM generate_series(0, {others}) n", "-c", "VACUUM ANALYZE", database=DATABASE)
-        before = postgres_cpu()
+        before, runs = postgres_cpu(), maintenance_runs()
         out = subprocess.run(
             ["pgbench", "-n", "-M", "prepared", "-f", script, "-c", str(clients),
              "-j", str(min(clients, 2)), "-T", str(args.seconds), f"{SERVER}/{DATABASE}"],
             check=True, capture_output=True, text=True).stdout
         time.sleep(0.5)
-        pg_us = (postgres_cpu() - before) * 1e6
+        pg_us, runs = (postgres_cpu() - before) * 1e6, maintenance_runs() - runs
         tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
         pg_us /= max(int(re.search(r"transactions actually processed: (\d+)", out).group(1)), 1)
         latency = float(re.search(r"latency average = ([0-9.]+) ms", out).group(1))
@@ -188,7 +199,7 @@ def pgledger(accounts, args, sources, work):
               flush=True)
         if best is None or tps > best["per_s"]:
             best = {"per_s": tps, "p50": latency, "p99": float("nan"), "pg_us": pg_us,
-                    "creditd_us": 0.0}
+                    "creditd_us": 0.0, "autovacuum": runs}
     return best
 
 
@@ -212,7 +223,7 @@ def main():
         sources = pgledger_sources(args.pgledger, work)
         try:
             print(f"{'system':<11} {'accts':>6} {'per s':>10} {'p50 ms':>7} {'p99 ms':>7} "
-                  f"{'PG CPU µs/op':>12} {'creditd µs/op':>13}")
+                  f"{'PG CPU µs/op':>12} {'creditd µs/op':>13} {'autovacuum':>10}")
             for round_ in range(args.rounds):
                 print(f"-- round {round_ + 1}, {time.strftime('%H:%M:%S', time.gmtime())} UTC",
                       flush=True)
@@ -226,7 +237,8 @@ def main():
                         results.setdefault((system, accounts), []).append(result)
                         print(f"{system:<11} {accounts:>6} {result['per_s']:>10,.0f} "
                               f"{result['p50']:>7.2f} {result['p99']:>7.2f} "
-                              f"{result['pg_us']:>12.0f} {result['creditd_us']:>13.0f}", flush=True)
+                              f"{result['pg_us']:>12.0f} {result['creditd_us']:>13.0f} "
+                              f"{result['autovacuum']:>10}", flush=True)
         finally:
             psql("-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     print("-- means (pgledger: the better of 4 and 16 clients; its p50 column is pgbench's mean latency)")
