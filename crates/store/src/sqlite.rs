@@ -32,7 +32,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, KeyColumns, Unfolded};
+use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
 use crate::answers;
 use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
@@ -921,19 +921,29 @@ fn push_fold<'args>(
     let keys = rows
         .keys
         .iter()
-        .map(|key| Ok(((*key).clone(), answers::compress(&key.body)?)))
-        .collect::<Result<Vec<(KeyColumns, Vec<u8>)>, StoreError>>()?;
+        .map(|k| {
+            let body = answers::compress(&k.body)?;
+            Ok((
+                k.account.clone(),
+                k.status,
+                k.at,
+                k.label.clone(),
+                k.digest.clone(),
+                body,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     push_inserts(
         sql,
         "INSERT OR IGNORE INTO idempotency_keys (account_id, status, at, label, digest, body) ",
         keys,
         "",
-        |row, (k, body)| {
-            row.push_bind(k.account)
-                .push_bind(i64::from(k.status))
-                .push_bind(k.at)
-                .push_bind(k.label)
-                .push_bind(k.digest)
+        |row, (account, status, at, label, digest, body)| {
+            row.push_bind(account)
+                .push_bind(i64::from(status))
+                .push_bind(at)
+                .push_bind(label)
+                .push_bind(digest)
                 .push_bind(body);
         },
     );
