@@ -22,7 +22,8 @@
 //! tables at every commit, on 10,000 accounts (docs/BENCHMARKS.md, session 6: "the
 //! journal, kept by measurement"; the backlog was called the journal until then).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::ops::Bound;
 
 use creditd_ledger::{Account, AccountId, Hold, HoldId, HoldStatus, LedgerEntry, LedgerQuery};
@@ -122,12 +123,95 @@ pub(super) struct KeyColumns {
 /// order, and how far the sweep that folds it has got.
 #[derive(Debug, Default)]
 pub(super) struct Unfolded {
-    accounts: BTreeMap<AccountId, StoredAccount>,
+    accounts: ByKey<AccountId, StoredAccount>,
     entries: BTreeMap<(AccountId, u64), LedgerEntry>,
     holds: BTreeMap<(AccountId, HoldId), Hold>,
     /// Records by label, as the columns they are folded as.
-    keys: BTreeMap<String, KeyColumns>,
+    keys: ByKey<String, KeyColumns>,
     sweep: Sweep,
+}
+
+/// Unfolded rows of a kind only ever read by key (account states, idempotency records),
+/// in a hash map: every charge adds one of each and looks one of each up, and in a
+/// `BTreeMap` of 262,144 string keys those walks were a sixth of a charge's CPU
+/// (docs/BENCHMARKS.md, issue 16: "the levers"). A sweep takes them in key order, so
+/// that a cut's rows are neighbours in their table: the keys there are when its pass
+/// over the kind begins, sorted once. A row added later waits for the next sweep, as
+/// its backlog row is newer than the sweep's beginning. The map keeps std's randomly
+/// keyed hasher: labels are chosen by clients.
+#[derive(Debug)]
+struct ByKey<K, V> {
+    rows: HashMap<K, V>,
+    /// The keys of the sweep's pass over this kind, in order.
+    order: Vec<K>,
+}
+
+impl<K, V> Default for ByKey<K, V> {
+    fn default() -> Self {
+        ByKey {
+            rows: HashMap::new(),
+            order: Vec::new(),
+        }
+    }
+}
+
+/// A cut of a [`ByKey`] kind: positions `start..end` of its pass's order.
+#[derive(Clone, Debug)]
+pub(super) struct Positions {
+    start: usize,
+    end: usize,
+    /// Whether the cut ends the pass.
+    last: bool,
+}
+
+impl Positions {
+    /// Whether the cut runs through the last key of the pass.
+    pub(super) fn ends_sweep(&self) -> bool {
+        self.last
+    }
+}
+
+impl<K: Hash + Ord + Clone, V> ByKey<K, V> {
+    /// The cut of at most `rows` keys from position `from` of the pass; a pass begins
+    /// (its order is taken) at position 0.
+    fn span(&mut self, from: usize, rows: usize) -> Positions {
+        if from == 0 {
+            self.order = self.rows.keys().cloned().collect();
+            self.order.sort_unstable();
+        }
+        let end = from.saturating_add(rows.max(1)).min(self.order.len());
+        Positions {
+            start: from.min(end),
+            end,
+            last: end == self.order.len(),
+        }
+    }
+
+    /// The rows of `span` still kept, in key order.
+    fn cut(&self, span: &Positions) -> impl Iterator<Item = (&K, &V)> {
+        self.order
+            .get(span.start..span.end)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|key| self.rows.get_key_value(key))
+    }
+
+    /// Every row, in key order.
+    fn all(&self) -> Vec<(&K, &V)> {
+        let mut rows: Vec<(&K, &V)> = self.rows.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        rows
+    }
+
+    /// Forgets the rows of `span`, once folded.
+    fn remove(&mut self, span: &Positions) {
+        for key in self.order.get(span.start..span.end).unwrap_or_default() {
+            self.rows.remove(key);
+        }
+        if span.last {
+            self.order = Vec::new();
+        }
+    }
 }
 
 /// A sweep folds the unfolded changes a [`Cut`] at a time: account states in id order,
@@ -146,15 +230,17 @@ struct Sweep {
 /// Where the next cut starts: after this key of its kind (at the first if `None`).
 #[derive(Debug)]
 enum Next {
-    Accounts(Option<AccountId>),
+    /// At this position of the pass over account states.
+    Accounts(usize),
     Entries(Option<(AccountId, u64)>),
     Holds(Option<(AccountId, HoldId)>),
-    Keys(Option<String>),
+    /// At this position of the pass over idempotency records.
+    Keys(usize),
 }
 
 impl Default for Next {
     fn default() -> Self {
-        Next::Accounts(None)
+        Next::Accounts(0)
     }
 }
 
@@ -191,11 +277,6 @@ impl<K: Ord + Clone> KeyRange<K> {
         )
     }
 
-    /// Whether the span runs through the last key.
-    pub(super) fn ends_sweep(&self) -> bool {
-        self.through.is_none()
-    }
-
     fn remove<V>(&self, map: &mut BTreeMap<K, V>) {
         let keys: Vec<K> = map
             .range(self.bounds())
@@ -213,14 +294,14 @@ pub(super) enum Cut {
     /// Everything unfolded; then the backlog is emptied.
     All,
     /// Account states.
-    Accounts(KeyRange<AccountId>),
+    Accounts(Positions),
     /// Ledger entries.
     Entries(KeyRange<(AccountId, u64)>),
     /// Settled holds.
     Holds(KeyRange<(AccountId, HoldId)>),
     /// Idempotency records. Through the last (`through` is `None`), the cut ends the
     /// sweep, and the backlog rows up to the one given are deleted.
-    Keys(KeyRange<String>, i64),
+    Keys(Positions, i64),
 }
 
 impl Unfolded {
@@ -230,7 +311,9 @@ impl Unfolded {
     pub(super) fn add(&mut self, batch: BacklogRow) -> Result<(), StoreError> {
         for (account, entry_seq) in batch.accounts {
             let stored = checked_account(account, entry_seq)?;
-            self.accounts.insert(stored.account.id().clone(), stored);
+            self.accounts
+                .rows
+                .insert(stored.account.id().clone(), stored);
         }
         for (account, seq, entry) in batch.entries {
             self.entries.insert((account, seq), entry);
@@ -239,7 +322,7 @@ impl Unfolded {
             self.holds.insert((account, hold.id()), hold);
         }
         for key in batch.keys {
-            self.keys.insert(key.label.clone(), key);
+            self.keys.rows.insert(key.label.clone(), key);
         }
         Ok(())
     }
@@ -247,10 +330,11 @@ impl Unfolded {
     /// Rows waiting to be folded.
     pub(super) fn rows(&self) -> usize {
         self.accounts
+            .rows
             .len()
             .saturating_add(self.entries.len())
             .saturating_add(self.holds.len())
-            .saturating_add(self.keys.len())
+            .saturating_add(self.keys.rows.len())
     }
 
     /// The sweep's next cut, of at most `rows` rows. `last_backlog_row`: the backlog's
@@ -261,15 +345,13 @@ impl Unfolded {
         let began_after = *self.sweep.began_after.get_or_insert(last_backlog_row);
         loop {
             let cut = match &self.sweep.next {
-                Next::Accounts(after) => {
-                    Cut::Accounts(KeyRange::of(&self.accounts, after.clone(), rows))
-                }
+                Next::Accounts(from) => Cut::Accounts(self.accounts.span(*from, rows)),
                 Next::Entries(after) => {
                     Cut::Entries(KeyRange::of(&self.entries, after.clone(), rows))
                 }
                 Next::Holds(after) => Cut::Holds(KeyRange::of(&self.holds, after.clone(), rows)),
-                Next::Keys(after) => {
-                    return Cut::Keys(KeyRange::of(&self.keys, after.clone(), rows), began_after);
+                Next::Keys(from) => {
+                    return Cut::Keys(self.keys.span(*from, rows), began_after);
                 }
             };
             if self.cut(&cut).is_empty() {
@@ -285,19 +367,17 @@ impl Unfolded {
         let all = matches!(cut, Cut::All);
         let mut rows = CutRows::default();
         match cut {
-            Cut::Accounts(span) => rows.accounts.extend(self.accounts.range(span.bounds())),
+            Cut::Accounts(span) => rows.accounts.extend(self.accounts.cut(span)),
             Cut::Entries(span) => rows.entries.extend(self.entries.range(span.bounds())),
             Cut::Holds(span) => rows.holds.extend(self.holds.range(span.bounds())),
-            Cut::Keys(span, _) => rows
-                .keys
-                .extend(self.keys.range(span.bounds()).map(|(_, key)| key)),
+            Cut::Keys(span, _) => rows.keys.extend(self.keys.cut(span).map(|(_, key)| key)),
             Cut::All => {}
         }
         if all {
-            rows.accounts.extend(&self.accounts);
+            rows.accounts = self.accounts.all();
             rows.entries.extend(&self.entries);
             rows.holds.extend(&self.holds);
-            rows.keys.extend(self.keys.values());
+            rows.keys = self.keys.all().into_iter().map(|(_, key)| key).collect();
         }
         rows
     }
@@ -310,9 +390,12 @@ impl Unfolded {
                 return;
             }
             Cut::Accounts(span) => {
-                span.remove(&mut self.accounts);
-                span.through
-                    .map_or(Next::Entries(None), |id| Next::Accounts(Some(id)))
+                self.accounts.remove(&span);
+                if span.last {
+                    Next::Entries(None)
+                } else {
+                    Next::Accounts(span.end)
+                }
             }
             Cut::Entries(span) => {
                 span.remove(&mut self.entries);
@@ -322,17 +405,15 @@ impl Unfolded {
             Cut::Holds(span) => {
                 span.remove(&mut self.holds);
                 span.through
-                    .map_or(Next::Keys(None), |at| Next::Holds(Some(at)))
+                    .map_or(Next::Keys(0), |at| Next::Holds(Some(at)))
             }
             Cut::Keys(span, _) => {
-                span.remove(&mut self.keys);
-                match span.through {
-                    Some(label) => Next::Keys(Some(label)),
-                    None => {
-                        self.sweep = Sweep::default();
-                        return;
-                    }
+                self.keys.remove(&span);
+                if span.last {
+                    self.sweep = Sweep::default();
+                    return;
                 }
+                Next::Keys(span.end)
             }
         };
         self.sweep.next = next;
@@ -346,24 +427,29 @@ impl Unfolded {
         after: &str,
         limit: u32,
     ) -> Vec<StoredAccount> {
-        self.accounts
+        let mut kept: Vec<StoredAccount> = self
+            .accounts
+            .rows
             .values()
             .filter(|stored| {
                 let id = stored.account.id().as_str();
                 id >= start && id < end && id > after
             })
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .cloned()
-            .collect()
+            .collect();
+        kept.sort_unstable_by(|a, b| a.account.id().cmp(b.account.id()));
+        kept.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        kept
     }
 
     pub(super) fn account(&self, id: &AccountId) -> Option<StoredAccount> {
-        self.accounts.get(id).cloned()
+        self.accounts.rows.get(id).cloned()
     }
 
     /// The record kept under `label`, checked as a row read back is.
     pub(super) fn idempotency(&self, label: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.keys
+            .rows
             .get(label)
             .map(|key| {
                 idempotency_from_columns(
@@ -493,7 +579,7 @@ mod tests {
     use jiff::tz::TimeZone;
     use proptest::prelude::*;
 
-    use super::{BacklogRow, Cut, KeyColumns, Unfolded};
+    use super::{BacklogRow, ByKey, Cut, KeyColumns, Unfolded};
     use crate::columns;
 
     /// A row of the tables: an account's state (by its entry count), an entry, a key.
@@ -642,7 +728,7 @@ mod tests {
                         .entries
                         .contains_key(&(AccountId::parse(name).unwrap(), *seq))
                         .then_some(*seq),
-                    Row::Key(label) => unfolded.keys.contains_key(label).then_some(0),
+                    Row::Key(label) => unfolded.keys.rows.contains_key(label).then_some(0),
                 };
                 match kept {
                     Some(kept) => prop_assert_eq!(kept, *version, "{:?}", row),
@@ -657,6 +743,31 @@ mod tests {
                 prop_assert_eq!(tables.get(row), Some(version), "{:?}", row);
             }
         }
+    }
+
+    #[test]
+    fn a_pass_takes_the_keys_in_order_and_a_key_added_during_it_waits_for_the_next() {
+        let mut kept: ByKey<String, u32> = ByKey::default();
+        for key in ["d", "b"] {
+            kept.rows.insert(key.to_owned(), 0);
+        }
+        let cut = |kept: &ByKey<String, u32>, span| {
+            kept.cut(span)
+                .map(|(key, _)| key.clone())
+                .collect::<Vec<_>>()
+        };
+        let first = kept.span(0, 1);
+        assert_eq!(cut(&kept, &first), ["b"]);
+        assert!(!first.ends_sweep());
+        kept.remove(&first);
+        kept.rows.insert("c".to_owned(), 0);
+        let second = kept.span(first.end, 1);
+        assert_eq!(cut(&kept, &second), ["d"]);
+        assert!(second.ends_sweep());
+        kept.remove(&second);
+        assert_eq!(kept.rows.keys().collect::<Vec<_>>(), ["c"]);
+        let again = kept.span(0, 8);
+        assert_eq!(cut(&kept, &again), ["c"]);
     }
 
     /// A backlog row written by the version that made format 1, and the same in format 2.
