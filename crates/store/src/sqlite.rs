@@ -896,10 +896,10 @@ fn push_fold<'args>(
         },
     );
     let mut history = Vec::with_capacity(rows.entries.len().saturating_add(rows.holds.len()));
-    for ((account, seq), entry) in &rows.entries {
+    for (account, seq, entry) in &rows.entries {
         history.push(entry_row(account, *seq, entry, BINARY)?);
     }
-    for ((account, _), hold) in &rows.holds {
+    for (account, _, hold) in &rows.holds {
         history.push(hold_row(account, hold, BINARY)?);
     }
     push_inserts(

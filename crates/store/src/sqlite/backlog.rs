@@ -119,22 +119,23 @@ pub(super) struct KeyColumns {
     pub(super) at: i64,
 }
 
-/// What the backlog holds and the tables may not yet, each kind in its table's key
-/// order, and how far the sweep that folds it has got.
+/// What the backlog holds and the tables may not yet, each kind found by its key and
+/// put in its table's key order for a sweep, and how far the sweep that folds it has
+/// got.
 #[derive(Debug, Default)]
 pub(super) struct Unfolded {
     accounts: ByKey<AccountId, StoredAccount>,
-    entries: BTreeMap<(AccountId, u64), LedgerEntry>,
-    holds: BTreeMap<(AccountId, HoldId), Hold>,
+    entries: PerAccount<u64, LedgerEntry>,
+    holds: PerAccount<HoldId, Hold>,
     /// Records by label, as the columns they are folded as.
     keys: ByKey<String, KeyColumns>,
     sweep: Sweep,
 }
 
 /// Unfolded rows of a kind only ever read by key (account states, idempotency records),
-/// in a hash map: every charge adds one of each and looks one of each up, and in a
-/// `BTreeMap` of 262,144 string keys those walks were a sixth of a charge's CPU
-/// (docs/BENCHMARKS.md, issue 16: "the levers"). A sweep takes them in key order, so
+/// in a hash map: every charge adds one of each and looks one of each up, and walks down
+/// `BTreeMap`s of up to 262,144 string keys were most of the encoding stage, itself a
+/// sixth of a charge's CPU (docs/BENCHMARKS.md, issue 16: "the backlog's maps"). A sweep takes them in key order, so
 /// that a cut's rows are neighbours in their table: the keys there are when its pass
 /// over the kind begins, sorted once. A row added later waits for the next sweep, as
 /// its backlog row is newer than the sweep's beginning. The map keeps std's randomly
@@ -152,6 +153,164 @@ impl<K, V> Default for ByKey<K, V> {
             rows: HashMap::new(),
             order: Vec::new(),
         }
+    }
+}
+
+/// Unfolded rows of a kind numbered within their account (entries, settled holds): a
+/// hash map of accounts, each with its rows in order, as ledger and hold pages read an
+/// account's range of them and every charge adds to one account. One `BTreeMap` keyed by
+/// (account id, number) cost a string compare at every level of a walk down 262,144
+/// rows. A sweep takes the accounts in order, the ones there are when its pass over the
+/// kind begins, sorted once; a cut is a span of (position in that order, number).
+#[derive(Debug)]
+struct PerAccount<N, V> {
+    rows: HashMap<AccountId, BTreeMap<N, V>>,
+    /// Rows in all.
+    len: usize,
+    /// The accounts of the sweep's pass over this kind, in order.
+    order: Vec<AccountId>,
+}
+
+impl<N, V> Default for PerAccount<N, V> {
+    fn default() -> Self {
+        PerAccount {
+            rows: HashMap::new(),
+            len: 0,
+            order: Vec::new(),
+        }
+    }
+}
+
+/// Where a row of a [`PerAccount`] kind is in a pass: its account's position in the
+/// pass's order, and its number.
+type Place<N> = (usize, N);
+
+impl<N: Ord + Copy, V> PerAccount<N, V> {
+    fn insert(&mut self, account: AccountId, number: N, row: V) {
+        if self
+            .rows
+            .entry(account)
+            .or_default()
+            .insert(number, row)
+            .is_none()
+        {
+            self.len = self.len.saturating_add(1);
+        }
+    }
+
+    fn of(&self, account: &AccountId) -> Option<&BTreeMap<N, V>> {
+        self.rows.get(account)
+    }
+
+    /// The rows of `span` still kept, in (account, number) order.
+    fn cut<'a>(&'a self, span: &KeyRange<Place<N>>) -> Vec<(&'a AccountId, N, &'a V)> {
+        let (from, to) = span.bounds();
+        let first = match &from {
+            Bound::Excluded((at, _)) | Bound::Included((at, _)) => *at,
+            Bound::Unbounded => 0,
+        };
+        let last = match &to {
+            Bound::Excluded((at, _)) | Bound::Included((at, _)) => *at,
+            Bound::Unbounded => self.order.len().saturating_sub(1),
+        };
+        let mut rows = Vec::new();
+        for (at, account) in self
+            .order
+            .iter()
+            .enumerate()
+            .take(last.saturating_add(1))
+            .skip(first)
+        {
+            let Some(kept) = self.rows.get_key_value(account) else {
+                continue;
+            };
+            let (account, kept) = kept;
+            let low = match &from {
+                Bound::Excluded((place, number)) if *place == at => Bound::Excluded(*number),
+                Bound::Included((place, number)) if *place == at => Bound::Included(*number),
+                _ => Bound::Unbounded,
+            };
+            let high = match &to {
+                Bound::Excluded((place, number)) if *place == at => Bound::Excluded(*number),
+                Bound::Included((place, number)) if *place == at => Bound::Included(*number),
+                _ => Bound::Unbounded,
+            };
+            rows.extend(
+                kept.range((low, high))
+                    .map(|(number, row)| (account, *number, row)),
+            );
+        }
+        rows
+    }
+
+    /// The span of at most `rows` rows after `after`; a pass begins (its order is taken)
+    /// when `after` is `None`.
+    fn span(&mut self, after: Option<Place<N>>, rows: usize) -> KeyRange<Place<N>> {
+        if after.is_none() {
+            self.order = self.rows.keys().cloned().collect();
+            self.order.sort_unstable();
+        }
+        let rest = KeyRange {
+            after,
+            through: None,
+        };
+        let wanted = rows.max(1);
+        let mut taken = 0_usize;
+        let first = rest.after.map_or(0, |(at, _)| at);
+        for (at, account) in self.order.iter().enumerate().skip(first) {
+            let Some(kept) = self.rows.get(account) else {
+                continue;
+            };
+            let low = match rest.after {
+                Some((place, number)) if place == at => Bound::Excluded(number),
+                _ => Bound::Unbounded,
+            };
+            for (number, _) in kept.range((low, Bound::Unbounded)) {
+                taken = taken.saturating_add(1);
+                if taken == wanted {
+                    return KeyRange {
+                        through: Some((at, *number)),
+                        ..rest
+                    };
+                }
+            }
+        }
+        rest
+    }
+
+    /// Forgets the rows of `span`, once folded.
+    fn remove(&mut self, span: &KeyRange<Place<N>>) {
+        let gone: Vec<(AccountId, N)> = self
+            .cut(span)
+            .into_iter()
+            .map(|(account, number, _)| (account.clone(), number))
+            .collect();
+        for (account, number) in gone {
+            if let Some(kept) = self.rows.get_mut(&account) {
+                if kept.remove(&number).is_some() {
+                    self.len = self.len.saturating_sub(1);
+                }
+                if kept.is_empty() {
+                    self.rows.remove(&account);
+                }
+            }
+        }
+        if span.through.is_none() {
+            self.order = Vec::new();
+        }
+    }
+
+    /// Every row, in (account, number) order.
+    fn all(&self) -> Vec<(&AccountId, N, &V)> {
+        let mut accounts: Vec<(&AccountId, &BTreeMap<N, V>)> = self.rows.iter().collect();
+        accounts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        accounts
+            .into_iter()
+            .flat_map(|(account, kept)| {
+                kept.iter()
+                    .map(move |(number, row)| (account, *number, row))
+            })
+            .collect()
     }
 }
 
@@ -232,8 +391,8 @@ struct Sweep {
 enum Next {
     /// At this position of the pass over account states.
     Accounts(usize),
-    Entries(Option<(AccountId, u64)>),
-    Holds(Option<(AccountId, HoldId)>),
+    Entries(Option<Place<u64>>),
+    Holds(Option<Place<HoldId>>),
     /// At this position of the pass over idempotency records.
     Keys(usize),
 }
@@ -252,22 +411,7 @@ pub(super) struct KeyRange<K> {
     through: Option<K>,
 }
 
-impl<K: Ord + Clone> KeyRange<K> {
-    /// The span of at most `rows` keys of `map` after `after`.
-    fn of<V>(map: &BTreeMap<K, V>, after: Option<K>, rows: usize) -> KeyRange<K> {
-        let rest = KeyRange {
-            after,
-            through: None,
-        };
-        let mut keys = map.range(rest.bounds()).skip(rows.saturating_sub(1));
-        // A span that ends at the last key runs through the last.
-        let through = match (keys.next(), keys.next()) {
-            (Some((last, _)), Some(_)) => Some(last.clone()),
-            _ => None,
-        };
-        KeyRange { through, ..rest }
-    }
-
+impl<K: Clone> KeyRange<K> {
     fn bounds(&self) -> (Bound<K>, Bound<K>) {
         (
             self.after.clone().map_or(Bound::Unbounded, Bound::Excluded),
@@ -275,16 +419,6 @@ impl<K: Ord + Clone> KeyRange<K> {
                 .clone()
                 .map_or(Bound::Unbounded, Bound::Included),
         )
-    }
-
-    fn remove<V>(&self, map: &mut BTreeMap<K, V>) {
-        let keys: Vec<K> = map
-            .range(self.bounds())
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in &keys {
-            map.remove(key);
-        }
     }
 }
 
@@ -296,9 +430,9 @@ pub(super) enum Cut {
     /// Account states.
     Accounts(Positions),
     /// Ledger entries.
-    Entries(KeyRange<(AccountId, u64)>),
+    Entries(KeyRange<Place<u64>>),
     /// Settled holds.
-    Holds(KeyRange<(AccountId, HoldId)>),
+    Holds(KeyRange<Place<HoldId>>),
     /// Idempotency records. Through the last (`through` is `None`), the cut ends the
     /// sweep, and the backlog rows up to the one given are deleted.
     Keys(Positions, i64),
@@ -316,10 +450,10 @@ impl Unfolded {
                 .insert(stored.account.id().clone(), stored);
         }
         for (account, seq, entry) in batch.entries {
-            self.entries.insert((account, seq), entry);
+            self.entries.insert(account, seq, entry);
         }
         for (account, hold) in batch.holds {
-            self.holds.insert((account, hold.id()), hold);
+            self.holds.insert(account, hold.id(), hold);
         }
         for key in batch.keys {
             self.keys.rows.insert(key.label.clone(), key);
@@ -332,8 +466,8 @@ impl Unfolded {
         self.accounts
             .rows
             .len()
-            .saturating_add(self.entries.len())
-            .saturating_add(self.holds.len())
+            .saturating_add(self.entries.len)
+            .saturating_add(self.holds.len)
             .saturating_add(self.keys.rows.len())
     }
 
@@ -346,10 +480,8 @@ impl Unfolded {
         loop {
             let cut = match &self.sweep.next {
                 Next::Accounts(from) => Cut::Accounts(self.accounts.span(*from, rows)),
-                Next::Entries(after) => {
-                    Cut::Entries(KeyRange::of(&self.entries, after.clone(), rows))
-                }
-                Next::Holds(after) => Cut::Holds(KeyRange::of(&self.holds, after.clone(), rows)),
+                Next::Entries(after) => Cut::Entries(self.entries.span(*after, rows)),
+                Next::Holds(after) => Cut::Holds(self.holds.span(*after, rows)),
                 Next::Keys(from) => {
                     return Cut::Keys(self.keys.span(*from, rows), began_after);
                 }
@@ -368,15 +500,15 @@ impl Unfolded {
         let mut rows = CutRows::default();
         match cut {
             Cut::Accounts(span) => rows.accounts.extend(self.accounts.cut(span)),
-            Cut::Entries(span) => rows.entries.extend(self.entries.range(span.bounds())),
-            Cut::Holds(span) => rows.holds.extend(self.holds.range(span.bounds())),
+            Cut::Entries(span) => rows.entries = self.entries.cut(span),
+            Cut::Holds(span) => rows.holds = self.holds.cut(span),
             Cut::Keys(span, _) => rows.keys.extend(self.keys.cut(span).map(|(_, key)| key)),
             Cut::All => {}
         }
         if all {
             rows.accounts = self.accounts.all();
-            rows.entries.extend(&self.entries);
-            rows.holds.extend(&self.holds);
+            rows.entries = self.entries.all();
+            rows.holds = self.holds.all();
             rows.keys = self.keys.all().into_iter().map(|(_, key)| key).collect();
         }
         rows
@@ -398,12 +530,12 @@ impl Unfolded {
                 }
             }
             Cut::Entries(span) => {
-                span.remove(&mut self.entries);
+                self.entries.remove(&span);
                 span.through
                     .map_or(Next::Holds(None), |at| Next::Entries(Some(at)))
             }
             Cut::Holds(span) => {
-                span.remove(&mut self.holds);
+                self.holds.remove(&span);
                 span.through
                     .map_or(Next::Keys(0), |at| Next::Holds(Some(at)))
             }
@@ -465,7 +597,7 @@ impl Unfolded {
     }
 
     pub(super) fn hold(&self, id: &AccountId, hold: HoldId) -> Option<Hold> {
-        self.holds.get(&(id.clone(), hold)).cloned()
+        self.holds.of(id).and_then(|kept| kept.get(&hold)).cloned()
     }
 
     /// The account's unfolded settled holds, newest first: those below `before`, of
@@ -479,13 +611,11 @@ impl Unfolded {
         before: Option<HoldId>,
         limit: u32,
     ) -> Vec<Hold> {
-        let to = match before {
-            Some(before) => Bound::Excluded((id.clone(), before)),
-            None => Bound::Included((id.clone(), HoldId::new(u64::MAX))),
-        };
+        let to = before.map_or(Bound::Unbounded, Bound::Excluded);
         self.holds
-            .range((Bound::Included((id.clone(), HoldId::new(0))), to))
-            .rev()
+            .of(id)
+            .into_iter()
+            .flat_map(|kept| kept.range((Bound::Unbounded, to)).rev())
             .map(|(_, hold)| hold)
             .filter(|hold| status.is_none_or(|s| hold.status() == s))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
@@ -505,22 +635,15 @@ impl Unfolded {
         query: &LedgerQuery,
         before: Option<u64>,
     ) -> UnfoldedEntries {
-        let all = (
-            Bound::Included((id.clone(), 0)),
-            Bound::Included((id.clone(), u64::MAX)),
-        );
-        let first_unfolded = self.entries.range(all).next().map(|((_, seq), _)| *seq);
-        let to = match before {
-            Some(before) => Bound::Excluded((id.clone(), before)),
-            None => Bound::Included((id.clone(), u64::MAX)),
-        };
-        let rows = self
-            .entries
-            .range((Bound::Included((id.clone(), 0)), to))
-            .rev()
+        let kept = self.entries.of(id);
+        let first_unfolded = kept.and_then(|kept| kept.keys().next().copied());
+        let to = before.map_or(Bound::Unbounded, Bound::Excluded);
+        let rows = kept
+            .into_iter()
+            .flat_map(|kept| kept.range((Bound::Unbounded, to)).rev())
             .filter(|(_, entry)| query.matches(entry))
             .take(usize::try_from(query.limit()).unwrap_or(usize::MAX))
-            .map(|((_, seq), entry)| StoredEntry {
+            .map(|(seq, entry)| StoredEntry {
                 seq: *seq,
                 entry: entry.clone(),
             })
@@ -546,8 +669,8 @@ pub(super) struct UnfoldedEntries {
 #[derive(Debug, Default)]
 pub(super) struct CutRows<'a> {
     pub(super) accounts: Vec<(&'a AccountId, &'a StoredAccount)>,
-    pub(super) entries: Vec<(&'a (AccountId, u64), &'a LedgerEntry)>,
-    pub(super) holds: Vec<(&'a (AccountId, HoldId), &'a Hold)>,
+    pub(super) entries: Vec<(&'a AccountId, u64, &'a LedgerEntry)>,
+    pub(super) holds: Vec<(&'a AccountId, HoldId, &'a Hold)>,
     pub(super) keys: Vec<&'a KeyColumns>,
 }
 
@@ -652,8 +775,8 @@ mod tests {
         for (id, stored) in rows.accounts {
             out.push((Row::State(id.to_string()), stored.entry_seq));
         }
-        for ((id, seq), _) in rows.entries {
-            out.push((Row::Entry(id.to_string(), *seq), *seq));
+        for (id, seq, _) in rows.entries {
+            out.push((Row::Entry(id.to_string(), seq), seq));
         }
         for key in rows.keys {
             out.push((Row::Key(key.label.clone()), 0));
@@ -709,9 +832,9 @@ mod tests {
                     let id = AccountId::parse(name).unwrap();
                     let kept: Vec<u64> = unfolded
                         .entries
-                        .range((id.clone(), 0)..=(id, u64::MAX))
-                        .map(|((_, seq), _)| *seq)
-                        .collect();
+                        .of(&id)
+                        .map(|kept| kept.keys().copied().collect())
+                        .unwrap_or_default();
                     if let Some(first) = kept.first() {
                         prop_assert_eq!(&kept, &(*first..=*last).collect::<Vec<_>>(), "{}", name);
                     }
@@ -726,7 +849,8 @@ mod tests {
                         .map(|stored| stored.entry_seq),
                     Row::Entry(name, seq) => unfolded
                         .entries
-                        .contains_key(&(AccountId::parse(name).unwrap(), *seq))
+                        .of(&AccountId::parse(name).unwrap())
+                        .is_some_and(|kept| kept.contains_key(seq))
                         .then_some(*seq),
                     Row::Key(label) => unfolded.keys.rows.contains_key(label).then_some(0),
                 };
