@@ -386,12 +386,14 @@ struct Sweep {
     next: Next,
 }
 
-/// Where the next cut starts: after this key of its kind (at the first if `None`).
+/// Where the next cut starts.
 #[derive(Debug)]
 enum Next {
     /// At this position of the pass over account states.
     Accounts(usize),
+    /// After this entry of the pass over entries (at the first if `None`).
     Entries(Option<Place<u64>>),
+    /// After this hold of the pass over settled holds (at the first if `None`).
     Holds(Option<Place<HoldId>>),
     /// At this position of the pass over idempotency records.
     Keys(usize),
@@ -433,8 +435,9 @@ pub(super) enum Cut {
     Entries(KeyRange<Place<u64>>),
     /// Settled holds.
     Holds(KeyRange<Place<HoldId>>),
-    /// Idempotency records. Through the last (`through` is `None`), the cut ends the
-    /// sweep, and the backlog rows up to the one given are deleted.
+    /// Idempotency records. When the cut reaches the last of the pass
+    /// (`Positions::last`), it ends the sweep, and the backlog rows up to the one given
+    /// are deleted.
     Keys(Positions, i64),
 }
 
@@ -559,7 +562,7 @@ impl Unfolded {
         after: &str,
         limit: u32,
     ) -> Vec<StoredAccount> {
-        let mut kept: Vec<StoredAccount> = self
+        let mut kept: Vec<&StoredAccount> = self
             .accounts
             .rows
             .values()
@@ -567,11 +570,14 @@ impl Unfolded {
                 let id = stored.account.id().as_str();
                 id >= start && id < end && id > after
             })
-            .cloned()
             .collect();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if kept.len() > limit {
+            kept.select_nth_unstable_by(limit, |a, b| a.account.id().cmp(b.account.id()));
+            kept.truncate(limit);
+        }
         kept.sort_unstable_by(|a, b| a.account.id().cmp(b.account.id()));
-        kept.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        kept
+        kept.into_iter().cloned().collect()
     }
 
     pub(super) fn account(&self, id: &AccountId) -> Option<StoredAccount> {
@@ -696,7 +702,7 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
 
     use creditd_ledger::{
-        Account, AccountId, BucketId, CreditKind, EntryType, LedgerEntry, Source,
+        Account, AccountId, BucketId, CreditKind, EntryType, Hold, HoldId, LedgerEntry, Source,
     };
     use jiff::Timestamp;
     use jiff::tz::TimeZone;
@@ -705,11 +711,13 @@ mod tests {
     use super::{BacklogRow, ByKey, Cut, KeyColumns, Unfolded};
     use crate::columns;
 
-    /// A row of the tables: an account's state (by its entry count), an entry, a key.
+    /// A row of the tables: an account's state (by its entry count), an entry, a settled
+    /// hold, a key.
     #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
     enum Row {
         State(String),
         Entry(String, u64),
+        Hold(String, u64),
         Key(String),
     }
 
@@ -730,9 +738,19 @@ mod tests {
         }
     }
 
-    /// A batch on the accounts named by `picks` (one entry each) with a new key each;
-    /// `seqs` holds each account's entry count so far. Returns the batch and its rows
-    /// with their versions (an account state's is its entry count).
+    /// A settled hold numbered `number`, from the format 1 golden holds.
+    fn hold(number: u64) -> Hold {
+        let holds: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../tests/golden/format-1/holds.json")).unwrap();
+        let mut hold = holds[0].clone();
+        hold["id"] = number.into();
+        serde_json::from_value(hold).unwrap()
+    }
+
+    /// A batch on the accounts named by `picks` (one entry each, and a settled hold for
+    /// an even pick) with a new key each; `seqs` holds each account's entry count so far.
+    /// Returns the batch and its rows with their versions (an account state's is its
+    /// entry count, a hold's its number).
     fn batch(
         picks: &[u8],
         seqs: &mut HashMap<String, u64>,
@@ -750,7 +768,11 @@ mod tests {
             *seq += 1;
             let account = Account::open(id.clone(), TimeZone::UTC, Timestamp::UNIX_EPOCH);
             batch.accounts.push((account, *seq));
-            batch.entries.push((id, *seq, entry()));
+            batch.entries.push((id.clone(), *seq, entry()));
+            if pick % 2 == 0 {
+                batch.holds.push((id, hold(*seq)));
+                rows.push((Row::Hold(name.clone(), *seq), *seq));
+            }
             *keys += 1;
             let label = format!("k\n{keys}");
             batch.keys.push(KeyColumns {
@@ -777,6 +799,9 @@ mod tests {
         }
         for (id, seq, _) in rows.entries {
             out.push((Row::Entry(id.to_string(), seq), seq));
+        }
+        for (id, number, _) in rows.holds {
+            out.push((Row::Hold(id.to_string(), number.get()), number.get()));
         }
         for key in rows.keys {
             out.push((Row::Key(key.label.clone()), 0));
@@ -852,6 +877,11 @@ mod tests {
                         .of(&AccountId::parse(name).unwrap())
                         .is_some_and(|kept| kept.contains_key(seq))
                         .then_some(*seq),
+                    Row::Hold(name, number) => unfolded
+                        .holds
+                        .of(&AccountId::parse(name).unwrap())
+                        .is_some_and(|kept| kept.contains_key(&HoldId::new(*number)))
+                        .then_some(*number),
                     Row::Key(label) => unfolded.keys.rows.contains_key(label).then_some(0),
                 };
                 match kept {
