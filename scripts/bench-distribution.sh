@@ -41,14 +41,11 @@ echo "== seeding $count members anchored at $anchor ($backend)"
 target/release/creditd serve --listen "$addr" --database "$url" --test-clock 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 300); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
-metric() {
-  curl -sf "http://$addr/metrics" -H "Authorization: Bearer $CREDITD_ADMIN_KEY" |
-    awk -v name="$1" -v label="$2" 'index($0, name "{") == 1 && index($0, label) { sum += $NF }
-      END { printf "%d\n", sum }'
-}
+# shellcheck source=scripts/sweep-common.sh
+. scripts/sweep-common.sh
 echo "== waiting for what is due already (expiring-soon notices)"
 start=$(date +%s.%N)
-while [ "$(metric creditd_events_recorded_total credits.expiring_soon)" -lt "$count" ]; do sleep 0.5; done
+events_reach credits.expiring_soon "$count" 0.5
 echo "notices: $(echo "$(date +%s.%N) - $start" | bc) s"
 
 load() {
@@ -63,11 +60,8 @@ load 30 busy- > "$work/load.txt" &
 loader=$!
 sleep 2
 start=$(date +%s.%N)
-curl -sf -X POST "http://$addr/v1/test-clock" -H "Authorization: Bearer $CREDITD_ADMIN_KEY" \
-  -H 'Content-Type: application/json' -d '{"advance_seconds": 7200}' >/dev/null
-while [ "$(metric creditd_events_recorded_total membership.credits_distributed)" -lt "$count" ]; do
-  sleep 0.25
-done
+advance 7200
+events_reach membership.credits_distributed "$count" 0.25
 end=$(date +%s.%N)
 seconds=$(echo "$end - $start" | bc)
 echo "distributed $count members in $seconds s ($(echo "$count / $seconds" | bc) a second)"

@@ -122,6 +122,19 @@ pub(crate) mod sql {
     pub(crate) const SKIP_WITHOUT_ENDPOINTS: &str = "UPDATE webhook_dispatch
         SET position = (SELECT coalesce(max(position), 0) FROM events)
         WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)";
+    /// When the oldest event not yet delivered was recorded: the oldest of the pending
+    /// deliveries' events, and the first event not yet handed out (events are handed
+    /// out in the order they were recorded, so it is found by its position, not among
+    /// every event kept: `/metrics` asks on every scrape).
+    pub(crate) const OLDEST_UNDELIVERED: &str = "SELECT min(at) FROM (
+        SELECT min(e.recorded_at) AS at FROM webhook_deliveries d
+        JOIN events e ON e.account_id = d.account_id AND e.sequence = d.sequence
+        WHERE d.state = 'pending'
+        UNION ALL
+        SELECT (SELECT e.recorded_at FROM events e
+                WHERE e.position > (SELECT position FROM webhook_dispatch)
+                ORDER BY e.position LIMIT 1)
+        WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)) m";
     /// Events recorded before `$1`.
     pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE recorded_at < $1";
     /// Finished deliveries of events no longer kept.

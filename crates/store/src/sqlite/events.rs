@@ -425,18 +425,9 @@ impl EventStore for SqliteStore {
     }
 
     async fn oldest_undelivered(&self) -> Result<Option<Timestamp>, StoreError> {
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT min(at) FROM (
-                 SELECT min(e.recorded_at) AS at FROM webhook_deliveries d
-                 JOIN events e ON e.account_id = d.account_id AND e.sequence = d.sequence
-                 WHERE d.state = 'pending'
-                 UNION ALL
-                 SELECT min(e.recorded_at) FROM events e
-                 WHERE e.position > (SELECT position FROM webhook_dispatch)
-                   AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL))",
-        )
-        .fetch_one(&self.readers)
-        .await?;
+        let oldest: Option<i64> = sqlx::query_scalar(sql::OLDEST_UNDELIVERED)
+            .fetch_one(&self.readers)
+            .await?;
         oldest.map(from_db).transpose()
     }
 }

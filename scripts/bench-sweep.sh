@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The distribution sweep alone, on SQLite, with no load: what one member's distribution
+# costs the server (the figures of docs/BENCHMARKS.md, "a scrape and a count").
+#   scripts/bench-sweep.sh [COUNT]
+# Environment:
+#   BIN=path     the creditd binary to measure (default target/release/creditd), so that
+#                builds can be compared interleaved on one seeded database
+#   SEED=path    a database seeded by seed_members with COUNT members (copied, not
+#                changed); without it, COUNT members are seeded first
+#   PERF=file    also record `perf record -g` of the server during the sweep into file
+# 1. Starts creditd serve --test-clock and waits until it has recorded the notices due
+#    already (the agent credits' expiring-soon notices).
+# 2. Moves the test clock past the distribution instant and times the sweep until every
+#    member's distribution is recorded.
+# Prints the seconds, members/s, the server's CPU per member (from /proc/PID/stat), how
+# long /metrics answers, and the server's peak resident memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-400000}
+bin=${BIN:-target/release/creditd}
+addr=127.0.0.1:18091
+[ -x "$bin" ] || cargo build --release --locked -p creditd >&2
+work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-sweep.XXXXXX")
+cleanup() {
+  pkill -TERM -f "creditd serve --listen $addr" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export CREDITD_ADMIN_KEY=bench-admin-key-0123456789
+if [ -n "${SEED:-}" ]; then
+  cp "$SEED" "$work/sweep.db"
+else
+  cargo build --release --locked -p creditd-server --example seed_members >&2
+  anchor=$(date -u -d "-1 month +2 hours" +%FT%TZ)
+  target/release/examples/seed_members "sqlite://$work/sweep.db" "$count" "$anchor"
+fi
+"$bin" serve --listen "$addr" --database "sqlite://$work/sweep.db" --test-clock \
+  2>"$work/server.log" &
+server=$!
+for _ in $(seq 1 300); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
+# shellcheck source=scripts/sweep-common.sh
+. scripts/sweep-common.sh
+cpu() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
+events_reach credits.expiring_soon "$count" 0.5
+sleep 2
+echo "after the notices: $(grep VmHWM "/proc/$server/status")"
+before=$(cpu)
+if [ -n "${PERF:-}" ]; then
+  perf record -F 299 -g -p "$server" -o "$PERF" 2>/dev/null &
+  perf=$!
+  sleep 1
+fi
+start=$(date +%s.%N)
+advance 7200
+events_reach membership.credits_distributed "$count" 0.1
+end=$(date +%s.%N)
+after=$(cpu)
+if [ -n "${PERF:-}" ]; then kill -INT "$perf"; wait "$perf" || true; fi
+seconds=$(echo "$end - $start" | bc)
+ticks=$(getconf CLK_TCK)
+echo "distributed $count members in $seconds s ($(echo "$count / $seconds" | bc) a second)"
+echo "server CPU: $(echo "scale=1; ($after - $before) / $ticks" | bc) s," \
+  "$(echo "($after - $before) * 1000000 / $ticks / $count" | bc) µs a member"
+curl -s -o /dev/null -w "/metrics answered in %{time_total} s\n" "http://$addr/metrics" \
+  -H "Authorization: Bearer $CREDITD_ADMIN_KEY"
+grep 'counted the accounts' "$work/server.log" | sed 's/^.*INFO //' || true
+echo "server peak RSS: $(grep VmHWM "/proc/$server/status")"
