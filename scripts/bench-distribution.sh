@@ -11,17 +11,21 @@
 #    running, times the sweep until every member's distribution is recorded.
 # Prints the seconds, distributions/s, charges/s with and without the sweep, and the
 # server's peak resident memory. PostgreSQL: a fresh database on 127.0.0.1:5432.
+# BIN=path measures another creditd binary (default target/release/creditd), so that
+# builds can be compared interleaved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000000}
 backend=${2:-sqlite}
 addr=127.0.0.1:18090
+bin=${BIN:-target/release/creditd}
 cargo build --release --locked -p creditd -p creditd-loadgen >&2
 cargo build --release --locked -p creditd-server --example seed_members >&2
 work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-dist.XXXXXX")
 database="creditd_dist_$$"
+server=
 cleanup() {
-  pkill -TERM -f "creditd serve --listen $addr" 2>/dev/null || true
+  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" || true; fi
   [ "$backend" = postgres ] && dropdb -h 127.0.0.1 -U postgres --if-exists --force "$database" 2>/dev/null
   rm -rf "$work"
 }
@@ -38,7 +42,7 @@ echo "== seeding $count members anchored at $anchor ($backend)"
 /usr/bin/time -f "seed: %e s, peak RSS %M KiB" \
   target/release/examples/seed_members "$url" "$count" "$anchor"
 
-target/release/creditd serve --listen "$addr" --database "$url" --test-clock 2>"$work/server.log" &
+"$bin" serve --listen "$addr" --database "$url" --test-clock >/dev/null 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 300); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
 # shellcheck source=scripts/sweep-common.sh

@@ -19,10 +19,11 @@ cd "$(dirname "$0")/.."
 count=${1:-400000}
 bin=${BIN:-target/release/creditd}
 addr=127.0.0.1:18091
-[ -x "$bin" ] || cargo build --release --locked -p creditd >&2
+[ -n "${BIN:-}" ] || cargo build --release --locked -p creditd >&2
 work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-sweep.XXXXXX")
+server=
 cleanup() {
-  pkill -TERM -f "creditd serve --listen $addr" 2>/dev/null || true
+  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -35,7 +36,7 @@ else
   target/release/examples/seed_members "sqlite://$work/sweep.db" "$count" "$anchor"
 fi
 "$bin" serve --listen "$addr" --database "sqlite://$work/sweep.db" --test-clock \
-  2>"$work/server.log" &
+  >/dev/null 2>"$work/server.log" &
 server=$!
 for _ in $(seq 1 300); do curl -sf "http://$addr/healthz" >/dev/null && break; sleep 0.1; done
 # shellcheck source=scripts/sweep-common.sh
