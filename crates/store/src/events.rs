@@ -122,14 +122,16 @@ pub(crate) mod sql {
     pub(crate) const SKIP_WITHOUT_ENDPOINTS: &str = "UPDATE webhook_dispatch
         SET position = (SELECT coalesce(max(position), 0) FROM events)
         WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)";
-    /// When the oldest event not yet delivered was recorded: the oldest of the pending
-    /// deliveries' events, and the first event not yet handed out (events are handed
-    /// out in the order they were recorded, so it is found by its position, not among
-    /// every event kept: `/metrics` asks on every scrape).
+    /// When the oldest event not yet delivered was recorded: the event of the first
+    /// pending delivery, and the first event not yet handed out. Events are recorded and
+    /// handed out in the order of their positions, so both are found by position from
+    /// an index, not among every event or every pending delivery: `/metrics` asks on
+    /// every scrape.
     pub(crate) const OLDEST_UNDELIVERED: &str = "SELECT min(at) FROM (
-        SELECT min(e.recorded_at) AS at FROM webhook_deliveries d
-        JOIN events e ON e.account_id = d.account_id AND e.sequence = d.sequence
-        WHERE d.state = 'pending'
+        SELECT (SELECT e.recorded_at FROM webhook_deliveries d
+                JOIN events e ON e.position = d.position
+                WHERE d.state = 'pending' AND d.position IS NOT NULL
+                ORDER BY d.position LIMIT 1) AS at
         UNION ALL
         SELECT (SELECT e.recorded_at FROM events e
                 WHERE e.position > (SELECT position FROM webhook_dispatch)

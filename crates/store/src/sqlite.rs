@@ -1143,6 +1143,10 @@ mod tests {
         let mut connection = migrated(&folder).await;
         let plan = steps(&mut connection, crate::events::sql::OLDEST_UNDELIVERED, "").await;
         assert!(plan.contains("INTEGER PRIMARY KEY (rowid>?)"), "{plan}");
+        assert!(
+            plan.contains("webhook_deliveries_pending_in_order"),
+            "{plan}"
+        );
         assert!(!plan.contains("events_by_age"), "{plan}");
     }
 

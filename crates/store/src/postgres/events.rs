@@ -98,8 +98,9 @@ pub(super) async fn write_events(
     for r in &changes.redeliveries {
         sqlx::query(
             "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
-                                             next_attempt_at)
-             VALUES ($1, $2, $3, 0, 'pending', $4)
+                                             next_attempt_at, position)
+             VALUES ($1, $2, $3, 0, 'pending', $4, (SELECT e.position FROM events e
+                                                    WHERE e.account_id = $2 AND e.sequence = $3))
              ON CONFLICT (endpoint_id, account_id, sequence) DO UPDATE SET attempts = 0,
                  state = 'pending', next_attempt_at = excluded.next_attempt_at, holder = NULL,
                  lease_until = NULL",
@@ -255,8 +256,8 @@ impl EventStore for PostgresStore {
         };
         sqlx::query(
             "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
-                                             next_attempt_at)
-             SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3
+                                             next_attempt_at, position)
+             SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3, e.position
              FROM events e JOIN webhook_endpoints w
                ON w.deleted_at IS NULL AND w.created_at <= e.recorded_at
               AND (w.event_types IS NULL OR e.type = ANY(w.event_types))

@@ -130,8 +130,10 @@ pub(super) fn push_events<'args>(
             .collect();
         sql.push(
             "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
-                                             next_attempt_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2, 0, 'pending', value ->> 3
+                                             next_attempt_at, position)
+             SELECT value ->> 0, value ->> 1, value ->> 2, 0, 'pending', value ->> 3,
+                    (SELECT e.position FROM events e
+                     WHERE e.account_id = value ->> 1 AND e.sequence = value ->> 2)
              FROM json_each(",
         )
         .push_bind(to_json(&rows)?)
@@ -296,8 +298,8 @@ impl EventStore for SqliteStore {
         };
         sqlx::query(
             "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
-                                             next_attempt_at)
-             SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3
+                                             next_attempt_at, position)
+             SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3, e.position
              FROM events e JOIN webhook_endpoints w
                ON w.deleted_at IS NULL AND w.created_at <= e.recorded_at
               AND (w.event_types IS NULL

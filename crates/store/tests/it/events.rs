@@ -17,6 +17,7 @@ on_every_backend!(
     events_are_handed_to_their_endpoints_and_each_delivery_claimed_once,
     a_delivery_whose_lease_ran_out_is_claimed_again,
     a_deleted_endpoint_is_handed_nothing_and_its_deliveries_stop,
+    the_oldest_undelivered_event_is_that_of_the_first_pending_delivery,
     old_events_are_purged,
 );
 
@@ -353,6 +354,64 @@ async fn a_deleted_endpoint_is_handed_nothing_and_its_deliveries_stop(db: Db) {
         .unwrap();
     assert!(claimed.is_empty());
     assert_eq!(db.oldest_undelivered().await.unwrap(), None);
+}
+
+async fn the_oldest_undelivered_event_is_that_of_the_first_pending_delivery(db: Db) {
+    let first = t("2026-11-21T10:00:00Z");
+    let second = first + 1.hour();
+    record(
+        &db,
+        Changes {
+            webhook_endpoints: vec![endpoint("we_1", None, first)],
+            events: vec![event("b", 1, EventType::CreditsGranted, first)],
+            ..Changes::default()
+        },
+    )
+    .await;
+    record(
+        &db,
+        Changes {
+            webhook_endpoints: vec![endpoint("we_2", None, second)],
+            events: vec![event("a", 1, EventType::CreditsGranted, second)],
+            ..Changes::default()
+        },
+    )
+    .await;
+    // Not handed out yet, then pending: the older event either way.
+    assert_eq!(db.oldest_undelivered().await.unwrap(), Some(first));
+    db.dispatch_events(second, 10).await.unwrap();
+    assert_eq!(db.oldest_undelivered().await.unwrap(), Some(first));
+    let claimed = db
+        .claim_deliveries("we_1", second, "n1", wall_in(60), 10)
+        .await
+        .unwrap();
+    let older = claimed
+        .iter()
+        .find(|c| c.event.account_id == id("b"))
+        .unwrap();
+    db.record_attempts(
+        "n1",
+        &[attempt(older, 1, second, DeliveryState::Delivered, None)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(db.oldest_undelivered().await.unwrap(), Some(second));
+    // Sent to an endpoint made after it (which dispatching skipped), the older event is
+    // pending again.
+    record(
+        &db,
+        Changes {
+            redeliveries: vec![Redelivery {
+                endpoint_id: "we_2".into(),
+                account_id: id("b"),
+                sequence: 1,
+                at: second,
+            }],
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert_eq!(db.oldest_undelivered().await.unwrap(), Some(first));
 }
 
 async fn old_events_are_purged(db: Db) {
