@@ -12,7 +12,8 @@
 #    already (the agent credits' expiring-soon notices).
 # 2. Moves the test clock past the distribution instant and times the sweep until every
 #    member's distribution is recorded.
-# Prints the seconds, members/s, the server's CPU per member (from /proc/PID/stat), how
+# Prints the seconds, members/s, the server's CPU per member (from /proc/PID/stat), the
+# bytes it wrote per member (wchar of /proc/PID/io: WAL and checkpoints), how
 # long /metrics answers, and the server's peak resident memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,10 +43,12 @@ for _ in $(seq 1 300); do curl -sf "http://$addr/healthz" >/dev/null && break; s
 # shellcheck source=scripts/sweep-common.sh
 . scripts/sweep-common.sh
 cpu() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
+written() { awk '/^wchar/ { print $2 }' "/proc/$server/io"; }
 events_reach credits.expiring_soon "$count" 0.5
 sleep 2
 echo "after the notices: $(grep VmHWM "/proc/$server/status")"
 before=$(cpu)
+written_before=$(written)
 if [ -n "${PERF:-}" ]; then
   perf record -F 299 -g -p "$server" -o "$PERF" 2>/dev/null &
   perf=$!
@@ -56,12 +59,15 @@ advance 7200
 events_reach membership.credits_distributed "$count" 0.1
 end=$(date +%s.%N)
 after=$(cpu)
+written_after=$(written)
 if [ -n "${PERF:-}" ]; then kill -INT "$perf"; wait "$perf" || true; fi
 seconds=$(echo "$end - $start" | bc)
 ticks=$(getconf CLK_TCK)
 echo "distributed $count members in $seconds s ($(echo "$count / $seconds" | bc) a second)"
 echo "server CPU: $(echo "scale=1; ($after - $before) / $ticks" | bc) s," \
   "$(echo "($after - $before) * 1000000 / $ticks / $count" | bc) µs a member"
+echo "server wrote $(( (written_after - written_before) / 1000000 )) MB," \
+  "$(( (written_after - written_before) / count )) bytes a member (wchar)"
 curl -s -o /dev/null -w "/metrics answered in %{time_total} s\n" "http://$addr/metrics" \
   -H "Authorization: Bearer $CREDITD_ADMIN_KEY"
 grep 'counted the accounts' "$work/server.log" | sed 's/^.*INFO //' || true

@@ -8,11 +8,13 @@
 //! records are appended, where many requests share a page.
 //!
 //! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
-//! beside it, which WAL allows without blocking. sqlx runs each SQLite connection on its
+//! beside it, which WAL allows without blocking, and one more copies the write-ahead log
+//! into the database ([`checkpoint`]). sqlx runs each SQLite connection on its
 //! own thread, so every statement is a round trip between threads; a batch therefore
 //! takes two: `BEGIN IMMEDIATE` with all its reads, and every write with `COMMIT`.
 
 mod backlog;
+mod checkpoint;
 mod events;
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
+use self::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use crate::answers;
 use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
@@ -81,6 +84,8 @@ pub struct SqliteStore {
     /// Held while the store is open: no other store, in this process or another, writes
     /// the file meanwhile (what is kept unfolded in memory is only this store's).
     lock: Arc<FileLock>,
+    /// Copies the write-ahead log into the database beside the writer.
+    checkpointer: Arc<Checkpointer>,
 }
 
 /// An exclusive lock on `PATH.lock` beside the database `PATH`, held from opening to
@@ -261,6 +266,7 @@ impl SqliteStore {
             .clone()
             .create_if_missing(true)
             .pragma("cache_size", WRITER_CACHE_KIB)
+            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .connect()
             .await?;
         sqlx::migrate!("./migrations/sqlite")
@@ -272,6 +278,7 @@ impl SqliteStore {
         sqlx::query(events::RELEASE_LEASES)
             .execute(&mut connection)
             .await?;
+        let checkpointer = Checkpointer::start(&options).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .test_before_acquire(false)
@@ -294,6 +301,7 @@ impl SqliteStore {
             readers,
             unfolded: shared,
             lock: Arc::new(lock),
+            checkpointer: Arc::new(checkpointer),
         })
     }
 }
@@ -565,6 +573,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.readers.close().await;
+        self.checkpointer.stop();
         let mut writer = self.writer.lock().await;
         // Should the fold or the checkpoint fail, nothing is lost: the next opening
         // folds the backlog, and the WAL is the database's own.

@@ -305,3 +305,35 @@ async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
     let db = open(&file).await;
     assert_reads(&db, &[old, new].concat()).await;
 }
+
+/// The log is copied into the database by the store's own checkpointer
+/// (`src/sqlite/checkpoint.rs`), not only once the writer's log passes its own threshold
+/// (16,384 pages): a batch far below that reaches the database file.
+#[tokio::test]
+async fn the_log_is_copied_into_the_database_beside_the_writer() {
+    let file = file();
+    let db = open(&file).await;
+    let path = file.url.trim_start_matches("sqlite://").to_owned();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    let (_, changes) = batch(0, 2_000);
+    commit(&db, &changes).await.unwrap();
+    let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
+    let row: i64 = sqlx::query_scalar("SELECT length(data) FROM backlog")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    let row = u64::try_from(row).unwrap();
+    // Far more than the pages of the empty tables, which may reach the file meanwhile.
+    assert!(row > 1_000_000, "a backlog row of {row} bytes");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while size() < before + row {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes (from {before})",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    db.close().await;
+}
