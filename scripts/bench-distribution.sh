@@ -12,13 +12,15 @@
 # Prints the seconds, distributions/s, charges/s with and without the sweep, and the
 # server's peak resident memory. PostgreSQL: a fresh database on 127.0.0.1:5432.
 # BIN=path measures another creditd binary (default target/release/creditd), so that
-# builds can be compared interleaved.
+# builds can be compared interleaved; SEEDER=path seeds with another build's seed_members
+# (default target/release/examples/seed_members), for a build whose migrations differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000000}
 backend=${2:-sqlite}
 addr=127.0.0.1:18090
 bin=${BIN:-target/release/creditd}
+seeder=${SEEDER:-target/release/examples/seed_members}
 cargo build --release --locked -p creditd -p creditd-loadgen >&2
 cargo build --release --locked -p creditd-server --example seed_members >&2
 work=$(mktemp -d "${TMPDIR:-/tmp}/creditd-dist.XXXXXX")
@@ -40,7 +42,7 @@ export CREDITD_ADMIN_KEY=bench-admin-key-0123456789
 anchor=$(date -u -d "-1 month +2 hours" +%FT%TZ)
 echo "== seeding $count members anchored at $anchor ($backend)"
 /usr/bin/time -f "seed: %e s, peak RSS %M KiB" \
-  target/release/examples/seed_members "$url" "$count" "$anchor"
+  "$seeder" "$url" "$count" "$anchor"
 
 "$bin" serve --listen "$addr" --database "$url" --test-clock >/dev/null 2>"$work/server.log" &
 server=$!

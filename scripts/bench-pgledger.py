@@ -3,6 +3,10 @@
 
     scripts/bench-pgledger.py --pgledger DIR [--seconds 10] [--rounds 2]
                               [--accounts 10000,1] [--mix 100,0,0] [--no-build]
+    scripts/bench-pgledger.py --build NAME=BINARY --build NAME=BINARY … [--seconds …]
+
+With --build, only creditd (group commit) runs, once per build named, interleaved on
+the same footing, and the means are compared with the first build's.
 
 pgledger (github.com/pgr0ss/pgledger) is the ledger a PostgreSQL shop would pick: plain
 SQL functions, one transaction per transfer. It is not part of this repository: DIR is a
@@ -71,8 +75,13 @@ def maintenance_runs():
 
 
 def fresh_database():
+    """A new scratch database, and a checkpoint, so that every run starts at the same
+    point of PostgreSQL's checkpoint cycle: a checkpoint that fell inside some 10 s runs
+    and not others (full-page images of every page first touched after it) made the
+    same build's runs differ twofold."""
     psql("-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     psql("-c", f"CREATE DATABASE {DATABASE}")
+    psql("-c", "CHECKPOINT")
 
 
 def pgledger_sources(path, into):
@@ -132,10 +141,10 @@ def measured(command, server=None):
             "autovacuum": after[2] - before[2]}
 
 
-def creditd(accounts, args, commit="group"):
+def creditd(accounts, args, commit="group", binary=None):
     fresh_database()
     server = subprocess.Popen(
-        [os.path.join(ROOT, "target/release/creditd"), "serve", "--listen", ADDR,
+        [binary or os.path.join(ROOT, "target/release/creditd"), "serve", "--listen", ADDR,
          "--database", f"{SERVER}/{DATABASE}", "--commit", commit],
         env=dict(os.environ, CREDITD_ADMIN_KEY=KEY), stdout=subprocess.DEVNULL,
         stderr=open(os.path.join(tempfile.gettempdir(), "bench-pgledger-server.log"), "w"))
@@ -205,14 +214,20 @@ def pgledger(accounts, args, sources, work):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pgledger", required=True,
+    parser.add_argument("--pgledger",
                         help="a checkout of pgr0ss/pgledger, or its bare git directory")
+    parser.add_argument("--build", action="append", default=[], metavar="NAME=BINARY",
+                        help="compare creditd builds instead (group commit, interleaved, the "
+                             "first the reference): no baseline, no pgledger")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--accounts", default="10000,1")
     parser.add_argument("--mix", default="100,0,0")
     parser.add_argument("--no-build", action="store_true")
     args = parser.parse_args()
+    builds = [build.split("=", 1) for build in args.build]
+    if not builds and not args.pgledger:
+        parser.error("--pgledger is needed, unless builds are compared (--build)")
     subprocess.run([os.path.join(ROOT, "scripts/postgres-up.sh")], check=True)
     if not args.no_build:
         for package in ("creditd", "creditd-loadgen"):
@@ -220,7 +235,13 @@ def main():
                            cwd=ROOT, check=True)
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-pgledger.") as work:
-        sources = pgledger_sources(args.pgledger, work)
+        sources = None if builds else pgledger_sources(args.pgledger, work)
+        systems = [(name, lambda a, path=path: creditd(a, args, binary=path))
+                   for name, path in builds] or [
+            ("creditd", lambda a: creditd(a, args)),
+            ("per-request", lambda a: creditd(a, args, "per-request")),
+            ("plain", lambda a: plain(a, args)),
+            ("pgledger", lambda a: pgledger(a, args, sources, work))]
         try:
             print(f"{'system':<11} {'accts':>6} {'per s':>10} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'PG CPU µs/op':>12} {'creditd µs/op':>13} {'autovacuum':>10}")
@@ -228,11 +249,7 @@ def main():
                 print(f"-- round {round_ + 1}, {time.strftime('%H:%M:%S', time.gmtime())} UTC",
                       flush=True)
                 for accounts in [int(a) for a in args.accounts.split(",")]:
-                    for system, measure in (("creditd", lambda a: creditd(a, args)),
-                                            ("per-request",
-                                             lambda a: creditd(a, args, "per-request")),
-                                            ("plain", lambda a: plain(a, args)),
-                                            ("pgledger", lambda a: pgledger(a, args, sources, work))):
+                    for system, measure in systems:
                         result = measure(accounts)
                         results.setdefault((system, accounts), []).append(result)
                         print(f"{system:<11} {accounts:>6} {result['per_s']:>10,.0f} "
@@ -241,6 +258,13 @@ def main():
                               f"{result['autovacuum']:>10}", flush=True)
         finally:
             psql("-c", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    if builds:
+        for accounts in [int(a) for a in args.accounts.split(",")]:
+            means = [(name, statistics.mean(r["per_s"] for r in results[(name, accounts)]))
+                     for name, _ in builds]
+            print(f"{accounts:>6} accounts: " + ", ".join(
+                f"{name} {mean:,.0f} charges/s ({mean / means[0][1]:.3f}x)" for name, mean in means))
+        return
     print("-- means (pgledger: the better of 4 and 16 clients; its p50 column is pgbench's mean latency)")
     for accounts in [int(a) for a in args.accounts.split(",")]:
         means = {system: statistics.mean(r["per_s"] for r in results[(system, accounts)])

@@ -23,15 +23,16 @@ use crate::{
 /// The formats of the ledger core's types in the store: account states, ledger entries
 /// and settled holds (and, on SQLite, the backlog's batches of them). Every row that
 /// holds one says its format in a `format` column, and [`decode`] reads every format
-/// there has been (PostgreSQL's `text` columns only ever hold [`JSON`]).
+/// there has been.
 ///
 /// - [`JSON`] (1): the core's serde JSON, pinned by `tests/golden/format-1/`. What
-///   PostgreSQL writes (its columns are `text`).
+///   earlier versions wrote; read still.
 /// - [`BINARY`] (2): the same serde data model in postcard (fields in declaration order,
 ///   integers as varints, enum variants by index, no field names), pinned by
 ///   `tests/golden/format-2/`, which hold the golden format-1 values so encoded. What
-///   SQLite writes, as blobs: a settled hold takes about a third of its JSON's bytes
-///   (docs/BENCHMARKS.md, "Bytes per change").
+///   both databases write, as blobs (SQLite) and `bytea` (PostgreSQL, since its
+///   migration `0012_binary_states`): a settled hold takes about a third of its JSON's
+///   bytes (docs/BENCHMARKS.md, "Bytes per change").
 ///
 /// A change to those types that changes their serde data model (a field added,
 /// removed or moved, a variant moved) is a new format: its number here, a decoder for
@@ -53,11 +54,6 @@ pub(crate) fn encode<T: Serialize + ?Sized>(format: i64, value: &T) -> Result<Ve
             "format {other} is not one this version writes"
         ))),
     }
-}
-
-/// A [`JSON`] encoding as text, for PostgreSQL's `text` columns.
-pub(crate) fn json_text(encoded: Vec<u8>) -> Result<String, StoreError> {
-    String::from_utf8(encoded).map_err(corrupt)
 }
 
 /// One of the core's types as a row in `format` holds it.
@@ -291,8 +287,9 @@ where
     ))
 }
 
-/// How a database's driver reads a column holding one of the core's types: SQLite's
-/// as bytes (a [`BINARY`] blob or [`JSON`] text), PostgreSQL's as text.
+/// How a database's driver reads a column holding one of the core's types or an
+/// answer: SQLite's as bytes (a blob or text), PostgreSQL's as bytes (`bytea`: states,
+/// entries, holds) or text (answers).
 pub(crate) trait Data<'r, R: Row>:
     Decode<'r, R::Database> + Type<R::Database> + AsRef<[u8]>
 {

@@ -30,10 +30,9 @@ use crate::audit::{
     console_session, stored_audit,
 };
 use crate::columns::{
-    HistoryRow, JSON, api_key, corrupt, due_account, due_changes, encode, history_rows,
-    hold_number, idempotency_record, json_text, key_label, ledger_page_sql, purchase_record,
-    purchases_before, rare_entries, record_account, settled_hold, sql, stored_account,
-    stored_entry, written,
+    BINARY, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
+    hold_number, idempotency_record, key_label, ledger_page_sql, purchase_record, purchases_before,
+    rare_entries, record_account, settled_hold, sql, stored_account, stored_entry, written,
 };
 use crate::instant::to_db;
 use crate::{
@@ -104,7 +103,7 @@ impl Store for PostgresStore {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| stored_account::<_, &str>(&row)).transpose()
+        row.map(|row| stored_account::<_, &[u8]>(&row)).transpose()
     }
 
     async fn ledger_page(
@@ -125,7 +124,7 @@ impl Store for PostgresStore {
             .bind(i64::from(query.limit()))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(stored_entry::<_, &str>).collect()
+        rows.iter().map(stored_entry::<_, &[u8]>).collect()
     }
 
     async fn settled_holds_page(
@@ -147,7 +146,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(settled_hold::<_, &str>).collect()
+        rows.iter().map(settled_hold::<_, &[u8]>).collect()
     }
 
     async fn purchases_page(
@@ -186,7 +185,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(stored_account::<_, &str>).collect()
+        rows.iter().map(stored_account::<_, &[u8]>).collect()
     }
 
     async fn audit_page(
@@ -253,7 +252,7 @@ impl Store for PostgresStore {
             .bind(i64::try_from(hold.get()).map_err(corrupt)?)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| settled_hold::<_, &str>(&row)).transpose()
+        row.map(|row| settled_hold::<_, &[u8]>(&row)).transpose()
     }
 
     async fn due_accounts(
@@ -376,7 +375,7 @@ const LEDGER_PAGE_OF_RARE_TYPE: &str = ledger_page!(rare_entries!(), "label = $3
 const WRITE_BATCH: &str = "WITH
     states AS (
         INSERT INTO accounts (id, entry_seq, state, format)
-        SELECT *, $23::int8 FROM unnest($1::text[], $2::int8[], $3::text[])
+        SELECT *, $23::int8 FROM unnest($1::text[], $2::int8[], $3::bytea[])
         ON CONFLICT (id) DO UPDATE SET
             state = excluded.state, entry_seq = excluded.entry_seq, format = excluded.format),
     due_gone AS (
@@ -388,7 +387,7 @@ const WRITE_BATCH: &str = "WITH
     entries AS (
         INSERT INTO history (account_id, kind, number, at, label, data, format)
         SELECT *, $23::int8 FROM unnest($7::text[], $8::text[], $9::int8[], $10::int8[],
-                                        $11::text[], $12::text[])),
+                                        $11::text[], $12::bytea[])),
     keys AS (
         INSERT INTO idempotency_keys (label, account_id, digest, status, body, at)
         SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::int8[], $17::text[],
@@ -405,7 +404,7 @@ struct HistoryColumns<'a> {
     numbers: Vec<i64>,
     ats: Vec<i64>,
     labels: Vec<&'static str>,
-    data: Vec<String>,
+    data: Vec<Vec<u8>>,
 }
 
 impl<'a> HistoryColumns<'a> {
@@ -420,14 +419,13 @@ impl<'a> HistoryColumns<'a> {
         }
     }
 
-    fn push(&mut self, row: HistoryRow<'a>) -> Result<(), StoreError> {
+    fn push(&mut self, row: HistoryRow<'a>) {
         self.accounts.push(row.account);
         self.kinds.push(row.kind);
         self.numbers.push(row.number);
         self.ats.push(row.at);
         self.labels.push(row.label);
-        self.data.push(json_text(row.data)?);
-        Ok(())
+        self.data.push(row.data);
     }
 }
 
@@ -503,7 +501,7 @@ async fn write_rare(
 struct BatchColumns<'a> {
     ids: Vec<&'a str>,
     seqs: Vec<i64>,
-    states: Vec<String>,
+    states: Vec<Vec<u8>>,
     due_gone: Vec<&'a str>,
     due_ids: Vec<&'a str>,
     due_ats: Vec<i64>,
@@ -534,7 +532,7 @@ impl<'a> BatchColumns<'a> {
         for stored in &changes.accounts {
             ids.push(stored.account.id().as_str());
             seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
-            states.push(json_text(encode(JSON, &stored.account)?)?);
+            states.push(encode(BINARY, &stored.account)?);
         }
         let mut due_gone = Vec::new();
         let mut due_ids = Vec::new();
@@ -554,8 +552,8 @@ impl<'a> BatchColumns<'a> {
                 .len()
                 .saturating_add(changes.settled_holds.len()),
         );
-        for row in history_rows(changes, JSON)? {
-            history.push(row)?;
+        for row in history_rows(changes, BINARY)? {
+            history.push(row);
         }
         let records = &changes.idempotency;
         let d = &changes.distributions;
@@ -646,7 +644,7 @@ impl WriteTransaction for PostgresWrite {
                     .fetch_all(&mut **tx)
                     .await?;
             for row in &rows {
-                let stored = stored_account::<_, &str>(row)?;
+                let stored = stored_account::<_, &[u8]>(row)?;
                 let due = stored.account.next_effect_at().map(to_db);
                 self.loaded.insert(stored.account.id().clone(), due);
                 reads.accounts.push(stored);
@@ -711,7 +709,7 @@ impl WriteTransaction for PostgresWrite {
             .bind(&c.d_schedules)
             .bind(&c.d_indexes)
             .bind(&c.d_ats)
-            .bind(JSON)
+            .bind(BINARY)
             .execute(&mut *tx)
             .await?;
 

@@ -2,11 +2,10 @@
 //! rows and folded into the tables later must read back the same at every moment and
 //! after a crash; and one store at a time has the file open.
 
-use creditd_ledger::{Account, HoldId, LedgerQuery};
-use creditd_store::{Changes, IdempotencyKey, IdempotencyRecord, StoreError};
+use creditd_store::StoreError;
 use sqlx::{Connection, SqliteConnection};
 
-use crate::conformance::{Db, account_with_history, commit, t};
+use crate::conformance::{Db, assert_reads, batch, commit, format_1_history};
 
 struct File {
     _dir: tempfile::TempDir,
@@ -46,72 +45,6 @@ async fn tables(file: &File) -> i64 {
     rows(file, "accounts").await
         + rows(file, "history").await
         + rows(file, "idempotency_keys").await
-}
-
-fn key(n: usize) -> IdempotencyKey {
-    IdempotencyKey {
-        owner: "k1".into(),
-        key: format!("key-{n}"),
-    }
-}
-
-/// `accounts` accounts named `user-{first}`… with a history each (5 rows: state, three
-/// entries, a hold) and an idempotency record each: one batch.
-fn batch(first: usize, accounts: usize) -> (Vec<Account>, Changes) {
-    let now = t("2026-11-21T10:00:00Z");
-    let mut all = Changes::default();
-    let mut made = Vec::new();
-    for n in first..first + accounts {
-        let (account, changes) = account_with_history(&format!("user-{n}"), now);
-        all.accounts.extend(changes.accounts);
-        all.entries.extend(changes.entries);
-        all.settled_holds.extend(changes.settled_holds);
-        all.idempotency.push(IdempotencyRecord {
-            key: key(n),
-            account: Some(account.id().clone()),
-            fingerprint: format!("{n:064}"),
-            status: 201,
-            body: format!(r#"{{"n":{n}}}"#),
-            created_at: now,
-        });
-        made.push(account);
-    }
-    (made, all)
-}
-
-/// Every account reads back as made, with its three entries and its settled hold, and
-/// every idempotency record is found.
-async fn assert_reads(db: &Db, accounts: &[Account]) {
-    let page = LedgerQuery::new(None, None, None, None).unwrap();
-    for account in accounts {
-        let stored = db.account(account.id()).await.unwrap().unwrap();
-        assert_eq!(&stored.account, account);
-        let seqs: Vec<u64> = db
-            .ledger_page(account.id(), &page, None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.seq)
-            .collect();
-        assert_eq!(seqs, [3, 2, 1], "{}", account.id());
-        assert!(
-            db.settled_hold(account.id(), HoldId::new(1))
-                .await
-                .unwrap()
-                .is_some()
-        );
-    }
-    let keys: Vec<IdempotencyKey> = (0..accounts.len()).map(key).collect();
-    let mut tx = db.begin().await.unwrap();
-    let found = tx.read(&[], &keys, &[]).await.unwrap().idempotency;
-    let mut bodies: Vec<String> = found.into_iter().map(|record| record.body).collect();
-    bodies.sort();
-    let mut answered: Vec<String> = (0..accounts.len())
-        .map(|n| format!(r#"{{"n":{n}}}"#))
-        .collect();
-    answered.sort();
-    assert_eq!(bodies, answered);
-    tx.commit(&Changes::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -246,15 +179,7 @@ async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
             .await
             .unwrap();
     }
-    let entries = changes.entries.iter().map(|(id, stored)| {
-        let json = serde_json::to_string(&stored.entry).unwrap();
-        (id, "entry", stored.seq, json)
-    });
-    let holds = changes.settled_holds.iter().map(|(id, hold)| {
-        let json = serde_json::to_string(hold).unwrap();
-        (id, "hold", hold.id().get(), json)
-    });
-    for (id, kind, number, json) in entries.chain(holds) {
+    for (id, kind, number, json) in format_1_history(&changes) {
         sqlx::query(
             "UPDATE history SET data = ?, format = 1
              WHERE account_id = ? AND kind = ? AND number = ?",

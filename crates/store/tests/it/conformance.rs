@@ -4,7 +4,7 @@
 
 use creditd_ledger::{
     Account, AccountId, Amount, Catalog, CreditKind, EntryType, Expiry, Grant, GrantSource,
-    History, HoldStatus, LedgerQuery, OrderId, Use,
+    History, HoldId, HoldStatus, LedgerQuery, OrderId, Use,
 };
 use creditd_store::{
     ApiKeyRecord, AuditRecord, Changes, ConsoleSession, IdempotencyKey, IdempotencyRecord,
@@ -109,6 +109,88 @@ pub(crate) async fn commit(db: &Db, changes: &Changes) -> Result<(), creditd_sto
     let mut tx = db.begin().await.unwrap();
     tx.read(&ids, &[], &[]).await?;
     tx.commit(changes).await
+}
+
+/// The ledger entries and settled holds of `changes` as rows of `history` in format 1
+/// (JSON), as versions before format 2 wrote them: account, kind, number, data.
+pub(crate) fn format_1_history(
+    changes: &Changes,
+) -> impl Iterator<Item = (&AccountId, &'static str, u64, String)> {
+    let entries = changes.entries.iter().map(|(id, stored)| {
+        let json = serde_json::to_string(&stored.entry).unwrap();
+        (id, "entry", stored.seq, json)
+    });
+    let holds = changes.settled_holds.iter().map(|(id, hold)| {
+        let json = serde_json::to_string(hold).unwrap();
+        (id, "hold", hold.id().get(), json)
+    });
+    entries.chain(holds)
+}
+
+pub(crate) fn key(n: usize) -> IdempotencyKey {
+    IdempotencyKey {
+        owner: "k1".into(),
+        key: format!("key-{n}"),
+    }
+}
+
+/// `accounts` accounts named `user-{first}`… with a history each (5 rows: state, three
+/// entries, a hold) and an idempotency record each: one batch.
+pub(crate) fn batch(first: usize, accounts: usize) -> (Vec<Account>, Changes) {
+    let now = t("2026-11-21T10:00:00Z");
+    let mut all = Changes::default();
+    let mut made = Vec::new();
+    for n in first..first + accounts {
+        let (account, changes) = account_with_history(&format!("user-{n}"), now);
+        all.accounts.extend(changes.accounts);
+        all.entries.extend(changes.entries);
+        all.settled_holds.extend(changes.settled_holds);
+        all.idempotency.push(IdempotencyRecord {
+            key: key(n),
+            account: Some(account.id().clone()),
+            fingerprint: format!("{n:064}"),
+            status: 201,
+            body: format!(r#"{{"n":{n}}}"#),
+            created_at: now,
+        });
+        made.push(account);
+    }
+    (made, all)
+}
+
+/// Every account reads back as made, with its three entries and its settled hold, and
+/// every idempotency record is found.
+pub(crate) async fn assert_reads(db: &Db, accounts: &[Account]) {
+    let page = LedgerQuery::new(None, None, None, None).unwrap();
+    for account in accounts {
+        let stored = db.account(account.id()).await.unwrap().unwrap();
+        assert_eq!(&stored.account, account);
+        let seqs: Vec<u64> = db
+            .ledger_page(account.id(), &page, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.seq)
+            .collect();
+        assert_eq!(seqs, [3, 2, 1], "{}", account.id());
+        assert!(
+            db.settled_hold(account.id(), HoldId::new(1))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let keys: Vec<IdempotencyKey> = (0..accounts.len()).map(key).collect();
+    let mut tx = db.begin().await.unwrap();
+    let found = tx.read(&[], &keys, &[]).await.unwrap().idempotency;
+    let mut bodies: Vec<String> = found.into_iter().map(|record| record.body).collect();
+    bodies.sort();
+    let mut answered: Vec<String> = (0..accounts.len())
+        .map(|n| format!(r#"{{"n":{n}}}"#))
+        .collect();
+    answered.sort();
+    assert_eq!(bodies, answered);
+    tx.commit(&Changes::default()).await.unwrap();
 }
 
 async fn a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds(db: Db) {

@@ -5,6 +5,7 @@ mod backlog;
 #[macro_use]
 mod conformance;
 mod events;
+mod formats;
 mod postgres;
 
 use postgres::postgres_or_skip;
