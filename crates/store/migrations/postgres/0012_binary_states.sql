@@ -1,6 +1,6 @@
 -- Account states, ledger entries and settled holds are written in format 2 (postcard,
--- src/columns.rs) from this version on, as on SQLite: about a third of their JSON's bytes,
--- and encoded in a fraction of its time (docs/BENCHMARKS.md, "format 2 on PostgreSQL").
+-- src/columns.rs) from this version on, as on SQLite: about a third of their JSON's bytes
+-- (docs/BENCHMARKS.md, "Format 2 on PostgreSQL").
 -- The columns become bytes; the rows already there keep their format 1 JSON, as its UTF-8
 -- bytes, and their `format` column says so. This rewrites both tables under an exclusive
 -- lock: a large database is migrated ahead of the rollout (docs/DEPLOYMENT.md).

@@ -127,7 +127,7 @@ pub(crate) fn format_1_history(
     entries.chain(holds)
 }
 
-pub(crate) fn key(n: usize) -> IdempotencyKey {
+fn key(n: usize) -> IdempotencyKey {
     IdempotencyKey {
         owner: "k1".into(),
         key: format!("key-{n}"),
