@@ -1,22 +1,13 @@
-//! Stored answers (the body a repeated `Idempotency-Key` is answered with again) in format
-//! 2: one byte [`MARK`] (2, [`BINARY`]), then a zstd frame compressed against
-//! [`DICTIONARY`].
+//! Stored answers (the body a repeated `Idempotency-Key` is answered with again), in
+//! format 2 compressed against [`DICTIONARY`] ([`packed`](crate::packed)).
 //!
 //! The answer is the biggest thing a charge stores: about 400 bytes of JSON against about
 //! 300 for its ledger entry and hold together (docs/BENCHMARKS.md, "bytes per change").
-//! Answers repeat the field names and many values of a few shapes, which a dictionary of
-//! those shapes takes out: a charge's answer then takes about 50 bytes. Compressed alone,
-//! without the dictionary, it would take about 210. The dictionary is part of format 2:
-//! a stored answer cannot be read without the very dictionary it was written against, so
-//! this one never changes; a better one would be a new format.
-//!
-//! Format 1 answers are the JSON text itself. A stored answer of format 2 cannot be
-//! mistaken for one: JSON text never begins with the byte 2.
-
-use std::cell::RefCell;
+//! Compressed against the dictionary a charge's answer takes about 50 bytes; compressed
+//! alone, without it, it would take about 210.
 
 use crate::StoreError;
-use crate::columns::{BINARY, corrupt};
+use crate::packed::{Compressor, Dictionary};
 
 /// Typical answers: a captured charge, a hold still pending, a released one, a grant's
 /// bucket and a problem. zstd takes it as raw content to refer back into.
@@ -41,57 +32,21 @@ const DICTIONARY: &str = concat!(
     r#""captured_amount":1,"refunded_amount":0,"settled_at":"2026-12-04T16:28:18.850353Z"}"#,
 );
 
-/// The first byte of a format-2 answer: the format's number.
-const MARK: u8 = 2;
-const _: () = assert!(MARK as i64 == BINARY);
-
-/// zstd's level: answers are a few hundred bytes, where higher levels find no more.
-const LEVEL: i32 = 3;
-
-/// The most a stored answer may decompress to: far above any answer (a page of the API
-/// is at most a few hundred kilobytes), so a damaged frame cannot make a read allocate
-/// without bound.
-const ANSWER_LIMIT: usize = 16 << 20;
-
 thread_local! {
-    /// One compressor per thread, the dictionary loaded once.
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { RefCell::new(None) };
+    static COMPRESSOR: Compressor = const { Compressor::new(None) };
 }
+
+/// Answers as format 2 stores them.
+static ANSWERS: Dictionary = Dictionary::new("a stored answer", DICTIONARY, &COMPRESSOR);
 
 /// An answer as format 2 stores it.
 pub(crate) fn compress(json: &str) -> Result<Vec<u8>, StoreError> {
-    COMPRESSOR.with_borrow_mut(|slot| {
-        let compressor = match slot {
-            Some(compressor) => compressor,
-            None => slot.insert(
-                zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY.as_bytes())
-                    .map_err(corrupt)?,
-            ),
-        };
-        let frame = compressor.compress(json.as_bytes()).map_err(corrupt)?;
-        let mut stored = vec![MARK];
-        stored.extend_from_slice(&frame);
-        Ok(stored)
-    })
+    ANSWERS.compress(json)
 }
 
 /// The JSON of a stored answer, of either format.
 pub(crate) fn text(stored: &[u8]) -> Result<String, StoreError> {
-    let Some((&MARK, frame)) = stored.split_first() else {
-        return String::from_utf8(stored.to_vec()).map_err(corrupt);
-    };
-    let size = zstd::zstd_safe::get_frame_content_size(frame)
-        .map_err(|_| corrupt("a stored answer is not a zstd frame"))?
-        .ok_or_else(|| corrupt("a stored answer's frame does not say its size"))?;
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|&size| size <= ANSWER_LIMIT)
-        .ok_or_else(|| corrupt(format!("a stored answer of {size} bytes")))?;
-    let json = zstd::bulk::Decompressor::with_dictionary(DICTIONARY.as_bytes())
-        .and_then(|mut decompressor| decompressor.decompress(frame, size))
-        .map_err(corrupt)?;
-    String::from_utf8(json).map_err(corrupt)
+    ANSWERS.text(stored)
 }
 
 #[cfg(test)]
@@ -130,7 +85,7 @@ mod tests {
         let mut stored = compress(CHARGE).unwrap();
         stored.truncate(stored.len() - 3);
         assert!(text(&stored).is_err());
-        assert!(text(&[MARK, 1, 2, 3]).is_err());
+        assert!(text(&[2, 1, 2, 3]).is_err());
         assert!(text(&[0xff, 0xfe]).is_err());
     }
 }

@@ -1,13 +1,73 @@
 //! Events and webhook deliveries as both databases keep them: the columns of their
 //! rows, decoded and checked here whichever database they came from, and the rules of
 //! the delivery tables that do not depend on the database.
+//!
+//! An event's data is JSON written once; both databases store it compressed, in
+//! format 2 ([`compress_data`]): a month's distribution to a member records four events, about
+//! 1,100 bytes of JSON, which then take a fifth of that or less (docs/BENCHMARKS.md,
+//! "Event data compressed"). Every reader takes either form ([`stored_event`]):
+//! format 1, the JSON text, is what earlier versions stored (PostgreSQL's as its UTF-8
+//! bytes since its migration `0013_event_data_bytes`).
 
 use creditd_ledger::{AccountId, EventType};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::columns::{corrupt, unsigned};
+use crate::columns::{Data, corrupt, unsigned};
 use crate::instant::from_db;
+use crate::packed::{Compressor, Dictionary};
 use crate::{AttemptRecord, DeliveryState, EventDelivery, EventRecord, StoreError, StoredEvent};
+
+/// Typical event data, one of each type, the commonest last (zstd refers to content
+/// near the end of a dictionary in fewer bits). Part of format 2: it never changes.
+const DICTIONARY: &str = concat!(
+    r#"{"account_id":"acct","sequence":9,"total":0}"#,
+    r#"{"account_id":"acct","sequence":8,"total":40,"threshold":50}"#,
+    r#"{"account_id":"acct","sequence":7,"order_id":"order-1","account_id":"acct","#,
+    r#""credits":1000,"bucket_id":"b5","paid_at":"2026-12-04T16:28:18.850353Z","#,
+    r#""expires_at":"2028-12-04T16:28:18.850353Z","recorded_at":"2026-12-04T16:28:18.850353Z","#,
+    r#""paid":{"amount_minor":999,"currency":"USD"}}"#,
+    r#"{"account_id":"acct","sequence":6,"id":"h2_acct","account_id":"acct","#,
+    r#""feature":"video_generation","tier":"agent","quantity":12,"amount":120,"#,
+    r#""status":"expired","created_at":"2026-12-04T16:28:18Z","#,
+    r#""expires_at":"2026-12-04T16:43:18Z","allocations":[{"bucket_id":"b2","kind":"agent","#,
+    r#""source":"membership","amount":20},{"bucket_id":"b3","kind":"general","#,
+    r#""source":"trial","amount":100}],"captured_quantity":null,"captured_amount":null,"#,
+    r#""refunded_amount":null,"settled_at":"2026-12-04T16:43:18Z"}"#,
+    r#"{"account_id":"acct","sequence":5,"bucket_id":"b2","kind":"agent","#,
+    r#""source":"membership_agent","amount":100}"#,
+    r#"{"account_id":"acct","sequence":4,"bucket":{"id":"b4","kind":"general","#,
+    r#""source":"purchase","granted":1000,"remaining":1000,"#,
+    r#""granted_at":"2026-12-04T16:28:18.850353Z","expires_at":"2028-12-04T16:28:18.850353Z","#,
+    r#""frozen":false},"remaining":1000,"expires_at":"2028-12-04T16:28:18.850353Z","frozen":false}"#,
+    r#"{"account_id":"acct","sequence":3,"id":"b3","kind":"general","source":"promotion","#,
+    r#""granted":20,"remaining":20,"granted_at":"2026-12-04T00:00:00Z","#,
+    r#""expires_at":"2026-12-05T00:00:00Z","frozen":false,"campaign":"welcome"}"#,
+    r#"{"account_id":"acct","sequence":2,"membership":{"status":"active","plan":"pro","#,
+    r#""period_start":"2026-11-06T05:28:18Z","period_end":"2026-12-16T05:28:18Z","#,
+    r#""trial_end":null},"previous":{"status":"none","plan":null,"period_start":null,"#,
+    r#""period_end":null,"trial_end":null}}"#,
+    r#"{"account_id":"acct","sequence":1,"id":"b1","kind":"general","source":"subscription","#,
+    r#""granted":500,"remaining":500,"granted_at":"2026-11-06T05:28:18Z","expires_at":null,"#,
+    r#""frozen":false}"#,
+    r#"{"account_id":"acct","sequence":4,"index":0,"subscription_bucket":{"id":"b1","#,
+    r#""kind":"general","source":"subscription","granted":500,"remaining":500,"#,
+    r#""granted_at":"2026-11-06T05:28:18Z","expires_at":null,"frozen":false},"#,
+    r#""agent_bucket":{"id":"b2","kind":"agent","source":"membership_agent","granted":100,"#,
+    r#""remaining":100,"granted_at":"2026-11-06T05:28:18Z","#,
+    r#""expires_at":"2026-12-06T05:28:18Z","frozen":false}}"#,
+);
+
+thread_local! {
+    static COMPRESSOR: Compressor = const { Compressor::new(None) };
+}
+
+/// Event data as format 2 stores it.
+static EVENT_DATA: Dictionary = Dictionary::new("an event's stored data", DICTIONARY, &COMPRESSOR);
+
+/// An event's data as format 2 stores it.
+pub(crate) fn compress_data(json: &str) -> Result<Vec<u8>, StoreError> {
+    EVENT_DATA.compress(json)
+}
 
 /// The columns [`stored_event`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str =
@@ -18,8 +78,10 @@ pub(crate) const EVENT_COLUMNS: &str =
 /// sending; short enough that a dead node's deliveries go out within a minute.
 pub const DELIVERY_LEASE_SECONDS: i64 = 60;
 
-/// An event row: [`EVENT_COLUMNS`].
-pub(crate) fn stored_event<'r, R: Row>(row: &'r R) -> Result<StoredEvent, StoreError>
+/// An event row: [`EVENT_COLUMNS`], its data of either format.
+pub(crate) fn stored_event<'r, R: Row, D: Data<'r, R>>(
+    row: &'r R,
+) -> Result<StoredEvent, StoreError>
 where
     usize: ColumnIndex<R>,
     &'r str: Decode<'r, R::Database> + Type<R::Database>,
@@ -35,7 +97,7 @@ where
             event_type: event_type.parse::<EventType>().map_err(corrupt)?,
             created_at: from_db(row.try_get(4)?)?,
             recorded_at: from_db(row.try_get(5)?)?,
-            data: row.try_get(6)?,
+            data: EVENT_DATA.text(row.try_get::<D, _>(6)?.as_ref())?,
         },
     })
 }
@@ -169,4 +231,55 @@ pub(crate) mod sql {
     pub(crate) const ATTEMPTS_PAGE: &str = "SELECT id, endpoint_id, account_id, sequence,
         attempt, at, status_code, error, next_attempt_at, state FROM webhook_attempts
         WHERE endpoint_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member's monthly distribution as the service records it.
+    const DISTRIBUTED: &str = r#"{"account_id":"member-48213","sequence":9,"index":1,"subscription_bucket":{"id":"b5","kind":"general","source":"subscription","granted":500,"remaining":500,"granted_at":"2027-01-06T05:28:18.412907Z","expires_at":null,"frozen":false},"agent_bucket":{"id":"b6","kind":"agent","source":"membership_agent","granted":100,"remaining":100,"granted_at":"2027-01-06T05:28:18.412907Z","expires_at":"2027-02-06T05:28:18.412907Z","frozen":false}}"#;
+    /// A hold that expired, as its event tells it.
+    const HOLD_EXPIRED: &str = r#"{"account_id":"user-7","sequence":31,"id":"h12_user-7","account_id":"user-7","feature":"poster_generation","tier":"general","quantity":1,"amount":30,"status":"expired","created_at":"2026-12-06T03:11:52.114006Z","expires_at":"2026-12-06T03:26:52.114006Z","allocations":[{"bucket_id":"b9","kind":"general","source":"purchase","amount":30}],"captured_quantity":null,"captured_amount":null,"refunded_amount":null,"settled_at":"2026-12-06T03:26:52.114006Z"}"#;
+
+    #[test]
+    fn an_events_stored_data_reads_back_as_the_json_recorded() {
+        for json in [DISTRIBUTED, HOLD_EXPIRED, "{}", &"x".repeat(100_000)] {
+            assert_eq!(
+                EVENT_DATA.text(&compress_data(json).unwrap()).unwrap(),
+                json
+            );
+        }
+    }
+
+    #[test]
+    fn data_stored_as_json_text_is_read_as_it_is() {
+        assert_eq!(
+            EVENT_DATA.text(DISTRIBUTED.as_bytes()).unwrap(),
+            DISTRIBUTED
+        );
+    }
+
+    #[test]
+    fn event_data_takes_under_a_third_of_its_json() {
+        for json in [DISTRIBUTED, HOLD_EXPIRED] {
+            let stored = compress_data(json).unwrap();
+            assert!(stored.len() * 3 < json.len(), "{} bytes", stored.len());
+        }
+    }
+
+    #[test]
+    fn the_dictionary_of_format_2_is_pinned_by_data_written_with_it() {
+        let golden = include_bytes!("../tests/golden/format-2/event-data.bin");
+        assert_eq!(EVENT_DATA.text(golden).unwrap(), DISTRIBUTED);
+    }
+
+    #[test]
+    fn damaged_data_is_refused_not_read() {
+        let mut stored = compress_data(DISTRIBUTED).unwrap();
+        stored.truncate(stored.len() - 3);
+        assert!(EVENT_DATA.text(&stored).is_err());
+        assert!(EVENT_DATA.text(&[2, 1, 2, 3]).is_err());
+        assert!(EVENT_DATA.text(&[0xff, 0xfe]).is_err());
+    }
 }

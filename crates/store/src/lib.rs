@@ -18,6 +18,7 @@ mod audit;
 mod columns;
 mod events;
 mod instant;
+mod packed;
 mod postgres;
 mod records;
 mod sqlite;

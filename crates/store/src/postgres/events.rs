@@ -23,7 +23,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::PostgresStore;
 use crate::columns::corrupt;
-use crate::events::{EVENT_COLUMNS, attempt_record, db_count, event_delivery, sql, stored_event};
+use crate::events::{
+    EVENT_COLUMNS, attempt_record, compress_data, db_count, event_delivery, sql, stored_event,
+};
 use crate::instant::{from_db, to_db};
 use crate::{
     AttemptRecord, Changes, ClaimedDelivery, EventDelivery, EventFilter, EventStore, StoreError,
@@ -53,14 +55,18 @@ pub(super) async fn write_events(
         sqlx::query(
             "INSERT INTO events (account_id, sequence, type, created_at, recorded_at, data)
              SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[],
-                                  $6::text[])",
+                                  $6::bytea[])",
         )
         .bind(e.iter().map(|e| e.account_id.as_str()).collect::<Vec<_>>())
         .bind(sequences)
         .bind(e.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| to_db(e.created_at)).collect::<Vec<_>>())
         .bind(e.iter().map(|e| to_db(e.recorded_at)).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
+        .bind(
+            e.iter()
+                .map(|e| compress_data(&e.data))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
         .execute(&mut **tx)
         .await?;
     }
@@ -156,7 +162,7 @@ impl EventStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(stored_event).collect()
+        rows.iter().map(stored_event::<_, &[u8]>).collect()
     }
 
     async fn event(
@@ -169,7 +175,7 @@ impl EventStore for PostgresStore {
             .bind(db_count(sequence)?)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| stored_event(&row)).transpose()
+        row.map(|row| stored_event::<_, &[u8]>(&row)).transpose()
     }
 
     async fn account_events(
@@ -184,7 +190,7 @@ impl EventStore for PostgresStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(stored_event).collect()
+        rows.iter().map(stored_event::<_, &[u8]>).collect()
     }
 
     async fn event_deliveries(
@@ -315,7 +321,7 @@ impl EventStore for PostgresStore {
         rows.iter()
             .map(|row| {
                 Ok(ClaimedDelivery {
-                    event: stored_event(row)?.event,
+                    event: stored_event::<_, &[u8]>(row)?.event,
                     endpoint_id: row.try_get(7)?,
                     url: row.try_get(8)?,
                     secret: row.try_get(9)?,

@@ -12,7 +12,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, WriterConnection, push_inserts};
 use crate::columns::{corrupt, from_json, to_json, unsigned};
-use crate::events::{EVENT_COLUMNS, attempt_record, db_count, event_delivery, sql, stored_event};
+use crate::events::{
+    EVENT_COLUMNS, attempt_record, compress_data, db_count, event_delivery, sql, stored_event,
+};
 use crate::instant::{from_db, to_db};
 use crate::{
     AttemptRecord, Changes, ClaimedDelivery, EventDelivery, EventFilter, EventStore, StoreError,
@@ -52,7 +54,7 @@ pub(super) fn push_events<'args>(
             e.event_type.as_str(),
             to_db(e.created_at),
             to_db(e.recorded_at),
-            e.data.as_str(),
+            compress_data(&e.data)?,
         ));
     }
     push_inserts(
@@ -195,7 +197,7 @@ impl EventStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.readers)
         .await?;
-        rows.iter().map(stored_event).collect()
+        rows.iter().map(stored_event::<_, &[u8]>).collect()
     }
 
     async fn event(
@@ -208,7 +210,7 @@ impl EventStore for SqliteStore {
             .bind(db_count(sequence)?)
             .fetch_optional(&self.readers)
             .await?;
-        row.map(|row| stored_event(&row)).transpose()
+        row.map(|row| stored_event::<_, &[u8]>(&row)).transpose()
     }
 
     async fn account_events(
@@ -223,7 +225,7 @@ impl EventStore for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.readers)
             .await?;
-        rows.iter().map(stored_event).collect()
+        rows.iter().map(stored_event::<_, &[u8]>).collect()
     }
 
     async fn event_deliveries(
@@ -363,7 +365,7 @@ impl EventStore for SqliteStore {
         rows.iter()
             .map(|row| {
                 Ok(ClaimedDelivery {
-                    event: stored_event(row)?.event,
+                    event: stored_event::<_, &[u8]>(row)?.event,
                     endpoint_id: row.try_get(7)?,
                     url: row.try_get(8)?,
                     secret: row.try_get(9)?,

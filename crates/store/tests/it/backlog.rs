@@ -6,6 +6,7 @@ use creditd_store::StoreError;
 use sqlx::{Connection, SqliteConnection};
 
 use crate::conformance::{Db, assert_reads, batch, commit, format_1_history};
+use crate::events::{event_data, events_of_a};
 
 struct File {
     _dir: tempfile::TempDir,
@@ -229,6 +230,37 @@ async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
     assert_eq!(formats, [("text".to_owned(), 1), ("blob".to_owned(), 2)]);
     let db = open(&file).await;
     assert_reads(&db, &[old, new].concat()).await;
+}
+
+/// Events' data an earlier version stored as JSON text reads back beside the
+/// compressed data this version stores.
+#[tokio::test]
+async fn event_data_stored_as_text_reads_back_beside_compressed_data() {
+    let file = file();
+    let db = open(&file).await;
+    let old = events_of_a(&[1]);
+    commit(&db, &old).await.unwrap();
+    db.close().await;
+    let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
+    sqlx::query("UPDATE events SET data = ?")
+        .bind(&old.events[0].data)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+    let db = open(&file).await;
+    let new = events_of_a(&[2]);
+    commit(&db, &new).await.unwrap();
+    let types: Vec<String> =
+        sqlx::query_scalar("SELECT typeof(data) FROM events ORDER BY position")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    assert_eq!(types, ["text", "blob"]);
+    assert_eq!(
+        event_data(&db).await,
+        [old.events[0].data.clone(), new.events[0].data.clone()]
+    );
 }
 
 /// The log is copied into the database by the store's own checkpointer

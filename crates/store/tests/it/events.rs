@@ -21,7 +21,7 @@ on_every_backend!(
     old_events_are_purged,
 );
 
-fn event(account: &str, sequence: u64, event_type: EventType, at: Timestamp) -> EventRecord {
+pub fn event(account: &str, sequence: u64, event_type: EventType, at: Timestamp) -> EventRecord {
     EventRecord {
         account_id: id(account),
         sequence,
@@ -42,6 +42,27 @@ fn endpoint(name: &str, types: Option<Vec<EventType>>, at: Timestamp) -> Webhook
         created_at: at,
         deleted_at: None,
     }
+}
+
+/// Events `sequences` of account `a`, as one batch records them.
+pub fn events_of_a(sequences: &[u64]) -> Changes {
+    let at = t("2026-11-21T10:00:00Z");
+    Changes {
+        events: sequences
+            .iter()
+            .map(|&n| event("a", n, EventType::CreditsGranted, at))
+            .collect(),
+        ..Changes::default()
+    }
+}
+
+/// The data of every event, oldest first.
+pub async fn event_data(db: &Db) -> Vec<String> {
+    let page = db
+        .events_page(None, &EventFilter::default(), 100)
+        .await
+        .unwrap();
+    page.into_iter().map(|e| e.event.data).collect()
 }
 
 async fn record(db: &Db, changes: Changes) {

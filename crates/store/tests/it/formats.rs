@@ -8,6 +8,7 @@ use creditd_store::Changes;
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::conformance::{assert_reads, batch, commit, format_1_history};
+use crate::events::{event_data, events_of_a};
 use crate::postgres_or_skip;
 
 /// Turns the rows of `changes` back into what versions before format 2 on PostgreSQL
@@ -77,6 +78,49 @@ async fn a_postgres_database_of_format_1_text_reads_back_beside_format_2_rows() 
         [("bytea".to_owned(), 1), ("bytea".to_owned(), 2)]
     );
     assert_reads(&db, &[old, new].concat()).await;
+    db.close().await;
+    connection.close().await.unwrap();
+    database.drop().await;
+}
+
+/// Events' data an earlier version stored as JSON `text` reads back, after migration 13,
+/// beside the compressed data this version stores.
+#[tokio::test]
+async fn event_data_stored_as_text_reads_back_after_its_migration() {
+    let Some(database) = postgres_or_skip().await else {
+        return;
+    };
+    let db = creditd_store::open(database.url()).await.unwrap();
+    let old = events_of_a(&[1]);
+    commit(&db, &old).await.unwrap();
+    db.close().await;
+    let mut connection = PgConnection::connect(database.url()).await.unwrap();
+    connection
+        .execute(
+            "ALTER TABLE events ALTER COLUMN data TYPE text USING '';
+             DELETE FROM _sqlx_migrations WHERE version = 13;",
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE events SET data = $1")
+        .bind(&old.events[0].data)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+    let db = creditd_store::open(database.url()).await.unwrap();
+    let new = events_of_a(&[2]);
+    commit(&db, &new).await.unwrap();
+    let first_bytes: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT substr(data, 1, 1) FROM events ORDER BY position")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    assert_eq!(first_bytes, [b"{".to_vec(), vec![2]]);
+    assert_eq!(
+        event_data(&db).await,
+        [old.events[0].data.clone(), new.events[0].data.clone()]
+    );
     db.close().await;
     connection.close().await.unwrap();
     database.drop().await;
