@@ -13,7 +13,8 @@
 # 2. Moves the test clock past the distribution instant and times the sweep until every
 #    member's distribution is recorded.
 # Prints the seconds, members/s, the server's CPU per member (from /proc/PID/stat), the
-# bytes it wrote per member (wchar of /proc/PID/io: WAL and checkpoints), how
+# bytes it wrote per member (wchar of /proc/PID/io: WAL and checkpoints), its threads'
+# context switches per member, how
 # long /metrics answers, and the server's peak resident memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,11 +45,14 @@ for _ in $(seq 1 300); do curl -sf "http://$addr/healthz" >/dev/null && break; s
 . scripts/sweep-common.sh
 cpu() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
 written() { awk '/^wchar/ { print $2 }' "/proc/$server/io"; }
+# Context switches of all the server's threads (those that ended are not counted).
+switches() { cat /proc/"$server"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
 events_reach credits.expiring_soon "$count" 0.5
 sleep 2
 echo "after the notices: $(grep VmHWM "/proc/$server/status")"
 before=$(cpu)
 written_before=$(written)
+switches_before=$(switches)
 if [ -n "${PERF:-}" ]; then
   perf record -F 299 -g -p "$server" -o "$PERF" 2>/dev/null &
   perf=$!
@@ -60,6 +64,7 @@ events_reach membership.credits_distributed "$count" 0.1
 end=$(date +%s.%N)
 after=$(cpu)
 written_after=$(written)
+switches_after=$(switches)
 if [ -n "${PERF:-}" ]; then kill -INT "$perf"; wait "$perf" || true; fi
 seconds=$(echo "$end - $start" | bc)
 ticks=$(getconf CLK_TCK)
@@ -68,6 +73,8 @@ echo "server CPU: $(echo "scale=1; ($after - $before) / $ticks" | bc) s," \
   "$(echo "($after - $before) * 1000000 / $ticks / $count" | bc) µs a member"
 echo "server wrote $(( (written_after - written_before) / 1000000 )) MB," \
   "$(( (written_after - written_before) / count )) bytes a member (wchar)"
+echo "server threads switched $(( switches_after - switches_before )) times," \
+  "$(echo "scale=2; ($switches_after - $switches_before) / $count" | bc) a member"
 curl -s -o /dev/null -w "/metrics answered in %{time_total} s\n" "http://$addr/metrics" \
   -H "Authorization: Bearer $CREDITD_ADMIN_KEY"
 grep 'counted the accounts' "$work/server.log" | sed 's/^.*INFO //' || true
