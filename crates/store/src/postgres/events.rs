@@ -42,6 +42,12 @@ pub(super) async fn write_events(
     changes: &Changes,
 ) -> Result<(), StoreError> {
     if !changes.events.is_empty() {
+        // Compressed before the lock, which other nodes' batches with events wait for.
+        let data = changes
+            .events
+            .iter()
+            .map(|e| compress_data(&e.data))
+            .collect::<Result<Vec<_>, _>>()?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(EVENTS_LOCK.0)
             .bind(EVENTS_LOCK.1)
@@ -62,11 +68,7 @@ pub(super) async fn write_events(
         .bind(e.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| to_db(e.created_at)).collect::<Vec<_>>())
         .bind(e.iter().map(|e| to_db(e.recorded_at)).collect::<Vec<_>>())
-        .bind(
-            e.iter()
-                .map(|e| compress_data(&e.data))
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        .bind(data)
         .execute(&mut **tx)
         .await?;
     }
