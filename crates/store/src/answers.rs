@@ -6,8 +6,10 @@
 //! Compressed against the dictionary a charge's answer takes about 50 bytes; compressed
 //! alone, without it, it would take about 210.
 
+use std::cell::RefCell;
+
 use crate::StoreError;
-use crate::packed::{Compressor, Dictionary};
+use crate::packed::{Coders, Dictionary};
 
 /// Typical answers: a captured charge, a hold still pending, a released one, a grant's
 /// bucket and a problem. zstd takes it as raw content to refer back into.
@@ -33,11 +35,11 @@ const DICTIONARY: &str = concat!(
 );
 
 thread_local! {
-    static COMPRESSOR: Compressor = const { Compressor::new(None) };
+    static CODERS: RefCell<Coders> = const { RefCell::new(Coders::new()) };
 }
 
 /// Answers as format 2 stores them.
-static ANSWERS: Dictionary = Dictionary::new("a stored answer", DICTIONARY, &COMPRESSOR);
+static ANSWERS: Dictionary = Dictionary::new("a stored answer", DICTIONARY, &CODERS);
 
 /// An answer as format 2 stores it.
 pub(crate) fn compress(json: &str) -> Result<Vec<u8>, StoreError> {

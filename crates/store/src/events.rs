@@ -9,12 +9,14 @@
 //! format 1, the JSON text, is what earlier versions stored (PostgreSQL's as its UTF-8
 //! bytes since its migration `0013_event_data_bytes`).
 
+use std::cell::RefCell;
+
 use creditd_ledger::{AccountId, EventType};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::columns::{Data, corrupt, unsigned};
+use crate::columns::{corrupt, unsigned};
 use crate::instant::from_db;
-use crate::packed::{Compressor, Dictionary};
+use crate::packed::{Coders, Dictionary};
 use crate::{AttemptRecord, DeliveryState, EventDelivery, EventRecord, StoreError, StoredEvent};
 
 /// Typical event data, one of each type, the commonest last (zstd refers to content
@@ -58,11 +60,11 @@ const DICTIONARY: &str = concat!(
 );
 
 thread_local! {
-    static COMPRESSOR: Compressor = const { Compressor::new(None) };
+    static CODERS: RefCell<Coders> = const { RefCell::new(Coders::new()) };
 }
 
 /// Event data as format 2 stores it.
-static EVENT_DATA: Dictionary = Dictionary::new("an event's stored data", DICTIONARY, &COMPRESSOR);
+static EVENT_DATA: Dictionary = Dictionary::new("an event's stored data", DICTIONARY, &CODERS);
 
 /// An event's data as format 2 stores it.
 pub(crate) fn compress_data(json: &str) -> Result<Vec<u8>, StoreError> {
@@ -78,13 +80,12 @@ pub(crate) const EVENT_COLUMNS: &str =
 /// sending; short enough that a dead node's deliveries go out within a minute.
 pub const DELIVERY_LEASE_SECONDS: i64 = 60;
 
-/// An event row: [`EVENT_COLUMNS`], its data of either format.
-pub(crate) fn stored_event<'r, R: Row, D: Data<'r, R>>(
-    row: &'r R,
-) -> Result<StoredEvent, StoreError>
+/// An event row: [`EVENT_COLUMNS`], its data (bytes on both databases) of either format.
+pub(crate) fn stored_event<'r, R: Row>(row: &'r R) -> Result<StoredEvent, StoreError>
 where
     usize: ColumnIndex<R>,
     &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    &'r [u8]: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
@@ -97,7 +98,7 @@ where
             event_type: event_type.parse::<EventType>().map_err(corrupt)?,
             created_at: from_db(row.try_get(4)?)?,
             recorded_at: from_db(row.try_get(5)?)?,
-            data: EVENT_DATA.text(row.try_get::<D, _>(6)?.as_ref())?,
+            data: EVENT_DATA.text(row.try_get(6)?)?,
         },
     })
 }

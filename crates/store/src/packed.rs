@@ -29,8 +29,22 @@ const LEVEL: i32 = 3;
 /// allocate without bound.
 const LIMIT: usize = 16 << 20;
 
-/// A thread's compressor for one dictionary, the dictionary loaded once.
-pub(crate) type Compressor = RefCell<Option<zstd::bulk::Compressor<'static>>>;
+/// A thread's compressor and decompressor for one dictionary, each made (the dictionary
+/// loaded) on first use: a page of events or answers then loads it once, not once a
+/// value.
+pub(crate) struct Coders {
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Coders {
+    pub(crate) const fn new() -> Coders {
+        Coders {
+            compressor: None,
+            decompressor: None,
+        }
+    }
+}
 
 /// The dictionary of one kind of stored JSON: typical values, which zstd takes as raw
 /// content to refer back into.
@@ -38,29 +52,29 @@ pub(crate) struct Dictionary {
     /// What the values are, for errors: "an answer".
     what: &'static str,
     content: &'static str,
-    /// Each thread's compressor for it.
-    compressor: &'static LocalKey<Compressor>,
+    /// Each thread's coders for it.
+    coders: &'static LocalKey<RefCell<Coders>>,
 }
 
 impl Dictionary {
     pub(crate) const fn new(
         what: &'static str,
         content: &'static str,
-        compressor: &'static LocalKey<Compressor>,
+        coders: &'static LocalKey<RefCell<Coders>>,
     ) -> Dictionary {
         Dictionary {
             what,
             content,
-            compressor,
+            coders,
         }
     }
 
     /// `json` as format 2 stores it.
     pub(crate) fn compress(&self, json: &str) -> Result<Vec<u8>, StoreError> {
-        self.compressor.with_borrow_mut(|slot| {
-            let compressor = match slot {
+        self.coders.with_borrow_mut(|coders| {
+            let compressor = match &mut coders.compressor {
                 Some(compressor) => compressor,
-                None => slot.insert(
+                slot @ None => slot.insert(
                     zstd::bulk::Compressor::with_dictionary(LEVEL, self.content.as_bytes())
                         .map_err(corrupt)?,
                 ),
@@ -89,9 +103,16 @@ impl Dictionary {
             .ok()
             .filter(|&size| size <= LIMIT)
             .ok_or_else(|| corrupt(format!("{what} of {size} bytes")))?;
-        let json = zstd::bulk::Decompressor::with_dictionary(self.content.as_bytes())
-            .and_then(|mut decompressor| decompressor.decompress(frame, size))
-            .map_err(corrupt)?;
+        let json = self.coders.with_borrow_mut(|coders| {
+            let decompressor = match &mut coders.decompressor {
+                Some(decompressor) => decompressor,
+                slot @ None => slot.insert(
+                    zstd::bulk::Decompressor::with_dictionary(self.content.as_bytes())
+                        .map_err(corrupt)?,
+                ),
+            };
+            decompressor.decompress(frame, size).map_err(corrupt)
+        })?;
         String::from_utf8(json).map_err(corrupt)
     }
 }

@@ -164,7 +164,7 @@ impl EventStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(stored_event::<_, &[u8]>).collect()
+        rows.iter().map(stored_event).collect()
     }
 
     async fn event(
@@ -177,7 +177,7 @@ impl EventStore for PostgresStore {
             .bind(db_count(sequence)?)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| stored_event::<_, &[u8]>(&row)).transpose()
+        row.map(|row| stored_event(&row)).transpose()
     }
 
     async fn account_events(
@@ -192,7 +192,7 @@ impl EventStore for PostgresStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(stored_event::<_, &[u8]>).collect()
+        rows.iter().map(stored_event).collect()
     }
 
     async fn event_deliveries(
@@ -323,7 +323,7 @@ impl EventStore for PostgresStore {
         rows.iter()
             .map(|row| {
                 Ok(ClaimedDelivery {
-                    event: stored_event::<_, &[u8]>(row)?.event,
+                    event: stored_event(row)?.event,
                     endpoint_id: row.try_get(7)?,
                     url: row.try_get(8)?,
                     secret: row.try_get(9)?,

@@ -197,7 +197,7 @@ impl EventStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.readers)
         .await?;
-        rows.iter().map(stored_event::<_, &[u8]>).collect()
+        rows.iter().map(stored_event).collect()
     }
 
     async fn event(
@@ -210,7 +210,7 @@ impl EventStore for SqliteStore {
             .bind(db_count(sequence)?)
             .fetch_optional(&self.readers)
             .await?;
-        row.map(|row| stored_event::<_, &[u8]>(&row)).transpose()
+        row.map(|row| stored_event(&row)).transpose()
     }
 
     async fn account_events(
@@ -225,7 +225,7 @@ impl EventStore for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.readers)
             .await?;
-        rows.iter().map(stored_event::<_, &[u8]>).collect()
+        rows.iter().map(stored_event).collect()
     }
 
     async fn event_deliveries(
@@ -365,7 +365,7 @@ impl EventStore for SqliteStore {
         rows.iter()
             .map(|row| {
                 Ok(ClaimedDelivery {
-                    event: stored_event::<_, &[u8]>(row)?.event,
+                    event: stored_event(row)?.event,
                     endpoint_id: row.try_get(7)?,
                     url: row.try_get(8)?,
                     secret: row.try_get(9)?,
