@@ -40,8 +40,10 @@ pub struct Account {
     id: AccountId,
     #[serde(with = "jiff::fmt::serde::tz::required")]
     time_zone: TimeZone,
+    #[serde(with = "crate::instant")]
     created_at: Timestamp,
     /// Every time-based effect at or before this instant has been applied.
+    #[serde(with = "crate::instant")]
     as_of: Timestamp,
     membership: Membership,
     /// Live buckets (unexpired; non-empty or lent to a pending hold), kept in

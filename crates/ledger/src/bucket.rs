@@ -72,13 +72,15 @@ pub struct Bucket {
     pub(crate) source: Source,
     pub(crate) granted: u64,
     pub(crate) remaining: u64,
+    #[serde(with = "crate::instant")]
     pub(crate) granted_at: Timestamp,
+    #[serde(with = "crate::instant::option")]
     pub(crate) expires_at: Option<Timestamp>,
     pub(crate) campaign: Option<Arc<str>>,
     /// When `credits.expiring_soon` is due (SPEC §9), fixed at the grant; `None` for a
     /// bucket that never ends, or whose validity is no longer than the notice (and for
     /// buckets stored before events existed).
-    #[serde(default)]
+    #[serde(default, with = "crate::instant::option")]
     pub(crate) notice_at: Option<Timestamp>,
 }
 

@@ -50,7 +50,9 @@ pub struct Hold {
     pub(crate) price: Price,
     pub(crate) amount: u64,
     pub(crate) status: HoldStatus,
+    #[serde(with = "crate::instant")]
     pub(crate) created_at: Timestamp,
+    #[serde(with = "crate::instant")]
     pub(crate) expires_at: Timestamp,
     pub(crate) allocations: Vec<Allocation>,
     pub(crate) reference: Option<Arc<str>>,
@@ -73,6 +75,7 @@ pub struct Refund {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settlement {
     /// When it was captured, released or expired.
+    #[serde(with = "crate::instant")]
     pub at: Timestamp,
     /// The quantity charged for (0 unless captured).
     pub captured_quantity: u32,

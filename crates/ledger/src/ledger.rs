@@ -36,6 +36,7 @@ pub enum EntryType {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerEntry {
     /// When it took effect: for time-based effects their own instant, not when noticed.
+    #[serde(with = "crate::instant")]
     pub at: Timestamp,
     /// What happened.
     pub entry_type: EntryType,

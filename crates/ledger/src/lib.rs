@@ -48,9 +48,11 @@
 
 /// The domain's enums are shown, parsed and stored by their name, one name per value:
 /// the variant's own, in snake case (strum's `IntoStaticStr`). Every other spelling
-/// derives from that one source: `as_str`, `Display`, `FromStr`, and serde (the API's
-/// and the stored format's text). `ALL` lists the values in declaration order, the
-/// order the API lists them.
+/// derives from that one source: `as_str`, `Display`, `FromStr`, and serde in formats
+/// people read (the API's JSON, format 1 of the store). `ALL` lists the values in
+/// declaration order, the order the API lists them; binary formats (the store's format
+/// 3) keep a value as its place in `ALL`, one byte, so that order is stored: a new value
+/// goes last, and none moves (`stored_places_never_move`).
 macro_rules! named_values {
     ($($name:ty),* $(,)?) => {
         $(impl $name {
@@ -83,7 +85,16 @@ macro_rules! named_values {
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
+                if serializer.is_human_readable() {
+                    serializer.serialize_str(self.as_str())
+                } else {
+                    let place = Self::ALL.iter().position(|value| value == self);
+                    let place = place.and_then(|place| u8::try_from(place).ok());
+                    let place = place.ok_or_else(|| {
+                        <S::Error as serde::ser::Error>::custom(format!("{self} has no place in ALL"))
+                    })?;
+                    serializer.serialize_u8(place)
+                }
             }
         }
 
@@ -105,7 +116,17 @@ macro_rules! named_values {
                     }
                 }
 
-                deserializer.deserialize_str(Name)
+                if deserializer.is_human_readable() {
+                    deserializer.deserialize_str(Name)
+                } else {
+                    let place = <u8 as serde::Deserialize>::deserialize(deserializer)?;
+                    <$name>::ALL.get(usize::from(place)).copied().ok_or_else(|| {
+                        serde::de::Error::invalid_value(
+                            serde::de::Unexpected::Unsigned(u64::from(place)),
+                            &Name,
+                        )
+                    })
+                }
             }
         })*
     };
@@ -125,6 +146,7 @@ mod command;
 mod event;
 mod hold;
 mod ids;
+mod instant;
 mod ledger;
 mod limits;
 mod membership;
@@ -183,7 +205,7 @@ mod tests {
         for &value in all {
             assert!(seen.insert(name(value)), "{} names two values", name(value));
             assert_eq!(name(value).parse::<T>().ok(), Some(value));
-            // The stored format and the API spell it the same.
+            // The API and the store's text format spell it the same.
             let json = serde_json::to_string(&value).expect("serializes");
             assert_eq!(json, format!("\"{}\"", name(value)));
             assert_eq!(serde_json::from_str::<T>(&json).ok(), Some(value));
@@ -201,5 +223,77 @@ mod tests {
         round_trips(EntryType::ALL, EntryType::as_str);
         round_trips(MembershipStatus::ALL, MembershipStatus::as_str);
         round_trips(EventType::ALL, EventType::as_str);
+    }
+
+    /// Checks that `all` is stored in format 3 as its place, in the order of `names`,
+    /// and reads back.
+    fn keeps_places<T>(all: &[T], name: fn(T) -> &'static str, names: &[&str])
+    where
+        T: Copy + PartialEq + std::fmt::Debug,
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let stored: Vec<&str> = all.iter().map(|&value| name(value)).collect();
+        assert_eq!(stored, names, "a stored place moved: new values go last");
+        for (place, &value) in all.iter().enumerate() {
+            let bytes = postcard::to_stdvec(&value).expect("postcard");
+            assert_eq!(bytes, [u8::try_from(place).expect("one byte")]);
+            assert_eq!(postcard::from_bytes::<T>(&bytes).ok(), Some(value));
+        }
+        let past = u8::try_from(all.len()).expect("one byte");
+        assert!(postcard::from_bytes::<T>(&[past]).is_err());
+    }
+
+    /// Binary stored states keep an enum value as its place in `ALL`; these lists are
+    /// what rows already written say, so they only ever grow at the end.
+    #[test]
+    fn stored_places_never_move() {
+        keeps_places(CreditKind::ALL, CreditKind::as_str, &["agent", "general"]);
+        keeps_places(
+            Source::ALL,
+            Source::as_str,
+            &[
+                "daily_login",
+                "membership_agent",
+                "subscription",
+                "trial",
+                "purchase",
+                "promotion",
+                "compensation",
+                "refund_grace",
+            ],
+        );
+        keeps_places(Tier::ALL, Tier::as_str, &["general", "premium"]);
+        keeps_places(
+            HoldStatus::ALL,
+            HoldStatus::as_str,
+            &["pending", "captured", "released", "expired"],
+        );
+        keeps_places(
+            EntryType::ALL,
+            EntryType::as_str,
+            &[
+                "grant", "debit", "refund", "expire", "adjust", "freeze", "unfreeze",
+            ],
+        );
+        keeps_places(
+            MembershipStatus::ALL,
+            MembershipStatus::as_str,
+            &["none", "trial", "active", "lapsed"],
+        );
+        keeps_places(
+            EventType::ALL,
+            EventType::as_str,
+            &[
+                "credits.granted",
+                "credits.expiring_soon",
+                "credits.expired",
+                "balance.low",
+                "balance.depleted",
+                "hold.expired",
+                "purchase.recorded",
+                "membership.changed",
+                "membership.credits_distributed",
+            ],
+        );
     }
 }

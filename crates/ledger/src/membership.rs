@@ -38,12 +38,14 @@ pub struct Schedule {
     /// a cancel and a reactivation fall on one instant.
     pub number: u32,
     /// When the paid membership started (or restarted).
+    #[serde(with = "crate::instant")]
     pub anchor: Timestamp,
     /// The index of the next distribution: every index below it has happened.
     pub next_index: u32,
     /// anchor + next_index months; `None` past the supported range of dates. Derivable,
     /// but kept: every command asks when the next effect is due, and calendar arithmetic
     /// in a zone would cost more than the rest of a hold and capture together.
+    #[serde(with = "crate::instant::option")]
     pub next_at: Option<Timestamp>,
     /// The zone the months are counted in.
     #[serde(with = "jiff::fmt::serde::tz::required")]
@@ -80,8 +82,10 @@ impl Schedule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberPeriod {
     /// When it began.
+    #[serde(with = "crate::instant")]
     pub start: Timestamp,
     /// When it lapsed.
+    #[serde(with = "crate::instant")]
     pub end: Timestamp,
 }
 
@@ -90,13 +94,17 @@ pub struct MemberPeriod {
 pub struct Membership {
     pub(crate) status: MembershipStatus,
     pub(crate) plan: Option<Arc<str>>,
+    #[serde(with = "crate::instant::option")]
     pub(crate) period_start: Option<Timestamp>,
+    #[serde(with = "crate::instant::option")]
     pub(crate) period_end: Option<Timestamp>,
+    #[serde(with = "crate::instant::option")]
     pub(crate) trial_end: Option<Timestamp>,
     pub(crate) schedule: Option<Schedule>,
     /// Paid memberships started so far (the last schedule's number).
     pub(crate) schedules_started: u32,
     /// Start of the current unbroken membership (a trial that converts continues it).
+    #[serde(with = "crate::instant::option")]
     pub(crate) member_since: Option<Timestamp>,
     /// Earlier memberships, oldest first, at most [`MAX_PAST_MEMBER_PERIODS`].
     pub(crate) past_periods: Vec<MemberPeriod>,

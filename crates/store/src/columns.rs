@@ -1,10 +1,11 @@
 //! How the store's records sit in columns, the same in every database: instants as
-//! integer microseconds, the ledger core's types in a stated format ([`JSON`], [`BINARY`]; which
+//! integer microseconds, the ledger core's types in a stated format ([`JSON`], [`COMPACT`] …; which
 //! the store saves and reads back but never interprets), an idempotency key as one
 //! label. Rows read back are decoded and checked here, whichever database they came
 //! from, and the rows of `history` are built here for both.
 
 use std::collections::HashSet;
+use std::marker::PhantomData;
 
 use creditd_ledger::{
     Account, AccountId, BucketId, Currency, EntryType, Hold, HoldId, LedgerEntry, LedgerQuery,
@@ -12,6 +13,8 @@ use creditd_ledger::{
 };
 use jiff::Timestamp;
 use serde::Serialize;
+use serde::de::DeserializeSeed;
+use serde_test::Configure;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::instant::{from_db, to_db};
@@ -26,13 +29,23 @@ use crate::{
 /// there has been.
 ///
 /// - [`JSON`] (1): the core's serde JSON, pinned by `tests/golden/format-1/`. What
-///   earlier versions wrote; read still.
+///   the first versions wrote; read still.
 /// - [`BINARY`] (2): the same serde data model in postcard (fields in declaration order,
-///   integers as varints, enum variants by index, no field names), pinned by
-///   `tests/golden/format-2/`, which hold the golden format-1 values so encoded. What
-///   both databases write, as blobs (SQLite) and `bytea` (PostgreSQL, since its
-///   migration `0012_binary_states`): a settled hold takes about a third of its JSON's
-///   bytes (docs/BENCHMARKS.md, "Bytes per change").
+///   integers as varints, enum variants by index, no field names), with instants and
+///   the core's named values as their JSON text. Pinned by `tests/golden/format-2/`,
+///   which hold the golden format-1 values so encoded. Written as blobs (SQLite) and
+///   `bytea` (PostgreSQL, since its migration `0012_binary_states`) until format 3;
+///   read still.
+/// - [`COMPACT`] (3): format 2 where instants are their integer nanoseconds (9 bytes
+///   against 28 of text) and named values their one-byte place in the core's `ALL`
+///   lists, as the core serializes itself where serde says a format is not
+///   human-readable. Pinned by `tests/golden/format-3/`. What both databases write:
+///   instants were 69% of a stored state's bytes in format 2 (docs/BENCHMARKS.md,
+///   "Bytes per change").
+///
+/// Postcard calls itself not human-readable, so format 2 is read and written through
+/// serde_test's `Readable`, which tells the core's types the format is: they then take
+/// the text spelling format 2 was written in.
 ///
 /// A change to those types that changes their serde data model (a field added,
 /// removed or moved, a variant moved) is a new format: its number here, a decoder for
@@ -42,14 +55,17 @@ use crate::{
 pub const JSON: i64 = 1;
 /// See [`JSON`].
 pub const BINARY: i64 = 2;
-/// The newest format this version reads.
-pub const NEWEST: i64 = BINARY;
+/// See [`JSON`].
+pub const COMPACT: i64 = 3;
+/// The newest format this version reads, and the one it writes.
+pub const NEWEST: i64 = COMPACT;
 
-/// One of the core's types in `format` ([`JSON`] or [`BINARY`]).
+/// One of the core's types in `format` ([`JSON`], [`BINARY`] or [`COMPACT`]).
 pub(crate) fn encode<T: Serialize + ?Sized>(format: i64, value: &T) -> Result<Vec<u8>, StoreError> {
     match format {
         JSON => serde_json::to_vec(value).map_err(corrupt),
-        BINARY => postcard::to_stdvec(value).map_err(corrupt),
+        BINARY => postcard::to_stdvec(&value.readable()).map_err(corrupt),
+        COMPACT => postcard::to_stdvec(value).map_err(corrupt),
         other => Err(corrupt(format!(
             "format {other} is not one this version writes"
         ))),
@@ -63,21 +79,31 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StoreError> {
     match format {
         JSON => serde_json::from_slice(data).map_err(corrupt),
-        BINARY => {
-            let (value, rest) = postcard::take_from_bytes(data).map_err(corrupt)?;
-            if rest.is_empty() {
-                Ok(value)
-            } else {
-                Err(corrupt(format!(
-                    "a format {BINARY} row has {} bytes past its value",
-                    rest.len()
-                )))
-            }
-        }
+        BINARY => whole(format, data, PhantomData::<T>.readable()),
+        COMPACT => whole(format, data, PhantomData::<T>),
         other => Err(StoreError::Corrupt(format!(
             "a row is stored in format {other}; this version reads formats 1 to {NEWEST}: \
              was the database written by a newer creditd?"
         ))),
+    }
+}
+
+/// The one value `data` holds in postcard, read by `seed`; bytes past it are corrupt.
+fn whole<'de, S: DeserializeSeed<'de>>(
+    format: i64,
+    data: &'de [u8],
+    seed: S,
+) -> Result<S::Value, StoreError> {
+    let mut deserializer = postcard::Deserializer::from_bytes(data);
+    let value = seed.deserialize(&mut deserializer).map_err(corrupt)?;
+    let rest = deserializer.finalize().map_err(corrupt)?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(corrupt(format!(
+            "a format {format} row has {} bytes past its value",
+            rest.len()
+        )))
     }
 }
 
@@ -510,6 +536,10 @@ pub(crate) mod tests {
     const ACCOUNT_2: &[u8] = include_bytes!("../tests/golden/format-2/account.bin");
     const ENTRIES_2: &[u8] = include_bytes!("../tests/golden/format-2/entries.bin");
     const HOLDS_2: &[u8] = include_bytes!("../tests/golden/format-2/holds.bin");
+    /// The same values in format 3.
+    const ACCOUNT_3: &[u8] = include_bytes!("../tests/golden/format-3/account.bin");
+    const ENTRIES_3: &[u8] = include_bytes!("../tests/golden/format-3/entries.bin");
+    const HOLDS_3: &[u8] = include_bytes!("../tests/golden/format-3/holds.bin");
 
     /// `value` without the fields format 1 left out while they held their default
     /// (`null`, `[]`, an account's `next_event` of 1): this version spells them out.
@@ -546,23 +576,24 @@ pub(crate) mod tests {
         );
     }
 
-    /// The format 2 golden bytes decode to the value the format 1 golden text holds, and
-    /// are what this version writes for it: format 2 has not moved.
-    pub(crate) fn assert_format_2_pinned<T: Serialize + DeserializeOwned>(
+    /// The golden bytes of `format` decode to the value the format 1 golden text holds,
+    /// and are what this version writes for it in that format: the format has not moved.
+    pub(crate) fn assert_pinned<T: Serialize + DeserializeOwned>(
+        format: i64,
         json: &[u8],
-        binary: &[u8],
+        stored: &[u8],
     ) {
         let from_json: T = decode(JSON, json).expect("a format 1 value");
-        let from_binary: T = decode(BINARY, binary).expect("a format 2 value");
+        let from_stored: T = decode(format, stored).expect("a stored value");
         assert_eq!(
-            encode(JSON, &from_binary).expect("encodes"),
+            encode(JSON, &from_stored).expect("encodes"),
             encode(JSON, &from_json).expect("encodes"),
-            "format 2 reads back other values than format 1"
+            "format {format} reads back other values than format 1"
         );
         assert_eq!(
-            encode(BINARY, &from_json).expect("encodes"),
-            binary,
-            "format 2 is no longer what this version writes"
+            encode(format, &from_json).expect("encodes"),
+            stored,
+            "format {format} is no longer what this version writes"
         );
     }
 
@@ -606,41 +637,70 @@ pub(crate) mod tests {
 
     #[test]
     fn format_2_holds_the_format_1_values_and_is_what_this_version_writes() {
-        assert_format_2_pinned::<Account>(ACCOUNT.as_bytes(), ACCOUNT_2);
-        assert_format_2_pinned::<Vec<LedgerEntry>>(ENTRIES.as_bytes(), ENTRIES_2);
-        assert_format_2_pinned::<Vec<Hold>>(HOLDS.as_bytes(), HOLDS_2);
+        assert_pinned::<Account>(BINARY, ACCOUNT.as_bytes(), ACCOUNT_2);
+        assert_pinned::<Vec<LedgerEntry>>(BINARY, ENTRIES.as_bytes(), ENTRIES_2);
+        assert_pinned::<Vec<Hold>>(BINARY, HOLDS.as_bytes(), HOLDS_2);
     }
 
     #[test]
-    fn format_2_is_about_a_third_of_format_1() {
-        for (json, binary) in [(ACCOUNT.as_bytes(), ACCOUNT_2), (HOLDS.as_bytes(), HOLDS_2)] {
+    fn format_3_holds_the_format_1_values_and_is_what_this_version_writes() {
+        assert_pinned::<Account>(COMPACT, ACCOUNT.as_bytes(), ACCOUNT_3);
+        assert_pinned::<Vec<LedgerEntry>>(COMPACT, ENTRIES.as_bytes(), ENTRIES_3);
+        assert_pinned::<Vec<Hold>>(COMPACT, HOLDS.as_bytes(), HOLDS_3);
+    }
+
+    /// Format 2 is about a third of format 1, and format 3 about half of format 2.
+    #[test]
+    fn each_binary_format_is_smaller_than_the_one_before() {
+        let golden = [
+            (ACCOUNT.as_bytes(), ACCOUNT_2, ACCOUNT_3),
+            (ENTRIES.as_bytes(), ENTRIES_2, ENTRIES_3),
+            (HOLDS.as_bytes(), HOLDS_2, HOLDS_3),
+        ];
+        for (json, binary, compact) in golden {
             assert!(
-                binary.len() * 3 <= json.len(),
+                binary.len() * 3 <= json.len() + json.len() / 4,
                 "{} of {}",
                 binary.len(),
                 json.len()
+            );
+            assert!(
+                compact.len() * 2 <= binary.len() + binary.len() / 10,
+                "{} of {}",
+                compact.len(),
+                binary.len()
             );
         }
     }
 
     #[test]
-    fn a_format_2_value_with_bytes_past_its_end_is_refused() {
-        let mut longer = ACCOUNT_2.to_vec();
-        longer.push(0);
-        let refused = decode::<Account>(BINARY, &longer);
-        assert!(
-            matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("past its value")),
-            "{refused:?}"
-        );
-        let cut = decode::<Account>(BINARY, &ACCOUNT_2[..ACCOUNT_2.len() - 1]);
-        assert!(matches!(cut, Err(StoreError::Corrupt(_))), "{cut:?}");
+    fn a_binary_value_with_bytes_past_its_end_or_cut_short_is_refused() {
+        for (format, golden) in [(BINARY, ACCOUNT_2), (COMPACT, ACCOUNT_3)] {
+            let mut longer = golden.to_vec();
+            longer.push(0);
+            let refused = decode::<Account>(format, &longer);
+            assert!(
+                matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("past its value")),
+                "{refused:?}"
+            );
+            let cut = decode::<Account>(format, &golden[..golden.len() - 1]);
+            assert!(matches!(cut, Err(StoreError::Corrupt(_))), "{cut:?}");
+        }
+    }
+
+    /// Formats 2 and 3 are the same bytes but for instants and named values: one read
+    /// as the other fails rather than yielding another account.
+    #[test]
+    fn a_binary_value_read_as_the_other_binary_format_is_refused() {
+        assert!(decode::<Account>(COMPACT, ACCOUNT_2).is_err());
+        assert!(decode::<Account>(BINARY, ACCOUNT_3).is_err());
     }
 
     #[test]
     fn a_format_this_version_does_not_know_is_refused_not_misread() {
         let refused = decode::<Account>(NEWEST + 1, ACCOUNT.as_bytes());
         assert!(
-            matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("format 3")),
+            matches!(&refused, Err(StoreError::Corrupt(why)) if why.contains("format 4")),
             "{refused:?}"
         );
     }

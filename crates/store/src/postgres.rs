@@ -30,7 +30,7 @@ use crate::audit::{
     console_session, stored_audit,
 };
 use crate::columns::{
-    BINARY, HistoryRow, api_key, corrupt, due_account, due_changes, encode, history_rows,
+    HistoryRow, NEWEST, api_key, corrupt, due_account, due_changes, encode, history_rows,
     hold_number, idempotency_record, key_label, ledger_page_sql, purchase_record, purchases_before,
     rare_entries, record_account, settled_hold, sql, stored_account, stored_entry, written,
 };
@@ -532,7 +532,7 @@ impl<'a> BatchColumns<'a> {
         for stored in &changes.accounts {
             ids.push(stored.account.id().as_str());
             seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
-            states.push(encode(BINARY, &stored.account)?);
+            states.push(encode(NEWEST, &stored.account)?);
         }
         let mut due_gone = Vec::new();
         let mut due_ids = Vec::new();
@@ -552,7 +552,7 @@ impl<'a> BatchColumns<'a> {
                 .len()
                 .saturating_add(changes.settled_holds.len()),
         );
-        for row in history_rows(changes, BINARY)? {
+        for row in history_rows(changes, NEWEST)? {
             history.push(row);
         }
         let records = &changes.idempotency;
@@ -709,7 +709,7 @@ impl WriteTransaction for PostgresWrite {
             .bind(&c.d_schedules)
             .bind(&c.d_indexes)
             .bind(&c.d_ats)
-            .bind(BINARY)
+            .bind(NEWEST)
             .execute(&mut *tx)
             .await?;
 

@@ -41,7 +41,7 @@ use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
 };
 use crate::columns::{
-    BINARY, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
+    NEWEST, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
     hold_row, idempotency_record, key_label, ledger_page_sql, purchase_record, purchases_before,
     rare_entries, settled_hold, sql, stored_account, stored_entry, to_json,
 };
@@ -743,9 +743,9 @@ impl WriteTransaction for SqliteWrite {
             sql.push("INSERT INTO backlog (id, data, format) VALUES (")
                 .push_bind(backlog_row)
                 .push(", ")
-                .push_bind(encode(BINARY, &batch)?)
+                .push_bind(encode(NEWEST, &batch)?)
                 .push(", ")
-                .push_bind(BINARY)
+                .push_bind(NEWEST)
                 .push(");\n");
         }
         self.push_rare(&mut sql, changes)?;
@@ -889,7 +889,7 @@ fn push_fold<'args>(
     let mut states = Vec::with_capacity(rows.accounts.len());
     for (id, stored) in &rows.accounts {
         let seq = i64::try_from(stored.entry_seq).map_err(corrupt)?;
-        states.push((id.to_string(), seq, encode(BINARY, &stored.account)?));
+        states.push((id.to_string(), seq, encode(NEWEST, &stored.account)?));
     }
     push_inserts(
         sql,
@@ -901,15 +901,15 @@ fn push_fold<'args>(
             row.push_bind(id)
                 .push_bind(seq)
                 .push_bind(state)
-                .push_bind(BINARY);
+                .push_bind(NEWEST);
         },
     );
     let mut history = Vec::with_capacity(rows.entries.len().saturating_add(rows.holds.len()));
     for (account, seq, entry) in &rows.entries {
-        history.push(entry_row(account, *seq, entry, BINARY)?);
+        history.push(entry_row(account, *seq, entry, NEWEST)?);
     }
     for (account, _, hold) in &rows.holds {
-        history.push(hold_row(account, hold, BINARY)?);
+        history.push(hold_row(account, hold, NEWEST)?);
     }
     push_inserts(
         sql,
@@ -923,7 +923,7 @@ fn push_fold<'args>(
                 .push_bind(h.at)
                 .push_bind(h.label)
                 .push_bind(h.data)
-                .push_bind(BINARY);
+                .push_bind(NEWEST);
         },
     );
     // Answers are folded in format 2, compressed; the backlog keeps them as answered.

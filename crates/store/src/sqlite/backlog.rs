@@ -924,9 +924,11 @@ mod tests {
         assert_eq!(cut(&kept, &again), ["c"]);
     }
 
-    /// A backlog row written by the version that made format 1, and the same in format 2.
+    /// A backlog row written by the version that made format 1, and the same in formats
+    /// 2 and 3.
     const GOLDEN_BATCH: &str = include_str!("../../tests/golden/format-1/backlog-batch.json");
     const GOLDEN_BATCH_2: &[u8] = include_bytes!("../../tests/golden/format-2/backlog-batch.bin");
+    const GOLDEN_BATCH_3: &[u8] = include_bytes!("../../tests/golden/format-3/backlog-batch.bin");
 
     #[test]
     fn format_1_backlog_rows_read_back_and_are_what_this_version_writes() {
@@ -948,10 +950,12 @@ mod tests {
     }
 
     #[test]
-    fn format_2_backlog_rows_hold_the_format_1_values_and_are_what_this_version_writes() {
-        columns::tests::assert_format_2_pinned::<BacklogRow>(
-            GOLDEN_BATCH.as_bytes(),
-            GOLDEN_BATCH_2,
-        );
+    fn binary_backlog_rows_hold_the_format_1_values_and_are_what_this_version_writes() {
+        for (format, golden) in [
+            (columns::BINARY, GOLDEN_BATCH_2),
+            (columns::COMPACT, GOLDEN_BATCH_3),
+        ] {
+            columns::tests::assert_pinned::<BacklogRow>(format, GOLDEN_BATCH.as_bytes(), golden);
+        }
     }
 }

@@ -5,8 +5,9 @@
 use creditd_store::StoreError;
 use sqlx::{Connection, SqliteConnection};
 
-use crate::conformance::{Db, assert_reads, batch, commit, format_1_history};
+use crate::conformance::{Db, assert_reads, batch, commit, history_in, stored_in};
 use crate::events::{event_data, events_of_a};
+use creditd_store::Changes;
 
 struct File {
     _dir: tempfile::TempDir,
@@ -161,75 +162,103 @@ async fn a_missing_database_file_is_created_only_when_asked() {
         .await;
 }
 
-/// A database whose rows were all written in format 1 (JSON text, as every version
-/// before format 2 wrote them): this version reads it, folds new format 2 rows beside
-/// the old ones, and reads both.
-#[tokio::test]
-async fn a_database_written_in_format_1_reads_back_beside_format_2_rows() {
+/// Rewrites the states, entries and holds of `changes` as the versions that wrote
+/// `format` left them: format 1 as JSON text, format 2 as postcard blobs.
+async fn as_written_in(connection: &mut SqliteConnection, changes: &Changes, format: u8) {
+    for stored in &changes.accounts {
+        sqlx::query(
+            "UPDATE accounts SET state = iif($2 = 1, CAST($1 AS TEXT), $1), format = $2
+             WHERE id = $3",
+        )
+        .bind(stored_in(format, &stored.account))
+        .bind(i64::from(format))
+        .bind(stored.account.id().as_str())
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    }
+    for (id, kind, number, bytes) in history_in(changes, format) {
+        sqlx::query(
+            "UPDATE history SET data = iif($2 = 1, CAST($1 AS TEXT), $1), format = $2
+             WHERE account_id = $3 AND kind = $4 AND number = $5",
+        )
+        .bind(bytes)
+        .bind(i64::from(format))
+        .bind(id.as_str())
+        .bind(kind)
+        .bind(i64::try_from(number).unwrap())
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    }
+}
+
+/// The storage class and format of the rows of the core's types, and of answers
+/// (format 1 text or their own compressed format 2, `packed.rs`).
+async fn formats(connection: &mut SqliteConnection) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT typeof(state), format FROM accounts
+         UNION SELECT typeof(data), format FROM history
+         UNION SELECT typeof(body), CASE typeof(body) WHEN 'text' THEN 1 ELSE 2 END
+         FROM idempotency_keys ORDER BY 2, 1",
+    )
+    .fetch_all(connection)
+    .await
+    .unwrap()
+}
+
+/// A database whose rows were all written in an earlier `format` (1: JSON text, as every
+/// version before format 2 wrote them; 2: postcard with text instants and names, before
+/// format 3): this version reads it, folds new rows of its own format beside the old
+/// ones, and reads both. Returns the formats of the rows before and after.
+async fn reads_back_beside_rows_of_this_version(
+    format: u8,
+) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
     let file = file();
     let db = open(&file).await;
     let (old, changes) = batch(0, 5);
     commit(&db, &changes).await.unwrap();
     db.close().await;
     let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
-    for stored in &changes.accounts {
-        sqlx::query("UPDATE accounts SET state = ?, format = 1 WHERE id = ?")
-            .bind(serde_json::to_string(&stored.account).unwrap())
-            .bind(stored.account.id().as_str())
-            .execute(&mut connection)
-            .await
-            .unwrap();
+    as_written_in(&mut connection, &changes, format).await;
+    if format == 1 {
+        for record in &changes.idempotency {
+            sqlx::query("UPDATE idempotency_keys SET body = ? WHERE label = ?")
+                .bind(&record.body)
+                .bind(format!("{}\n{}", record.key.owner, record.key.key))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
     }
-    for (id, kind, number, json) in format_1_history(&changes) {
-        sqlx::query(
-            "UPDATE history SET data = ?, format = 1
-             WHERE account_id = ? AND kind = ? AND number = ?",
-        )
-        .bind(json)
-        .bind(id.as_str())
-        .bind(kind)
-        .bind(i64::try_from(number).unwrap())
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    }
-    for record in &changes.idempotency {
-        sqlx::query("UPDATE idempotency_keys SET body = ? WHERE label = ?")
-            .bind(&record.body)
-            .bind(format!("{}\n{}", record.key.owner, record.key.key))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-    }
-    let formats: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT DISTINCT typeof(state), format FROM accounts
-         UNION SELECT DISTINCT typeof(data), format FROM history
-         UNION SELECT DISTINCT typeof(body), 1 FROM idempotency_keys",
-    )
-    .fetch_all(&mut connection)
-    .await
-    .unwrap();
-    assert_eq!(formats, [("text".to_owned(), 1)]);
-    drop(connection);
+    let before = formats(&mut connection).await;
 
     let db = open(&file).await;
     assert_reads(&db, &old).await;
     let (new, changes) = batch(5, 5);
     commit(&db, &changes).await.unwrap();
     db.close().await;
-    let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
-    let formats: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT typeof(state), format FROM accounts
-         UNION SELECT typeof(data), format FROM history
-         UNION SELECT typeof(body), CASE typeof(body) WHEN 'text' THEN 1 ELSE 2 END
-         FROM idempotency_keys ORDER BY 2",
-    )
-    .fetch_all(&mut connection)
-    .await
-    .unwrap();
-    assert_eq!(formats, [("text".to_owned(), 1), ("blob".to_owned(), 2)]);
+    let after = formats(&mut connection).await;
     let db = open(&file).await;
     assert_reads(&db, &[old, new].concat()).await;
+    (before, after)
+}
+
+#[tokio::test]
+async fn a_database_written_in_format_1_reads_back_beside_rows_of_this_version() {
+    let (before, after) = reads_back_beside_rows_of_this_version(1).await;
+    let text = |format| ("text".to_owned(), format);
+    let blob = |format| ("blob".to_owned(), format);
+    assert_eq!(before, [text(1)]);
+    assert_eq!(after, [text(1), blob(2), blob(3)]);
+}
+
+#[tokio::test]
+async fn a_database_written_in_format_2_reads_back_beside_format_3_rows() {
+    let (before, after) = reads_back_beside_rows_of_this_version(2).await;
+    let blob = |format| ("blob".to_owned(), format);
+    assert_eq!(before, [blob(2)]);
+    assert_eq!(after, [blob(2), blob(3)]);
 }
 
 /// Events' data an earlier version stored as JSON text reads back beside the
@@ -273,7 +302,7 @@ async fn the_log_is_copied_into_the_database_beside_the_writer() {
     let path = file.url.trim_start_matches("sqlite://").to_owned();
     let size = || std::fs::metadata(&path).unwrap().len();
     let before = size();
-    let (_, changes) = batch(0, 2_000);
+    let (_, changes) = batch(0, 4_000);
     commit(&db, &changes).await.unwrap();
     let mut connection = SqliteConnection::connect(&file.url).await.unwrap();
     let row: i64 = sqlx::query_scalar("SELECT length(data) FROM backlog")

@@ -111,20 +111,34 @@ pub(crate) async fn commit(db: &Db, changes: &Changes) -> Result<(), creditd_sto
     tx.commit(changes).await
 }
 
-/// The ledger entries and settled holds of `changes` as rows of `history` in format 1
-/// (JSON), as versions before format 2 wrote them: account, kind, number, data.
-pub(crate) fn format_1_history(
+/// The ledger entries and settled holds of `changes` as rows of `history` in `format`
+/// (1 or 2), as the versions that wrote it did: account, kind, number, data.
+pub(crate) fn history_in(
     changes: &Changes,
-) -> impl Iterator<Item = (&AccountId, &'static str, u64, String)> {
-    let entries = changes.entries.iter().map(|(id, stored)| {
-        let json = serde_json::to_string(&stored.entry).unwrap();
-        (id, "entry", stored.seq, json)
-    });
-    let holds = changes.settled_holds.iter().map(|(id, hold)| {
-        let json = serde_json::to_string(hold).unwrap();
-        (id, "hold", hold.id().get(), json)
-    });
+    format: u8,
+) -> impl Iterator<Item = (&AccountId, &'static str, u64, Vec<u8>)> {
+    let entries = changes
+        .entries
+        .iter()
+        .map(move |(id, stored)| (id, "entry", stored.seq, stored_in(format, &stored.entry)));
+    let holds = changes
+        .settled_holds
+        .iter()
+        .map(move |(id, hold)| (id, "hold", hold.id().get(), stored_in(format, hold)));
     entries.chain(holds)
+}
+
+/// One of the core's values as a row of an earlier `format` held it: 1, JSON; 2,
+/// postcard where instants and named values take their text spelling (serde_test's
+/// `Readable` tells them the format is read by people, as the store's own format 2
+/// encoder does).
+pub(crate) fn stored_in<T: serde::Serialize>(format: u8, value: &T) -> Vec<u8> {
+    use serde_test::Configure;
+    match format {
+        1 => serde_json::to_vec(value).unwrap(),
+        2 => postcard::to_stdvec(&value.readable()).unwrap(),
+        other => panic!("format {other} is this version's own: commit to write it"),
+    }
 }
 
 fn key(n: usize) -> IdempotencyKey {

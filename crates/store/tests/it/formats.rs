@@ -1,33 +1,35 @@
-//! PostgreSQL's rows of the core's types across its migration to format 2
+//! PostgreSQL's rows of the core's types across its migration to binary formats
 //! (`migrations/postgres/0012_binary_states.sql`): a database an earlier version left,
 //! with `text` columns of format 1 JSON, reads back after the migration beside the
-//! format 2 rows this version writes. (SQLite's, whose columns take either, in
-//! `backlog.rs`.)
+//! rows this version writes; format 2 rows read back beside format 3 ones. (SQLite's,
+//! whose columns take either, in `backlog.rs`.)
 
 use creditd_store::Changes;
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::conformance::{assert_reads, batch, commit, format_1_history};
+use crate::conformance::{assert_reads, batch, commit, history_in, stored_in};
 use crate::events::{event_data, events_of_a};
 use crate::postgres_or_skip;
 
-/// Turns the rows of `changes` back into what versions before format 2 on PostgreSQL
-/// left: format 1 JSON in `text` columns, migration 12 not applied.
-async fn as_an_earlier_version_left_them(connection: &mut PgConnection, changes: &Changes) {
+/// Rewrites the states, entries and holds of `changes` in an earlier `format`, as bytes
+/// (format 1 is its JSON text's UTF-8 bytes, as migration 12 left it).
+async fn as_written_in(connection: &mut PgConnection, changes: &Changes, format: u8) {
     for stored in &changes.accounts {
-        sqlx::query("UPDATE accounts SET state = convert_to($1, 'UTF8'), format = 1 WHERE id = $2")
-            .bind(serde_json::to_string(&stored.account).unwrap())
+        sqlx::query("UPDATE accounts SET state = $1, format = $2 WHERE id = $3")
+            .bind(stored_in(format, &stored.account))
+            .bind(i64::from(format))
             .bind(stored.account.id().as_str())
             .execute(&mut *connection)
             .await
             .unwrap();
     }
-    for (id, kind, number, json) in format_1_history(changes) {
+    for (id, kind, number, data) in history_in(changes, format) {
         sqlx::query(
-            "UPDATE history SET data = convert_to($1, 'UTF8'), format = 1
-             WHERE account_id = $2 AND kind = $3 AND number = $4",
+            "UPDATE history SET data = $1, format = $2
+             WHERE account_id = $3 AND kind = $4 AND number = $5",
         )
-        .bind(json)
+        .bind(data)
+        .bind(i64::from(format))
         .bind(id.as_str())
         .bind(kind)
         .bind(i64::try_from(number).unwrap())
@@ -35,6 +37,12 @@ async fn as_an_earlier_version_left_them(connection: &mut PgConnection, changes:
         .await
         .unwrap();
     }
+}
+
+/// Turns the rows of `changes` back into what versions before format 2 on PostgreSQL
+/// left: format 1 JSON in `text` columns, migration 12 not applied.
+async fn as_an_earlier_version_left_them(connection: &mut PgConnection, changes: &Changes) {
+    as_written_in(connection, changes, 1).await;
     connection
         .execute(
             "ALTER TABLE accounts ALTER COLUMN state TYPE text USING convert_from(state, 'UTF8');
@@ -56,31 +64,56 @@ async fn formats(connection: &mut PgConnection) -> Vec<(String, i64)> {
     .unwrap()
 }
 
-#[tokio::test]
-async fn a_postgres_database_of_format_1_text_reads_back_beside_format_2_rows() {
-    let Some(database) = postgres_or_skip().await else {
-        return;
-    };
+/// A database whose rows `rewrite` turns into an earlier version's reads back beside the
+/// rows this version writes. Returns the types and formats of the rows before and after.
+async fn reads_back_beside_rows_of_this_version(
+    rewrite: impl AsyncFnOnce(&mut PgConnection, &Changes),
+) -> Option<(Vec<(String, i64)>, Vec<(String, i64)>)> {
+    let database = postgres_or_skip().await?;
     let db = creditd_store::open(database.url()).await.unwrap();
     let (old, changes) = batch(0, 5);
     commit(&db, &changes).await.unwrap();
     db.close().await;
     let mut connection = PgConnection::connect(database.url()).await.unwrap();
-    as_an_earlier_version_left_them(&mut connection, &changes).await;
-    assert_eq!(formats(&mut connection).await, [("text".to_owned(), 1)]);
+    rewrite(&mut connection, &changes).await;
+    let before = formats(&mut connection).await;
 
     let db = creditd_store::open(database.url()).await.unwrap();
     assert_reads(&db, &old).await;
     let (new, changes) = batch(5, 5);
     commit(&db, &changes).await.unwrap();
-    assert_eq!(
-        formats(&mut connection).await,
-        [("bytea".to_owned(), 1), ("bytea".to_owned(), 2)]
-    );
+    let after = formats(&mut connection).await;
     assert_reads(&db, &[old, new].concat()).await;
     db.close().await;
     connection.close().await.unwrap();
     database.drop().await;
+    Some((before, after))
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_format_1_text_reads_back_beside_rows_of_this_version() {
+    let Some((before, after)) =
+        reads_back_beside_rows_of_this_version(as_an_earlier_version_left_them).await
+    else {
+        return;
+    };
+    assert_eq!(before, [("text".to_owned(), 1)]);
+    assert_eq!(after, [("bytea".to_owned(), 1), ("bytea".to_owned(), 3)]);
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_format_2_reads_back_beside_format_3_rows() {
+    let Some((before, after)) = reads_back_beside_rows_of_this_version(
+        async |connection: &mut PgConnection, changes: &Changes| {
+            as_written_in(connection, changes, 2).await;
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(before, [("bytea".to_owned(), 2)]);
+    assert_eq!(after, [("bytea".to_owned(), 2), ("bytea".to_owned(), 3)]);
 }
 
 /// Events' data an earlier version stored as JSON `text` reads back, after migration 13,
