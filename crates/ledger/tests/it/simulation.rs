@@ -503,5 +503,27 @@ proptest! {
         }
         prop_assert_eq!(&peeking.account, &world.account, "state differs with background catch-ups");
         prop_assert_eq!(&peeking.history, &world.history, "history differs with background catch-ups");
+
+        // Whatever state and history the rules reach reads back equal from both
+        // spellings the store keeps: binary (format 3) and JSON (format 1).
+        reads_back_equal(&world.account)?;
+        reads_back_equal(&world.history.entries)?;
+        reads_back_equal(&world.history.settled_holds)?;
     }
+}
+
+/// `value` read back from postcard and from JSON is `value`.
+fn reads_back_equal<T>(value: &T) -> Result<(), TestCaseError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let binary = postcard::to_stdvec(value).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let from_binary: T =
+        postcard::from_bytes(&binary).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&from_binary, value, "differs read back from postcard");
+    let json = serde_json::to_vec(value).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let from_json: T =
+        serde_json::from_slice(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&from_json, value, "differs read back from JSON");
+    Ok(())
 }
