@@ -3,8 +3,8 @@
 //! Where the format is one people read (JSON: the API, and format 1 of the store) an
 //! instant is jiff's RFC 3339 text, as a `Timestamp` serializes itself. Where it is not
 //! (serde's `is_human_readable` is false: the store's binary format) it is its integer
-//! nanoseconds since the Unix epoch: 9 bytes in postcard against about 28 as text, and
-//! neither printed nor parsed. Nanoseconds, not the microseconds the service's clock
+//! nanoseconds since the Unix epoch: 9 bytes in postcard against 21 to 31 as text (a
+//! length, then 20 characters, or 30 with nanoseconds), and neither printed nor parsed. Nanoseconds, not the microseconds the service's clock
 //! ticks in, because an instant the rules derive (a validity of `PT0.5S` …) may be
 //! finer, and a stored state must read back equal to the one that was stored.
 

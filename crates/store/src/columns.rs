@@ -37,7 +37,7 @@ use crate::{
 ///   `bytea` (PostgreSQL, since its migration `0012_binary_states`) until format 3;
 ///   read still.
 /// - [`COMPACT`] (3): format 2 where instants are their integer nanoseconds (9 bytes
-///   against 28 of text) and named values their one-byte place in the core's `ALL`
+///   against 21 to 31 of text) and named values their one-byte place in the core's `ALL`
 ///   lists, as the core serializes itself where serde says a format is not
 ///   human-readable. Pinned by `tests/golden/format-3/`. What both databases write:
 ///   instants were 69% of a stored state's bytes in format 2 (docs/BENCHMARKS.md,
