@@ -7,15 +7,16 @@
 //! tables an account's state row is updated in place and history and idempotency
 //! records are appended, where many requests share a page.
 //!
-//! One connection writes (SQLite allows one writer at a time anyway); a small pool reads
-//! beside it, which WAL allows without blocking, and one more copies the write-ahead log
-//! into the database ([`checkpoint`]). sqlx runs each SQLite connection on its
-//! own thread, so every statement is a round trip between threads; a batch therefore
-//! takes two: `BEGIN IMMEDIATE` with all its reads, and every write with `COMMIT`.
+//! One connection writes (SQLite allows one writer at a time anyway), through rusqlite
+//! on a thread of its own ([`writer_thread`]); a batch is two hand-offs to it:
+//! `BEGIN IMMEDIATE` with its reads, and every write with `COMMIT`. A small pool reads
+//! beside it through sqlx, which WAL allows without blocking, and one more connection
+//! copies the write-ahead log into the database ([`checkpoint`]).
 
 mod backlog;
 mod checkpoint;
 mod events;
+mod writer_thread;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -28,22 +29,23 @@ use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, HoldStatus, Ledge
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
+use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
 use self::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
+use self::writer_thread::{Script, WriterOptions, WriterThread, bytes};
 use crate::answers;
 use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
 };
 use crate::columns::{
-    NEWEST, api_key, corrupt, decode, due_account, due_changes, encode, entry_row, hold_number,
-    hold_row, idempotency_record, key_label, ledger_page_sql, purchase_record, purchases_before,
-    rare_entries, settled_hold, sql, stored_account, stored_entry, to_json,
+    NEWEST, api_key, checked_account, corrupt, decode, due_account, due_changes, encode, entry_row,
+    hold_number, hold_row, idempotency_from_columns, key_label, ledger_page_sql, purchase_record,
+    purchases_before, rare_entries, settled_hold, sql, stored_account, stored_entry, to_json,
+    unsigned,
 };
 use crate::instant::to_db;
 use crate::{
@@ -63,7 +65,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// end of the file. With 64 MiB that walk was 5% of the server's CPU. Readers keep
 /// SQLite's small default: in WAL mode a reader drops its whole cache whenever the
 /// database changed.
-const WRITER_CACHE_KIB: &str = "-8192";
+const WRITER_CACHE_KIB: i64 = -8192;
 
 /// What the backlog holds and the tables do not yet, shared by the writer and the
 /// readers (which look there first). Locked only to look up or swap, never across an
@@ -147,7 +149,7 @@ impl FileLock {
 /// The one connection that writes.
 #[derive(Debug)]
 struct WriterConnection {
-    connection: SqliteConnection,
+    connection: WriterThread,
     /// A transaction was begun and not committed (its batch failed): roll it back
     /// before the next.
     in_transaction: bool,
@@ -168,7 +170,7 @@ impl WriterConnection {
     /// already; then the ROLLBACK fails, with nothing left to undo.
     async fn roll_back(&mut self) {
         if self.in_transaction {
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
+            let _ = self.execute("ROLLBACK").await;
             self.in_transaction = false;
         }
     }
@@ -181,9 +183,7 @@ impl WriterConnection {
         }
         self.roll_back().await;
         self.in_transaction = true;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut self.connection)
-            .await?;
+        self.execute("BEGIN IMMEDIATE").await?;
         if self.stale {
             self.read_backlog().await?;
         }
@@ -195,15 +195,21 @@ impl WriterConnection {
     /// the rows it folded only once it is through). On opening, and after a commit
     /// whose outcome is unknown.
     async fn read_backlog(&mut self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT id, data, format FROM backlog ORDER BY id")
-            .fetch_all(&mut self.connection)
+        let (fresh, last) = self
+            .connection
+            .call(|connection| {
+                let mut statement =
+                    connection.prepare("SELECT id, data, format FROM backlog ORDER BY id")?;
+                let mut rows = statement.query([])?;
+                let mut fresh = Unfolded::default();
+                let mut last: i64 = 0;
+                while let Some(row) = rows.next()? {
+                    last = row.get(0)?;
+                    fresh.add(decode(row.get(2)?, bytes(row, 1)?)?)?;
+                }
+                Ok((fresh, last))
+            })
             .await?;
-        let mut fresh = Unfolded::default();
-        let mut last = 0;
-        for row in &rows {
-            last = row.try_get(0)?;
-            fresh.add(decode(row.try_get(2)?, row.try_get::<&[u8], _>(1)?)?)?;
-        }
         *unfolded(&self.unfolded) = fresh;
         self.last_backlog_row = self.last_backlog_row.max(last);
         self.stale = false;
@@ -214,18 +220,14 @@ impl WriterConnection {
     /// transaction: on opening (what a crash left), before a purge and on closing.
     async fn fold_all(&mut self) -> Result<(), StoreError> {
         self.begin().await?;
-        let mut sql = QueryBuilder::<Sqlite>::new("");
+        let mut script = Script::default();
         push_fold(
-            &mut sql,
+            &mut script,
             &unfolded(&self.unfolded).cut(&Cut::All),
             &Cut::All,
         )?;
-        sql.push("COMMIT;");
-        let outcome = sql
-            .build()
-            .persistent(false)
-            .execute(&mut self.connection)
-            .await;
+        script.push("COMMIT", []);
+        let outcome = self.run(script).await;
         if outcome.is_err() {
             // Whether the fold committed is unknown: read the backlog anew next time.
             self.stale = true;
@@ -234,6 +236,20 @@ impl WriterConnection {
         self.in_transaction = false;
         unfolded(&self.unfolded).folded(Cut::All);
         Ok(())
+    }
+
+    /// Runs one statement without parameters.
+    async fn execute(&self, sql: &'static str) -> Result<(), StoreError> {
+        self.connection
+            .call(move |connection| Ok(connection.execute_batch(sql)?))
+            .await
+    }
+
+    /// Runs `script` and answers the rows each of its steps changed.
+    async fn run(&self, script: Script) -> Result<Vec<usize>, StoreError> {
+        self.connection
+            .call(move |connection| script.run(connection))
+            .await
     }
 }
 
@@ -262,22 +278,24 @@ impl SqliteStore {
             return Err(StoreError::NoDatabase(path.display().to_string()));
         }
         let lock = FileLock::take(&path)?;
-        let mut connection = options
-            .clone()
-            .create_if_missing(true)
-            .pragma("cache_size", WRITER_CACHE_KIB)
-            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
-            .connect()
-            .await?;
+        let mut migrator = options.clone().create_if_missing(true).connect().await?;
         sqlx::migrate!("./migrations/sqlite")
-            .run(&mut connection)
+            .run(&mut migrator)
             .await?;
         // One process has the file open, so every lease on a delivery is a previous
         // run's (one killed mid-delivery): its deliveries go out again now, not when the
         // leases would have run out.
         sqlx::query(events::RELEASE_LEASES)
-            .execute(&mut connection)
+            .execute(&mut migrator)
             .await?;
+        migrator.close().await?;
+        let connection = WriterThread::open(&WriterOptions {
+            path: &path,
+            busy_timeout: BUSY_TIMEOUT,
+            cache_size: WRITER_CACHE_KIB,
+            autocheckpoint: WRITER_CHECKPOINT_PAGES,
+        })
+        .await?;
         let checkpointer = Checkpointer::start(&options).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
@@ -321,6 +339,7 @@ impl Store for SqliteStore {
         }
         Ok(Box::new(SqliteWrite {
             writer,
+            readers: self.readers.clone(),
             loaded: HashMap::new(),
         }))
     }
@@ -564,11 +583,12 @@ impl Store for SqliteStore {
         let mut writer = self.writer.lock().await;
         // The records to forget may still be unfolded.
         writer.fold_all().await?;
-        let done = sqlx::query(sql::PURGE_IDEMPOTENCY)
-            .bind(to_db(before))
-            .execute(&mut writer.connection)
-            .await?;
-        Ok(done.rows_affected())
+        let mut script = Script::default();
+        script.push(sql::PURGE_IDEMPOTENCY, [to_db(before).into()]);
+        let changed = writer.run(script).await?;
+        Ok(changed
+            .first()
+            .map_or(0, |&n| u64::try_from(n).unwrap_or(u64::MAX)))
     }
 
     async fn close(&self) {
@@ -578,9 +598,7 @@ impl Store for SqliteStore {
         // Should the fold or the checkpoint fail, nothing is lost: the next opening
         // folds the backlog, and the WAL is the database's own.
         let _ = writer.fold_all().await;
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut writer.connection)
-            .await;
+        let _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
         writer.closed = true;
         self.lock.release();
     }
@@ -589,6 +607,8 @@ impl Store for SqliteStore {
 /// A write transaction on the writer connection.
 struct SqliteWrite {
     writer: OwnedMutexGuard<WriterConnection>,
+    /// The readers' pool, for a batch's purchases.
+    readers: SqlitePool,
     /// Every account asked for, as read.
     loaded: HashMap<AccountId, Loaded>,
 }
@@ -601,25 +621,16 @@ struct Loaded {
     entry_seq: u64,
 }
 
-/// A batch's reads in one round trip: three statements, each row tagged with what it
-/// is in its last column, `read`.
-macro_rules! batch_reads {
-    () => {
-        "SELECT state, entry_seq, format, 'account' AS read FROM accounts
-         WHERE id IN (SELECT value FROM json_each(?));
-         SELECT account_id, label, digest, status, body, at, 'key' AS read FROM idempotency_keys
-         WHERE label IN (SELECT value FROM json_each(?));
-         SELECT order_id, account_id, credits, bucket_id, paid_at, paid_at_requested,
-                expires_at, amount_minor, currency, recorded_at, 'purchase' AS read
-         FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))"
-    };
-}
-
-/// The batch's reads in the transaction already begun.
-const READS: &str = batch_reads!();
-/// The batch's reads as the first statements of its transaction (`BEGIN IMMEDIATE`:
-/// the write lock at once).
-const BEGIN_AND_READS: &str = concat!("BEGIN IMMEDIATE;\n", batch_reads!());
+/// The accounts of a batch, by id (a JSON array at `?1`).
+const READ_ACCOUNTS: &str = "SELECT state, entry_seq, format FROM accounts
+     WHERE id IN (SELECT value FROM json_each(?1))";
+/// The idempotency records of a batch, by label (a JSON array at `?1`).
+const READ_KEYS: &str = "SELECT account_id, label, digest, status, body, at FROM idempotency_keys
+     WHERE label IN (SELECT value FROM json_each(?1))";
+/// The purchases of a batch, by order id (a JSON array at `?`).
+const READ_PURCHASES: &str = "SELECT order_id, account_id, credits, bucket_id, paid_at,
+         paid_at_requested, expires_at, amount_minor, currency, recorded_at
+     FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))";
 
 /// A page of an account's ledger, newest first, below a number `?2`, filtered by `?3`
 /// (type, as `$label` says), `?4` (since) and `?5` (until) where not null; `$rows` says
@@ -643,9 +654,6 @@ const LEDGER_PAGE: &str = ledger_page!("kind = 'entry'", "(?3 IS NULL OR label =
 /// A page of one rarer type, through `history_rare_entries` ([`ledger_page_sql`]).
 const LEDGER_PAGE_OF_RARE_TYPE: &str = ledger_page!(rare_entries!(), "label = ?3");
 
-/// Rows per INSERT statement: far below SQLite's limit on bound parameters.
-const ROWS_PER_INSERT: usize = 1_000;
-
 #[async_trait]
 impl WriteTransaction for SqliteWrite {
     async fn read(
@@ -656,33 +664,55 @@ impl WriteTransaction for SqliteWrite {
     ) -> Result<BatchReads, StoreError> {
         let names: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
         let labels: Vec<String> = keys.iter().map(key_label).collect();
-        let order_ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
-        let statements = if self.writer.in_transaction {
-            READS
-        } else {
-            BEGIN_AND_READS
-        };
+        let begin = !self.writer.in_transaction;
         self.writer.in_transaction = true;
-        let rows = sqlx::query(statements)
-            .bind(to_json(&names)?)
-            .bind(to_json(&labels)?)
-            .bind(to_json(&order_ids)?)
-            .fetch_all(&mut self.writer.connection)
-            .await?;
-        let mut accounts: HashMap<AccountId, StoredAccount> = HashMap::new();
-        let mut records = HashMap::new();
-        let mut reads = BatchReads::default();
-        for row in &rows {
-            match row.try_get::<&str, _>("read")? {
-                "account" => {
-                    let stored = stored_account::<_, &[u8]>(row)?;
+        let (names_json, labels_json) = (to_json(&names)?, to_json(&labels)?);
+        let (mut accounts, mut records) = self
+            .writer
+            .connection
+            .call(move |connection| {
+                if begin {
+                    connection.execute_batch("BEGIN IMMEDIATE")?;
+                }
+                let mut accounts: HashMap<AccountId, StoredAccount> = HashMap::new();
+                let mut statement = connection.prepare_cached(READ_ACCOUNTS)?;
+                let mut rows = statement.query([names_json])?;
+                while let Some(row) = rows.next()? {
+                    let stored = checked_account(
+                        decode(row.get(2)?, bytes(row, 0)?)?,
+                        unsigned(row.get(1)?)?,
+                    )?;
                     accounts.insert(stored.account.id().clone(), stored);
                 }
-                "key" => {
-                    let record = idempotency_record::<_, &[u8]>(row)?;
+                drop(rows);
+                let mut records = HashMap::new();
+                let mut statement = connection.prepare_cached(READ_KEYS)?;
+                let mut rows = statement.query([labels_json])?;
+                while let Some(row) = rows.next()? {
+                    let record = idempotency_from_columns(
+                        row.get_ref(0)?.as_str().map_err(corrupt)?,
+                        row.get_ref(1)?.as_str().map_err(corrupt)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        answers::text(bytes(row, 4)?)?,
+                        row.get(5)?,
+                    )?;
                     records.insert(key_label(&record.key), record);
                 }
-                _ => reads.purchases.push(purchase_record(row)?),
+                Ok((accounts, records))
+            })
+            .await?;
+        let mut reads = BatchReads::default();
+        if !orders.is_empty() {
+            // Read beside the writer: no commit can come between the writer's lock,
+            // held, and this read, so it sees what the transaction would.
+            let order_ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+            let rows = sqlx::query(READ_PURCHASES)
+                .bind(to_json(&order_ids)?)
+                .fetch_all(&self.readers)
+                .await?;
+            for row in &rows {
+                reads.purchases.push(purchase_record(row)?);
             }
         }
         // What the backlog holds and the tables do not yet is newer than their rows.
@@ -720,11 +750,9 @@ impl WriteTransaction for SqliteWrite {
         }
         self.check_entry_numbers(changes)?;
         let batch = BacklogRow::of(changes);
-        // One text, one round trip: the batch's backlog row, the rare changes only when
-        // there are any, then COMMIT. Its parameters are anonymous and bound in order
-        // across its statements; its shape follows the batch, so it is prepared each
-        // time, not cached.
-        let mut sql = QueryBuilder::<Sqlite>::new("");
+        // One hand-off to the writer's thread: the batch's backlog row, the rare changes
+        // only when there are any, then COMMIT.
+        let mut script = Script::default();
         // Once enough is unfolded, every batch folds a cut of it too (written as it was
         // before this batch, which the backlog row below has).
         let cut = {
@@ -732,7 +760,7 @@ impl WriteTransaction for SqliteWrite {
             if unfolded.rows() >= self.writer.fold_at {
                 let rows = FOLD_SLICE.max(batch.rows().saturating_mul(2));
                 let cut = unfolded.next_cut(rows, self.writer.last_backlog_row);
-                push_fold(&mut sql, &unfolded.cut(&cut), &cut)?;
+                push_fold(&mut script, &unfolded.cut(&cut), &cut)?;
                 Some(cut)
             } else {
                 None
@@ -740,23 +768,20 @@ impl WriteTransaction for SqliteWrite {
         };
         let backlog_row = self.writer.last_backlog_row.saturating_add(1);
         if batch.rows() > 0 {
-            sql.push("INSERT INTO backlog (id, data, format) VALUES (")
-                .push_bind(backlog_row)
-                .push(", ")
-                .push_bind(encode(NEWEST, &batch)?)
-                .push(", ")
-                .push_bind(NEWEST)
-                .push(");\n");
+            script.push(
+                "INSERT INTO backlog (id, data, format) VALUES (?1, ?2, ?3)",
+                [
+                    backlog_row.into(),
+                    encode(NEWEST, &batch)?.into(),
+                    NEWEST.into(),
+                ],
+            );
         }
-        self.push_rare(&mut sql, changes)?;
-        events::push_events(&mut sql, changes)?;
-        push_audit(&mut sql, changes);
-        sql.push("COMMIT;");
-        let outcome = sql
-            .build()
-            .persistent(false)
-            .execute(&mut self.writer.connection)
-            .await;
+        self.push_rare(&mut script, changes)?;
+        events::push_events(&mut script, changes)?;
+        push_audit(&mut script, changes);
+        script.push("COMMIT", []);
+        let outcome = self.writer.run(script).await;
         if outcome.is_err() {
             // Whether it committed is unknown: read the backlog anew next time.
             self.writer.stale = true;
@@ -782,11 +807,7 @@ impl WriteTransaction for SqliteWrite {
 impl SqliteWrite {
     /// The rare changes of a batch, each statement only when it has rows: due times,
     /// distributions, purchases, API keys, revocations, settings.
-    fn push_rare<'args>(
-        &self,
-        sql: &mut QueryBuilder<'args, Sqlite>,
-        changes: &'args Changes,
-    ) -> Result<(), StoreError> {
+    fn push_rare(&self, script: &mut Script, changes: &Changes) -> Result<(), StoreError> {
         let mut due_gone: Vec<(i64, &str)> = Vec::new();
         let mut due_new: Vec<(i64, &str)> = Vec::new();
         let due_before = |id: &AccountId| self.loaded.get(id).and_then(|loaded| loaded.due);
@@ -805,16 +826,18 @@ impl SqliteWrite {
             .iter()
             .map(|(id, at)| (id.as_str(), to_db(*at)))
             .collect();
-        for chunk in changes.new_api_keys.chunks(ROWS_PER_INSERT) {
-            sql.push("INSERT INTO api_keys (id, name, role, secret_hash, created_at) ");
-            sql.push_values(chunk, |mut row, k| {
-                row.push_bind(k.id.as_str())
-                    .push_bind(k.name.as_str())
-                    .push_bind(k.role.as_str())
-                    .push_bind(&k.secret_hash[..])
-                    .push_bind(to_db(k.created_at));
-            });
-            sql.push(";\n");
+        for k in &changes.new_api_keys {
+            script.push(
+                "INSERT INTO api_keys (id, name, role, secret_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                [
+                    k.id.clone().into(),
+                    k.name.clone().into(),
+                    k.role.clone().into(),
+                    k.secret_hash.to_vec().into(),
+                    to_db(k.created_at).into(),
+                ],
+            );
         }
         let rare = [
             (!due_gone.is_empty(), DELETE_DUE, to_json(&due_gone)?),
@@ -839,8 +862,7 @@ impl SqliteWrite {
         for (wanted, statement, rows) in rare {
             if wanted {
                 // Each of these statements takes its rows as one JSON array at `?`.
-                let (head, tail) = statement.split_once('?').unwrap_or((statement, ""));
-                sql.push(head).push_bind(rows).push(tail).push(";\n");
+                script.push(statement, [rows.into()]);
             }
         }
         Ok(())
@@ -881,154 +903,110 @@ impl SqliteWrite {
 /// read anew whole, on opening or after a commit of unknown outcome, holds the rows a
 /// sweep folded before it was through): entries, holds and records are then left as
 /// they are, and an account's state is the newest either way.
-fn push_fold<'args>(
-    sql: &mut QueryBuilder<'args, Sqlite>,
-    rows: &CutRows<'_>,
-    cut: &Cut,
-) -> Result<(), StoreError> {
-    let mut states = Vec::with_capacity(rows.accounts.len());
+fn push_fold(script: &mut Script, rows: &CutRows<'_>, cut: &Cut) -> Result<(), StoreError> {
     for (id, stored) in &rows.accounts {
         let seq = i64::try_from(stored.entry_seq).map_err(corrupt)?;
-        states.push((id.to_string(), seq, encode(NEWEST, &stored.account)?));
-    }
-    push_inserts(
-        sql,
-        "INSERT INTO accounts (id, entry_seq, state, format) ",
-        states,
-        " ON CONFLICT (id) DO UPDATE SET
+        script.push(
+            "INSERT INTO accounts (id, entry_seq, state, format) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET
              state = excluded.state, entry_seq = excluded.entry_seq, format = excluded.format",
-        |row, (id, seq, state)| {
-            row.push_bind(id)
-                .push_bind(seq)
-                .push_bind(state)
-                .push_bind(NEWEST);
-        },
-    );
-    let mut history = Vec::with_capacity(rows.entries.len().saturating_add(rows.holds.len()));
-    for (account, seq, entry) in &rows.entries {
-        history.push(entry_row(account, *seq, entry, NEWEST)?);
+            [
+                id.to_string().into(),
+                seq.into(),
+                encode(NEWEST, &stored.account)?.into(),
+                NEWEST.into(),
+            ],
+        );
     }
-    for (account, _, hold) in &rows.holds {
-        history.push(hold_row(account, hold, NEWEST)?);
-    }
-    push_inserts(
-        sql,
-        "INSERT OR IGNORE INTO history (account_id, kind, number, at, label, data, format) ",
-        history,
-        "",
-        |row, h| {
-            row.push_bind(h.account.to_owned())
-                .push_bind(h.kind)
-                .push_bind(h.number)
-                .push_bind(h.at)
-                .push_bind(h.label)
-                .push_bind(h.data)
-                .push_bind(NEWEST);
-        },
-    );
-    // Answers are folded in format 2, compressed; the backlog keeps them as answered.
-    let keys = rows
-        .keys
+    let entries = rows
+        .entries
         .iter()
-        .map(|k| {
-            let body = answers::compress(&k.body)?;
-            Ok((
-                k.account.clone(),
-                k.status,
-                k.at,
-                k.label.clone(),
-                k.digest.clone(),
-                body,
-            ))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    push_inserts(
-        sql,
-        "INSERT OR IGNORE INTO idempotency_keys (account_id, status, at, label, digest, body) ",
-        keys,
-        "",
-        |row, (account, status, at, label, digest, body)| {
-            row.push_bind(account)
-                .push_bind(i64::from(status))
-                .push_bind(at)
-                .push_bind(label)
-                .push_bind(digest)
-                .push_bind(body);
-        },
-    );
+        .map(|(account, seq, entry)| entry_row(account, *seq, entry, NEWEST));
+    let holds = rows
+        .holds
+        .iter()
+        .map(|(account, _, hold)| hold_row(account, hold, NEWEST));
+    for row in entries.chain(holds) {
+        let h = row?;
+        script.push(
+            "INSERT OR IGNORE INTO history (account_id, kind, number, at, label, data, format)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            [
+                h.account.to_owned().into(),
+                h.kind.to_owned().into(),
+                h.number.into(),
+                h.at.into(),
+                h.label.to_owned().into(),
+                h.data.into(),
+                NEWEST.into(),
+            ],
+        );
+    }
+    // Answers are folded in format 2, compressed; the backlog keeps them as answered.
+    for k in &rows.keys {
+        script.push(
+            "INSERT OR IGNORE INTO idempotency_keys (account_id, status, at, label, digest, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            [
+                k.account.clone().into(),
+                i64::from(k.status).into(),
+                k.at.into(),
+                k.label.clone().into(),
+                k.digest.clone().into(),
+                answers::compress(&k.body)?.into(),
+            ],
+        );
+    }
     match cut {
-        Cut::All => {
-            sql.push("DELETE FROM backlog;\n");
-        }
-        Cut::Keys(span, emptied_through) if span.ends_sweep() => {
-            sql.push("DELETE FROM backlog WHERE id <= ")
-                .push_bind(*emptied_through)
-                .push(";\n");
-        }
+        Cut::All => script.push("DELETE FROM backlog", []),
+        Cut::Keys(span, emptied_through) if span.ends_sweep() => script.push(
+            "DELETE FROM backlog WHERE id <= ?1",
+            [(*emptied_through).into()],
+        ),
         Cut::Accounts(_) | Cut::Entries(_) | Cut::Holds(_) | Cut::Keys(..) => {}
     }
     Ok(())
 }
 
 /// The audit records and console sessions of a batch.
-fn push_audit<'args>(sql: &mut QueryBuilder<'args, Sqlite>, changes: &'args Changes) {
+fn push_audit(script: &mut Script, changes: &Changes) {
     for (account, at) in &changes.token_revocations {
-        sql.push("INSERT INTO token_revocations (account_id, revoked_at) VALUES (")
-            .push_bind(account.as_str())
-            .push(", ")
-            .push_bind(to_db(*at))
-            .push(") ON CONFLICT (account_id) DO UPDATE SET revoked_at = excluded.revoked_at;\n");
+        script.push(
+            "INSERT INTO token_revocations (account_id, revoked_at) VALUES (?1, ?2)
+             ON CONFLICT (account_id) DO UPDATE SET revoked_at = excluded.revoked_at",
+            [account.to_string().into(), to_db(*at).into()],
+        );
     }
     for s in &changes.console_sessions {
-        sql.push(
-            "INSERT INTO console_sessions (id, key_id, csrf, created_at, expires_at, ended_at) \
-             VALUES (",
-        )
-        .push_bind(s.id.as_str())
-        .push(", ")
-        .push_bind(s.key_id.as_str())
-        .push(", ")
-        .push_bind(s.csrf.as_str())
-        .push(", ")
-        .push_bind(to_db(s.created_at))
-        .push(", ")
-        .push_bind(to_db(s.expires_at))
-        .push(", ")
-        .push_bind(s.ended_at.map(to_db))
-        .push(") ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at;\n");
+        script.push(
+            "INSERT INTO console_sessions (id, key_id, csrf, created_at, expires_at, ended_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at",
+            [
+                s.id.clone().into(),
+                s.key_id.clone().into(),
+                s.csrf.clone().into(),
+                to_db(s.created_at).into(),
+                to_db(s.expires_at).into(),
+                s.ended_at.map(to_db).into(),
+            ],
+        );
     }
-    push_inserts(
-        sql,
-        "INSERT INTO audit (at, key_id, key_name, via, action, account_id, reason, detail) ",
-        changes.audit.iter().collect(),
-        "",
-        |row, a| {
-            row.push_bind(to_db(a.at))
-                .push_bind(a.key_id.as_str())
-                .push_bind(a.key_name.as_str())
-                .push_bind(a.via.as_str())
-                .push_bind(a.action.as_str())
-                .push_bind(a.account_id.as_ref().map(AccountId::as_str))
-                .push_bind(a.reason.as_deref())
-                .push_bind(a.detail.as_str());
-        },
-    );
-}
-
-/// `head VALUES (…), (…) tail;` for `rows`, [`ROWS_PER_INSERT`] at a time.
-pub(super) fn push_inserts<'args, T>(
-    sql: &mut QueryBuilder<'args, Sqlite>,
-    head: &str,
-    mut rows: Vec<T>,
-    tail: &str,
-    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, 'args, Sqlite, &'static str>, T),
-) {
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));
-        sql.push(head);
-        sql.push_values(rows, |mut row, value| bind(&mut row, value));
-        sql.push(tail).push(";\n");
-        rows = rest;
+    for a in &changes.audit {
+        script.push(
+            "INSERT INTO audit (at, key_id, key_name, via, action, account_id, reason, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            [
+                to_db(a.at).into(),
+                a.key_id.clone().into(),
+                a.key_name.clone().into(),
+                a.via.as_str().to_owned().into(),
+                a.action.as_str().to_owned().into(),
+                a.account_id.as_ref().map(AccountId::to_string).into(),
+                a.reason.clone().into(),
+                a.detail.clone().into(),
+            ],
+        );
     }
 }
 

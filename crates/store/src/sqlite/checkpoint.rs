@@ -25,7 +25,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Pages of log past which the writer checkpoints itself (SQLite's `wal_autocheckpoint`):
 /// only should the checkpointer fall behind. 16,384 pages of 4 KiB: 64 MiB of log.
-pub(super) const WRITER_CHECKPOINT_PAGES: &str = "16384";
+pub(super) const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
 
 /// The task that checkpoints; it stops when this is dropped.
 #[derive(Debug)]

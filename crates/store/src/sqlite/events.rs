@@ -7,10 +7,12 @@
 use async_trait::async_trait;
 use creditd_ledger::{AccountId, EventType};
 use jiff::Timestamp;
+use rusqlite::types::Value;
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 
-use super::{SqliteStore, WriterConnection, push_inserts};
+use super::writer_thread::Script;
+use super::{SqliteStore, WriterConnection};
 use crate::columns::{corrupt, from_json, to_json, unsigned};
 use crate::events::{
     EVENT_COLUMNS, attempt_record, compress_data, db_count, event_delivery, sql, stored_event,
@@ -39,38 +41,24 @@ struct EndpointRow<'a> {
 
 /// The batch's events, endpoints and redeliveries, each a statement taking its rows as
 /// one JSON array.
-pub(super) fn push_events<'args>(
-    sql: &mut QueryBuilder<'args, Sqlite>,
-    changes: &'args Changes,
-) -> Result<(), StoreError> {
+pub(super) fn push_events(script: &mut Script, changes: &Changes) -> Result<(), StoreError> {
     // Bound parameters, not one JSON array: a sweep that distributes to thousands of
     // members writes four events each, and reading fields out of JSON text cost more
     // than the rows themselves.
-    let mut events = Vec::with_capacity(changes.events.len());
     for e in &changes.events {
-        events.push((
-            e.account_id.as_str(),
-            db_count(e.sequence)?,
-            e.event_type.as_str(),
-            to_db(e.created_at),
-            to_db(e.recorded_at),
-            compress_data(&e.data)?,
-        ));
+        script.push(
+            "INSERT INTO events (account_id, sequence, type, created_at, recorded_at, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            [
+                e.account_id.to_string().into(),
+                db_count(e.sequence)?.into(),
+                e.event_type.as_str().to_owned().into(),
+                to_db(e.created_at).into(),
+                to_db(e.recorded_at).into(),
+                compress_data(&e.data)?.into(),
+            ],
+        );
     }
-    push_inserts(
-        sql,
-        "INSERT INTO events (account_id, sequence, type, created_at, recorded_at, data) ",
-        events,
-        "",
-        |row, (account, sequence, event_type, created_at, recorded_at, data)| {
-            row.push_bind(account)
-                .push_bind(sequence)
-                .push_bind(event_type)
-                .push_bind(created_at)
-                .push_bind(recorded_at)
-                .push_bind(data);
-        },
-    );
     if !changes.webhook_endpoints.is_empty() {
         let mut rows = Vec::with_capacity(changes.webhook_endpoints.len());
         for e in &changes.webhook_endpoints {
@@ -88,18 +76,15 @@ pub(super) fn push_events<'args>(
                 deleted_at: e.deleted_at.map(to_db),
             });
         }
-        sql.push(
+        script.push(
             "INSERT INTO webhook_endpoints (id, url, event_types, description, secret,
                                             created_at, deleted_at)
              SELECT value ->> '$.id', value ->> '$.url', value ->> '$.event_types',
                     value ->> '$.description', value ->> '$.secret', value ->> '$.created_at',
                     value ->> '$.deleted_at'
-             FROM json_each(",
-        )
-        .push_bind(to_json(&rows)?)
-        .push(
-            ") WHERE true ON CONFLICT (id) DO UPDATE SET secret = excluded.secret,
-                 deleted_at = excluded.deleted_at;\n",
+             FROM json_each(?1) WHERE true ON CONFLICT (id) DO UPDATE SET secret = excluded.secret,
+                 deleted_at = excluded.deleted_at",
+            [to_json(&rows)?.into()],
         );
         let deleted: Vec<&str> = changes
             .webhook_endpoints
@@ -108,13 +93,12 @@ pub(super) fn push_events<'args>(
             .map(|e| e.id.as_str())
             .collect();
         if !deleted.is_empty() {
-            sql.push(
+            script.push(
                 "UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL
                  WHERE state = 'pending'
-                   AND endpoint_id IN (SELECT value FROM json_each(",
-            )
-            .push_bind(to_json(&deleted)?)
-            .push("));\n");
+                   AND endpoint_id IN (SELECT value FROM json_each(?1))",
+                [to_json(&deleted)?.into()],
+            );
         }
     }
     if !changes.redeliveries.is_empty() {
@@ -130,18 +114,15 @@ pub(super) fn push_events<'args>(
                 )
             })
             .collect();
-        sql.push(
+        script.push(
             "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
                                              next_attempt_at, position)
              SELECT value ->> 0, value ->> 1, value ->> 2, 0, 'pending', value ->> 3,
                     (SELECT e.position FROM events e
                      WHERE e.account_id = value ->> 1 AND e.sequence = value ->> 2)
-             FROM json_each(",
-        )
-        .push_bind(to_json(&rows)?)
-        .push(
-            ") WHERE true ON CONFLICT DO UPDATE SET attempts = 0, state = 'pending',
-                 next_attempt_at = excluded.next_attempt_at, holder = NULL, lease_until = NULL;\n",
+             FROM json_each(?1) WHERE true ON CONFLICT DO UPDATE SET attempts = 0, state = 'pending',
+                 next_attempt_at = excluded.next_attempt_at, holder = NULL, lease_until = NULL",
+            [to_json(&rows)?.into()],
         );
     }
     Ok(())
@@ -170,10 +151,13 @@ fn endpoint(row: &sqlx::sqlite::SqliteRow) -> Result<WebhookEndpoint, StoreError
 }
 
 impl WriterConnection {
-    async fn commit_own(&mut self) -> Result<(), StoreError> {
-        sqlx::query("COMMIT").execute(&mut self.connection).await?;
+    /// Runs `script` and `COMMIT` in the transaction begun, and answers the rows each
+    /// of its steps changed.
+    async fn commit_own(&mut self, mut script: Script) -> Result<Vec<usize>, StoreError> {
+        script.push("COMMIT", []);
+        let changed = self.run(script).await?;
         self.in_transaction = false;
-        Ok(())
+        Ok(changed)
     }
 }
 
@@ -245,19 +229,14 @@ impl EventStore for SqliteStore {
         let mut writer = self.writer.lock().await;
         writer.begin().await?;
         let before = to_db(before);
-        let done = sqlx::query(sql::PURGE_EVENTS)
-            .bind(before)
-            .execute(&mut writer.connection)
-            .await?;
-        sqlx::query(sql::PURGE_DELIVERIES)
-            .execute(&mut writer.connection)
-            .await?;
-        sqlx::query(sql::PURGE_ATTEMPTS)
-            .bind(before)
-            .execute(&mut writer.connection)
-            .await?;
-        writer.commit_own().await?;
-        Ok(done.rows_affected())
+        let mut script = Script::default();
+        script.push(sql::PURGE_EVENTS, [before.into()]);
+        script.push(sql::PURGE_DELIVERIES, []);
+        script.push(sql::PURGE_ATTEMPTS, [before.into()]);
+        let changed = writer.commit_own(script).await?;
+        Ok(changed
+            .first()
+            .map_or(0, |&n| u64::try_from(n).unwrap_or(u64::MAX)))
     }
 
     async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
@@ -276,50 +255,58 @@ impl EventStore for SqliteStore {
     async fn dispatch_events(&self, now: Timestamp, limit: u32) -> Result<u32, StoreError> {
         let mut writer = self.writer.lock().await;
         writer.begin().await?;
-        let skipped = sqlx::query(sql::SKIP_WITHOUT_ENDPOINTS)
-            .execute(&mut writer.connection)
+        let now = to_db(now);
+        let handed_out = writer
+            .connection
+            .call(move |connection| {
+                let skipped = connection
+                    .prepare_cached(sql::SKIP_WITHOUT_ENDPOINTS)?
+                    .execute([])?;
+                if skipped > 0 {
+                    connection.execute_batch("COMMIT")?;
+                    return Ok(0);
+                }
+                let from: i64 =
+                    connection.query_row("SELECT position FROM webhook_dispatch", [], |row| {
+                        row.get(0)
+                    })?;
+                let (through, count): (Option<i64>, i64) = connection
+                    .prepare_cached(
+                        "SELECT max(position), count(*) FROM (
+                             SELECT position FROM events WHERE position > ?1
+                             ORDER BY position LIMIT ?2)",
+                    )?
+                    .query_row([from, i64::from(limit)], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?;
+                let Some(through) = through.filter(|_| count > 0) else {
+                    connection.execute_batch("COMMIT")?;
+                    return Ok(0);
+                };
+                connection
+                    .prepare_cached(
+                        "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence,
+                                                         attempts, state, next_attempt_at,
+                                                         position)
+                         SELECT w.id, e.account_id, e.sequence, 0, 'pending', ?3, e.position
+                         FROM events e JOIN webhook_endpoints w
+                           ON w.deleted_at IS NULL AND w.created_at <= e.recorded_at
+                          AND (w.event_types IS NULL
+                               OR EXISTS (SELECT 1 FROM json_each(w.event_types)
+                                          WHERE value = e.type))
+                         WHERE e.position > ?1 AND e.position <= ?2
+                         ON CONFLICT DO NOTHING",
+                    )?
+                    .execute([from, through, now])?;
+                connection
+                    .prepare_cached("UPDATE webhook_dispatch SET position = ?1")?
+                    .execute([through])?;
+                connection.execute_batch("COMMIT")?;
+                Ok(count)
+            })
             .await?;
-        if skipped.rows_affected() > 0 {
-            writer.commit_own().await?;
-            return Ok(0);
-        }
-        let from: i64 = sqlx::query_scalar("SELECT position FROM webhook_dispatch")
-            .fetch_one(&mut writer.connection)
-            .await?;
-        let last: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT max(position), count(*) FROM (
-                 SELECT position FROM events WHERE position > $1 ORDER BY position LIMIT $2)",
-        )
-        .bind(from)
-        .bind(limit)
-        .fetch_optional(&mut writer.connection)
-        .await?;
-        let Some((through, count)) = last.filter(|(_, count)| *count > 0) else {
-            writer.commit_own().await?;
-            return Ok(0);
-        };
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
-                                             next_attempt_at, position)
-             SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3, e.position
-             FROM events e JOIN webhook_endpoints w
-               ON w.deleted_at IS NULL AND w.created_at <= e.recorded_at
-              AND (w.event_types IS NULL
-                   OR EXISTS (SELECT 1 FROM json_each(w.event_types) WHERE value = e.type))
-             WHERE e.position > $1 AND e.position <= $2
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(from)
-        .bind(through)
-        .bind(to_db(now))
-        .execute(&mut writer.connection)
-        .await?;
-        sqlx::query("UPDATE webhook_dispatch SET position = $1")
-            .bind(through)
-            .execute(&mut writer.connection)
-            .await?;
-        writer.commit_own().await?;
-        u32::try_from(count).map_err(corrupt)
+        writer.in_transaction = false;
+        u32::try_from(handed_out).map_err(corrupt)
     }
 
     async fn claim_deliveries(
@@ -331,24 +318,30 @@ impl EventStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let wall = Timestamp::now().as_microsecond();
-        let mut writer = self.writer.lock().await;
-        writer.begin().await?;
-        sqlx::query(
-            "UPDATE webhook_deliveries SET holder = $1, lease_until = $2
-             WHERE (endpoint_id, account_id, sequence) IN (
-                 SELECT endpoint_id, account_id, sequence FROM webhook_deliveries
-                 WHERE state = 'pending' AND next_attempt_at <= $3 AND endpoint_id = $6
-                   AND (lease_until IS NULL OR lease_until < $4)
-                 ORDER BY next_attempt_at LIMIT $5)",
-        )
-        .bind(holder)
-        .bind(lease_until)
-        .bind(to_db(now))
-        .bind(wall)
-        .bind(limit)
-        .bind(endpoint_id)
-        .execute(&mut writer.connection)
-        .await?;
+        {
+            let mut writer = self.writer.lock().await;
+            writer.begin().await?;
+            let mut script = Script::default();
+            script.push(
+                "UPDATE webhook_deliveries SET holder = ?1, lease_until = ?2
+                 WHERE (endpoint_id, account_id, sequence) IN (
+                     SELECT endpoint_id, account_id, sequence FROM webhook_deliveries
+                     WHERE state = 'pending' AND next_attempt_at <= ?3 AND endpoint_id = ?6
+                       AND (lease_until IS NULL OR lease_until < ?4)
+                     ORDER BY next_attempt_at LIMIT ?5)",
+                [
+                    holder.to_owned().into(),
+                    lease_until.into(),
+                    to_db(now).into(),
+                    wall.into(),
+                    i64::from(limit).into(),
+                    endpoint_id.to_owned().into(),
+                ],
+            );
+            writer.commit_own(script).await?;
+        }
+        // The claims are committed, so a reader sees them; they are this holder's until
+        // its lease runs out.
         let rows = sqlx::query(&format!(
             "SELECT e.{}, w.id, w.url, w.secret, d.attempts
              FROM webhook_deliveries d
@@ -359,9 +352,8 @@ impl EventStore for SqliteStore {
         ))
         .bind(holder)
         .bind(lease_until)
-        .fetch_all(&mut writer.connection)
+        .fetch_all(&self.readers)
         .await?;
-        writer.commit_own().await?;
         rows.iter()
             .map(|row| {
                 Ok(ClaimedDelivery {
@@ -383,33 +375,41 @@ impl EventStore for SqliteStore {
         if attempts.is_empty() {
             return Ok(());
         }
+        let mut script = Script::default();
+        for a in attempts {
+            let sequence = db_count(a.sequence)?;
+            let state = || Value::from(a.state.as_str().to_owned());
+            script.push(
+                sql::INSERT_ATTEMPT,
+                [
+                    a.endpoint_id.clone().into(),
+                    a.account_id.to_string().into(),
+                    sequence.into(),
+                    i64::from(a.attempt).into(),
+                    to_db(a.at).into(),
+                    a.status_code.map(i64::from).into(),
+                    a.error.clone().into(),
+                    a.next_attempt_at.map(to_db).into(),
+                    state(),
+                ],
+            );
+            script.push(
+                sql::FINISH_ATTEMPT,
+                [
+                    a.endpoint_id.clone().into(),
+                    a.account_id.to_string().into(),
+                    sequence.into(),
+                    i64::from(a.attempt).into(),
+                    state(),
+                    a.next_attempt_at.map(to_db).into(),
+                    holder.to_owned().into(),
+                ],
+            );
+        }
         let mut writer = self.writer.lock().await;
         writer.begin().await?;
-        for a in attempts {
-            sqlx::query(sql::INSERT_ATTEMPT)
-                .bind(&a.endpoint_id)
-                .bind(a.account_id.as_str())
-                .bind(db_count(a.sequence)?)
-                .bind(a.attempt)
-                .bind(to_db(a.at))
-                .bind(a.status_code)
-                .bind(a.error.as_deref())
-                .bind(a.next_attempt_at.map(to_db))
-                .bind(a.state.as_str())
-                .execute(&mut writer.connection)
-                .await?;
-            sqlx::query(sql::FINISH_ATTEMPT)
-                .bind(&a.endpoint_id)
-                .bind(a.account_id.as_str())
-                .bind(db_count(a.sequence)?)
-                .bind(a.attempt)
-                .bind(a.state.as_str())
-                .bind(a.next_attempt_at.map(to_db))
-                .bind(holder)
-                .execute(&mut writer.connection)
-                .await?;
-        }
-        writer.commit_own().await
+        writer.commit_own(script).await?;
+        Ok(())
     }
 
     async fn attempts_page(

@@ -1,0 +1,170 @@
+//! The writer connection on a thread of its own, driven through rusqlite.
+//!
+//! SQLite's calls block, so the connection that writes lives on one thread and the
+//! async side hands it work: a closure per step of a transaction (its reads, then its
+//! writes and `COMMIT`), run there in one go and answered through a oneshot. A step's
+//! statements have fixed texts ([`Script`]): each is prepared once and kept in the
+//! connection's statement cache, then run once per row with its parameters bound, where
+//! sqlx ran every statement through its own worker thread, and a batch's multi-row
+//! INSERT text, whose shape followed the batch, was parsed anew each time
+//! (docs/BENCHMARKS.md, "The writer on rusqlite").
+//!
+//! Not `tokio-rusqlite`, which does the same hand-off: its closures answer its own
+//! error type, where these answer the store's, decoding rows on the writer's thread.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, Row};
+use tokio::sync::oneshot;
+
+use crate::StoreError;
+
+/// Statements kept prepared: every fixed text the writer runs, with room to spare.
+const STATEMENT_CACHE: usize = 64;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The handle of the writer connection's thread. Dropping it ends the thread, which
+/// closes the connection.
+#[derive(Debug)]
+pub(super) struct WriterThread {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// How the writer connection is opened.
+pub(super) struct WriterOptions<'a> {
+    pub(super) path: &'a Path,
+    pub(super) busy_timeout: Duration,
+    /// `PRAGMA cache_size`, in SQLite's terms (negative: KiB).
+    pub(super) cache_size: i64,
+    /// `PRAGMA wal_autocheckpoint`, in pages.
+    pub(super) autocheckpoint: i64,
+}
+
+impl WriterThread {
+    /// Opens the connection (the database exists and is migrated, in WAL mode) on a
+    /// thread of its own.
+    pub(super) async fn open(options: &WriterOptions<'_>) -> Result<WriterThread, StoreError> {
+        let path = options.path.to_owned();
+        let (busy_timeout, cache_size, autocheckpoint) = (
+            options.busy_timeout,
+            options.cache_size,
+            options.autocheckpoint,
+        );
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (opened, answer) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("creditd-sqlite-writer".into())
+            .spawn(move || {
+                let connection = (|| {
+                    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let connection = Connection::open_with_flags(&path, flags)?;
+                    connection.busy_timeout(busy_timeout)?;
+                    // A commit returns only once its log is on disk.
+                    connection.pragma_update(None, "synchronous", "FULL")?;
+                    connection.pragma_update(None, "cache_size", cache_size)?;
+                    connection.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
+                    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                    Ok::<_, rusqlite::Error>(connection)
+                })();
+                let mut connection = match connection {
+                    Ok(connection) => {
+                        let _ = opened.send(Ok(()));
+                        connection
+                    }
+                    Err(error) => {
+                        let _ = opened.send(Err(error));
+                        return;
+                    }
+                };
+                while let Ok(job) = queue.recv() {
+                    job(&mut connection);
+                }
+            })
+            .map_err(|error| StoreError::Lock(format!("starting the writer's thread: {error}")))?;
+        answer.await.map_err(|_| StoreError::Closed)??;
+        Ok(WriterThread { jobs })
+    }
+
+    /// Runs `work` on the writer's thread and answers what it returned.
+    pub(super) async fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let _ = answer.send(work(connection));
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        // The thread is gone only if a step panicked on it.
+        answered.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Statements with their rows, built on the async side and run on the writer's thread:
+/// each step a fixed text run once per row of its parameters.
+#[derive(Default)]
+pub(super) struct Script {
+    steps: Vec<Step>,
+}
+
+struct Step {
+    sql: &'static str,
+    /// Parameters per row.
+    width: usize,
+    values: Vec<Value>,
+}
+
+impl Script {
+    /// Adds a row to run `sql` with; rows of one text in a row share a step. A text
+    /// without parameters is a step of its own, run once.
+    pub(super) fn push<const N: usize>(&mut self, sql: &'static str, row: [Value; N]) {
+        match self.steps.last_mut() {
+            Some(step) if N > 0 && step.sql == sql && step.width == N => step.values.extend(row),
+            _ => self.steps.push(Step {
+                sql,
+                width: N,
+                values: Vec::from(row),
+            }),
+        }
+    }
+
+    /// Runs every step, in order, and answers the rows each changed. A text's
+    /// parameters are bound by number: `$N` where it names them so (the texts shared
+    /// with PostgreSQL), else in order.
+    pub(super) fn run(&self, connection: &Connection) -> Result<Vec<usize>, StoreError> {
+        let mut changed = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            let mut statement = connection.prepare_cached(step.sql)?;
+            let places = (1..=step.width)
+                .map(|n| Ok(statement.parameter_index(&format!("${n}"))?.unwrap_or(n)))
+                .collect::<Result<Vec<usize>, StoreError>>()?;
+            let mut rows = 0_usize;
+            for row in step.values.chunks(step.width.max(1)) {
+                for (place, value) in places.iter().zip(row) {
+                    statement.raw_bind_parameter(*place, value)?;
+                }
+                rows = rows.saturating_add(statement.raw_execute()?);
+            }
+            if step.values.is_empty() {
+                rows = statement.raw_execute()?;
+            }
+            changed.push(rows);
+        }
+        Ok(changed)
+    }
+}
+
+/// A column holding bytes, as a blob or as text (rows of format 1 hold JSON text).
+pub(super) fn bytes<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r [u8], StoreError> {
+    match row.get_ref(column)? {
+        ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(bytes),
+        other => Err(crate::columns::corrupt(format!(
+            "column {column} holds {:?}, not bytes",
+            other.data_type()
+        ))),
+    }
+}
