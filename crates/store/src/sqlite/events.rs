@@ -1,5 +1,5 @@
 //! Events and webhook deliveries on SQLite. Events are written with the batch that
-//! recorded them ([`push_events`], in the commit's one text); the delivery tables are
+//! recorded them ([`push_events`], in the commit's one script); the delivery tables are
 //! written by the webhook worker in transactions of their own on the writer connection,
 //! between batches. Commits happen one after another, so an event's `position` is the
 //! order it became visible in.

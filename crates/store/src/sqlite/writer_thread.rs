@@ -168,3 +168,82 @@ pub(super) fn bytes<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r [u8], Sto
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn opened(folder: &tempfile::TempDir) -> WriterThread {
+        let path = folder.path().join("writer.db");
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)"))
+            .expect("created");
+        WriterThread::open(&WriterOptions {
+            path: &path,
+            busy_timeout: Duration::from_secs(1),
+            cache_size: -1024,
+            autocheckpoint: 1000,
+        })
+        .await
+        .expect("opened")
+    }
+
+    async fn rows(writer: &WriterThread) -> Vec<(i64, String)> {
+        writer
+            .call(|c| {
+                let mut statement = c.prepare("SELECT a, b FROM t ORDER BY a")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .expect("read")
+    }
+
+    #[tokio::test]
+    async fn parameters_named_by_number_are_bound_by_their_number_not_their_place() {
+        let folder = tempfile::tempdir().expect("folder");
+        let writer = opened(&folder).await;
+        let mut script = Script::default();
+        // `$2` comes first in the text; its value is still the second of the row.
+        script.push(
+            "INSERT INTO t (b, a) VALUES ($2, $1)",
+            [1.into(), "one".to_owned().into()],
+        );
+        script.push(
+            "INSERT INTO t (a, b) VALUES (?, ?)",
+            [2.into(), "two".to_owned().into()],
+        );
+        writer.call(move |c| script.run(c)).await.expect("ran");
+        assert_eq!(rows(&writer).await, [(1, "one".into()), (2, "two".into())]);
+    }
+
+    #[tokio::test]
+    async fn rows_of_one_text_share_a_step_and_each_step_says_the_rows_it_changed() {
+        let folder = tempfile::tempdir().expect("folder");
+        let writer = opened(&folder).await;
+        let mut script = Script::default();
+        for a in 1..=3 {
+            script.push(
+                "INSERT INTO t (a, b) VALUES (?1, ?2)",
+                [a.into(), "x".to_owned().into()],
+            );
+        }
+        script.push("UPDATE t SET b = 'y'", []);
+        script.push("UPDATE t SET b = 'z'", []);
+        script.push("DELETE FROM t WHERE a = ?1", [2.into()]);
+        let changed = writer.call(move |c| script.run(c)).await.expect("ran");
+        assert_eq!(changed, [3, 3, 3, 1]);
+        assert_eq!(rows(&writer).await, [(1, "z".into()), (3, "z".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_answers_its_error_and_the_thread_goes_on() {
+        let folder = tempfile::tempdir().expect("folder");
+        let writer = opened(&folder).await;
+        let mut script = Script::default();
+        script.push("INSERT INTO missing (a) VALUES (?1)", [1.into()]);
+        let failed = writer.call(move |c| script.run(c)).await;
+        assert!(matches!(failed, Err(StoreError::Sqlite(_))), "{failed:?}");
+        assert_eq!(rows(&writer).await, []);
+    }
+}
