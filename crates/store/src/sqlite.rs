@@ -227,12 +227,11 @@ impl WriterConnection {
             &Cut::All,
         )?;
         script.push("COMMIT", []);
-        let outcome = self.run(script).await;
-        if outcome.is_err() {
-            // Whether the fold committed is unknown: read the backlog anew next time.
-            self.stale = true;
-        }
-        outcome?;
+        // Whether the fold committed is unknown until it answers: should it fail, or this
+        // future be dropped meanwhile, the next transaction reads the backlog anew.
+        self.stale = true;
+        self.run(script).await?;
+        self.stale = false;
         self.in_transaction = false;
         unfolded(&self.unfolded).folded(Cut::All);
         Ok(())
@@ -781,12 +780,11 @@ impl WriteTransaction for SqliteWrite {
         events::push_events(&mut script, changes)?;
         push_audit(&mut script, changes);
         script.push("COMMIT", []);
-        let outcome = self.writer.run(script).await;
-        if outcome.is_err() {
-            // Whether it committed is unknown: read the backlog anew next time.
-            self.writer.stale = true;
-        }
-        outcome?;
+        // Stale until the commit's outcome is known: should this future be dropped while
+        // the writer's thread commits, the next transaction reads the backlog anew.
+        self.writer.stale = true;
+        self.writer.run(script).await?;
+        self.writer.stale = false;
         self.writer.in_transaction = false;
         if batch.rows() > 0 {
             self.writer.last_backlog_row = backlog_row;

@@ -139,6 +139,14 @@ impl Script {
         let mut changed = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             let mut statement = connection.prepare_cached(step.sql)?;
+            if statement.parameter_count() != step.width {
+                return Err(crate::columns::corrupt(format!(
+                    "a statement taking {} parameters was given rows of {}: {}",
+                    statement.parameter_count(),
+                    step.width,
+                    step.sql
+                )));
+            }
             let places = (1..=step.width)
                 .map(|n| Ok(statement.parameter_index(&format!("${n}"))?.unwrap_or(n)))
                 .collect::<Result<Vec<usize>, StoreError>>()?;
@@ -234,6 +242,20 @@ mod tests {
         let changed = writer.call(move |c| script.run(c)).await.expect("ran");
         assert_eq!(changed, [3, 3, 3, 1]);
         assert_eq!(rows(&writer).await, [(1, "z".into()), (3, "z".into())]);
+    }
+
+    #[tokio::test]
+    async fn rows_wider_or_narrower_than_their_statement_are_refused_before_it_runs() {
+        let folder = tempfile::tempdir().expect("folder");
+        let writer = opened(&folder).await;
+        let mut script = Script::default();
+        script.push("INSERT INTO t (a, b) VALUES (?1, ?2)", [1.into()]);
+        let refused = writer.call(move |c| script.run(c)).await;
+        assert!(
+            matches!(refused, Err(StoreError::Corrupt(_))),
+            "{refused:?}"
+        );
+        assert_eq!(rows(&writer).await, []);
     }
 
     #[tokio::test]
