@@ -12,6 +12,7 @@
 //! Not `tokio-rusqlite`, which does the same hand-off: its closures answer its own
 //! error type, where these answer the store's, decoding rows on the writer's thread.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -96,10 +97,17 @@ impl WriterThread {
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |connection| {
-            let _ = answer.send(work(connection));
+            // A step that panics (a bug) fails alone: its transaction is left open and
+            // rolled back by the next, and the thread goes on serving the store.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(connection)))
+                .unwrap_or_else(|_| {
+                    Err(crate::columns::corrupt(
+                        "a step on the SQLite writer's thread panicked",
+                    ))
+                });
+            let _ = answer.send(outcome);
         });
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
-        // The thread is gone only if a step panicked on it.
         answered.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -255,6 +263,28 @@ mod tests {
             matches!(refused, Err(StoreError::Corrupt(_))),
             "{refused:?}"
         );
+        assert_eq!(rows(&writer).await, []);
+    }
+
+    #[tokio::test]
+    async fn a_step_that_panics_answers_an_error_and_the_thread_goes_on() {
+        let folder = tempfile::tempdir().expect("folder");
+        let writer = opened(&folder).await;
+        let panicked = writer
+            .call(|c| -> Result<(), StoreError> {
+                c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (a, b) VALUES (1, 'x')")?;
+                panic!("a bug");
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Corrupt(_))),
+            "{panicked:?}"
+        );
+        // What the step left open is rolled back, as the store's next transaction does.
+        writer
+            .call(|c| Ok(c.execute_batch("ROLLBACK")?))
+            .await
+            .expect("rolled back");
         assert_eq!(rows(&writer).await, []);
     }
 
