@@ -36,7 +36,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
 use self::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
-use self::writer_thread::{Script, WriterOptions, WriterThread, bytes};
+use self::writer_thread::{Script, WriterOptions, WriterThread, bytes, rows_of_first_step};
 use crate::answers;
 use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
@@ -288,8 +288,8 @@ impl SqliteStore {
             .execute(&mut migrator)
             .await?;
         migrator.close().await?;
-        let connection = WriterThread::open(&WriterOptions {
-            path: &path,
+        let connection = WriterThread::open(WriterOptions {
+            path: path.clone(),
             busy_timeout: BUSY_TIMEOUT,
             cache_size: WRITER_CACHE_KIB,
             autocheckpoint: WRITER_CHECKPOINT_PAGES,
@@ -584,10 +584,7 @@ impl Store for SqliteStore {
         writer.fold_all().await?;
         let mut script = Script::default();
         script.push(sql::PURGE_IDEMPOTENCY, [to_db(before).into()]);
-        let changed = writer.run(script).await?;
-        Ok(changed
-            .first()
-            .map_or(0, |&n| u64::try_from(n).unwrap_or(u64::MAX)))
+        Ok(rows_of_first_step(&writer.run(script).await?))
     }
 
     async fn close(&self) {

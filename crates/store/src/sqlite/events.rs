@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::writer_thread::Script;
+use super::writer_thread::{Script, rows_of_first_step};
 use super::{SqliteStore, WriterConnection};
 use crate::columns::{corrupt, from_json, to_json, unsigned};
 use crate::events::{
@@ -233,10 +233,7 @@ impl EventStore for SqliteStore {
         script.push(sql::PURGE_EVENTS, [before.into()]);
         script.push(sql::PURGE_DELIVERIES, []);
         script.push(sql::PURGE_ATTEMPTS, [before.into()]);
-        let changed = writer.commit_own(script).await?;
-        Ok(changed
-            .first()
-            .map_or(0, |&n| u64::try_from(n).unwrap_or(u64::MAX)))
+        Ok(rows_of_first_step(&writer.commit_own(script).await?))
     }
 
     async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {

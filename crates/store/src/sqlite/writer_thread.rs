@@ -13,7 +13,7 @@
 //! error type, where these answer the store's, decoding rows on the writer's thread.
 
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -36,8 +36,8 @@ pub(super) struct WriterThread {
 }
 
 /// How the writer connection is opened.
-pub(super) struct WriterOptions<'a> {
-    pub(super) path: &'a Path,
+pub(super) struct WriterOptions {
+    pub(super) path: PathBuf,
     pub(super) busy_timeout: Duration,
     /// `PRAGMA cache_size`, in SQLite's terms (negative: KiB).
     pub(super) cache_size: i64,
@@ -48,13 +48,7 @@ pub(super) struct WriterOptions<'a> {
 impl WriterThread {
     /// Opens the connection (the database exists and is migrated, in WAL mode) on a
     /// thread of its own.
-    pub(super) async fn open(options: &WriterOptions<'_>) -> Result<WriterThread, StoreError> {
-        let path = options.path.to_owned();
-        let (busy_timeout, cache_size, autocheckpoint) = (
-            options.busy_timeout,
-            options.cache_size,
-            options.autocheckpoint,
-        );
+    pub(super) async fn open(options: WriterOptions) -> Result<WriterThread, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened, answer) = oneshot::channel();
         std::thread::Builder::new()
@@ -62,12 +56,12 @@ impl WriterThread {
             .spawn(move || {
                 let connection = (|| {
                     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                    let connection = Connection::open_with_flags(&path, flags)?;
-                    connection.busy_timeout(busy_timeout)?;
+                    let connection = Connection::open_with_flags(&options.path, flags)?;
+                    connection.busy_timeout(options.busy_timeout)?;
                     // A commit returns only once its log is on disk.
                     connection.pragma_update(None, "synchronous", "FULL")?;
-                    connection.pragma_update(None, "cache_size", cache_size)?;
-                    connection.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
+                    connection.pragma_update(None, "cache_size", options.cache_size)?;
+                    connection.pragma_update(None, "wal_autocheckpoint", options.autocheckpoint)?;
                     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                     Ok::<_, rusqlite::Error>(connection)
                 })();
@@ -155,13 +149,25 @@ impl Script {
                     step.sql
                 )));
             }
-            let places = (1..=step.width)
-                .map(|n| Ok(statement.parameter_index(&format!("${n}"))?.unwrap_or(n)))
-                .collect::<Result<Vec<usize>, StoreError>>()?;
+            // The value each place takes, counted from 0: the `N`th of the row where
+            // the place is `$N`, else the place's own.
+            let value_of_place: Vec<usize> = (0..step.width)
+                .map(|place| {
+                    statement
+                        .parameter_name(place.saturating_add(1))
+                        .and_then(|name| name.strip_prefix('$')?.parse::<usize>().ok())
+                        .and_then(|n| n.checked_sub(1))
+                        .filter(|&value| value < step.width)
+                        .unwrap_or(place)
+                })
+                .collect();
             let mut rows = 0_usize;
             for row in step.values.chunks(step.width.max(1)) {
-                for (place, value) in places.iter().zip(row) {
-                    statement.raw_bind_parameter(*place, value)?;
+                for (place, &value) in value_of_place.iter().enumerate() {
+                    let value = row.get(value).ok_or_else(|| {
+                        crate::columns::corrupt(format!("a short row for {}", step.sql))
+                    })?;
+                    statement.raw_bind_parameter(place.saturating_add(1), value)?;
                 }
                 rows = rows.saturating_add(statement.raw_execute()?);
             }
@@ -172,6 +178,13 @@ impl Script {
         }
         Ok(changed)
     }
+}
+
+/// The rows the first step of a script changed, as [`Script::run`] answered them.
+pub(super) fn rows_of_first_step(changed: &[usize]) -> u64 {
+    changed
+        .first()
+        .map_or(0, |&rows| u64::try_from(rows).unwrap_or(u64::MAX))
 }
 
 /// A column holding bytes, as a blob or as text (rows of format 1 hold JSON text).
@@ -194,8 +207,8 @@ mod tests {
         rusqlite::Connection::open(&path)
             .and_then(|c| c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)"))
             .expect("created");
-        WriterThread::open(&WriterOptions {
-            path: &path,
+        WriterThread::open(WriterOptions {
+            path,
             busy_timeout: Duration::from_secs(1),
             cache_size: -1024,
             autocheckpoint: 1000,
