@@ -10,6 +10,14 @@
 //! If the commit fails, every command of the batch is answered 503 and nothing of it
 //! stays: the next batch reads the accounts back from the database.
 //!
+//! A batch is built while the one before it commits: once a batch is handed over
+//! ([`WriteTransaction::hand_off`](creditd_store::WriteTransaction::hand_off)), the
+//! writer takes, reads and runs the next, which sees what the first wrote, and answers
+//! the first's commands once it is durable. On SQLite the two halves of a batch (the
+//! commands on tokio's side, the statements and fsync on the writer's thread) then run
+//! side by side on the two cores instead of one after the other. Should a commit fail,
+//! the batch built on it fails too (503, nothing of it stays).
+//!
 //! On a store that serializes accounts itself (PostgreSQL's locks), several batches may
 //! be in their transactions at once: while one waits for its commit to be flushed, the
 //! next ones are locked, read and written.
@@ -22,10 +30,10 @@
 
 use std::sync::Arc;
 
-use creditd_store::StoreError;
+use creditd_store::{Changes, Durable, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::command::{Batch, BatchNeeds, Refused, Submission};
+use crate::command::{AfterCommit, Batch, BatchNeeds, Refused, Submission};
 use crate::core::Core;
 use crate::idempotency::{self, Reply};
 
@@ -149,31 +157,103 @@ impl Writer {
 
 async fn run(core: Arc<Core>, receiver: Arc<tokio::sync::Mutex<Queues>>, max_batch: usize) {
     let mut queued: Vec<Queued> = Vec::with_capacity(max_batch);
-    // The queue is locked only while taking a batch from it.
-    while receiver.lock().await.take(&mut queued, max_batch).await > 0 {
-        let submissions: Vec<&Submission> = queued.iter().map(|(s, _)| s).collect();
-        let replies = match commit(&core, &submissions).await {
-            Ok(replies) => replies,
-            Err(error) => {
-                let error = Arc::new(error);
-                (0..queued.len())
-                    .map(|_| Reply::Done(Err(Refused::Store(Arc::clone(&error)))))
-                    .collect()
+    // The batch whose commit is on its way while the next one is built.
+    let mut committing: Option<Committing> = None;
+    loop {
+        // The queue is locked only while taking a batch from it.
+        let taken = {
+            let mut queues = receiver.lock().await;
+            match committing.as_mut() {
+                None => Some(queues.take(&mut queued, max_batch).await),
+                Some(on_its_way) => tokio::select! {
+                    // Its commands are answered as soon as it is durable.
+                    biased;
+                    outcome = &mut on_its_way.durable => {
+                        if let Some(done) = committing.take() {
+                            done.answer(&core, outcome);
+                        }
+                        None
+                    }
+                    taken = queues.take(&mut queued, max_batch) => Some(taken),
+                },
             }
         };
-        for ((_, sender), reply) in queued.drain(..).zip(replies) {
-            // The requester may have gone away; its change stands all the same.
-            let _ = sender.send(reply);
+        let Some(taken) = taken else { continue };
+        if taken == 0 {
+            break;
         }
+        let (submissions, senders): (Vec<Submission>, Vec<_>) = queued.drain(..).unzip();
+        let next = hand_off(&core, &submissions).await;
+        if let Some(mut previous) = committing.take() {
+            let outcome = (&mut previous.durable).await;
+            previous.answer(&core, outcome);
+        }
+        match next {
+            Ok(handed) => committing = Some(Committing { senders, ..handed }),
+            Err(error) => answer_all(senders, error),
+        }
+    }
+    if let Some(mut last) = committing.take() {
+        let outcome = (&mut last.durable).await;
+        last.answer(&core, outcome);
     }
 }
 
 /// A commit slower than this is logged (the database's own statement logs are off).
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Runs one batch in one transaction; the replies are sent only once it is durable.
-async fn commit(core: &Core, submissions: &[&Submission]) -> Result<Vec<Reply>, StoreError> {
-    let needs = BatchNeeds::of(submissions.iter().copied());
+/// A batch handed over to be committed: its replies wait for it to be durable.
+struct Committing {
+    senders: Vec<oneshot::Sender<Reply>>,
+    replies: Vec<Reply>,
+    commands: usize,
+    changes: Changes,
+    after_commit: AfterCommit,
+    durable: Durable,
+    handed_at: std::time::Instant,
+}
+
+impl Committing {
+    /// Answers the batch's commands: their replies once it is durable, else 503 each.
+    fn answer(self, core: &Core, outcome: Result<(), StoreError>) {
+        if let Err(error) = outcome {
+            answer_all(self.senders, error);
+            return;
+        }
+        let took = self.handed_at.elapsed();
+        if took >= SLOW_COMMIT {
+            tracing::warn!(
+                commands = self.commands,
+                entries = self.changes.entries.len(),
+                events = self.changes.events.len(),
+                took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+                "slow commit"
+            );
+        }
+        core.metrics.committed(self.commands, &self.changes);
+        if !self.changes.events.is_empty() || !self.changes.redeliveries.is_empty() {
+            core.events_recorded.notify_one();
+        }
+        self.after_commit.apply(core);
+        for (sender, reply) in self.senders.into_iter().zip(self.replies) {
+            // The requester may have gone away; its change stands all the same.
+            let _ = sender.send(reply);
+        }
+    }
+}
+
+/// Answers every command of a batch that failed with the store's error.
+fn answer_all(senders: Vec<oneshot::Sender<Reply>>, error: StoreError) {
+    let error = Arc::new(error);
+    for sender in senders {
+        let _ = sender.send(Reply::Done(Err(Refused::Store(Arc::clone(&error)))));
+    }
+}
+
+/// Runs one batch in one transaction and hands its changes over to be committed; its
+/// replies are sent only once it is durable ([`Committing::answer`]).
+async fn hand_off(core: &Core, submissions: &[Submission]) -> Result<Committing, StoreError> {
+    let needs = BatchNeeds::of(submissions.iter());
     let mut tx = core.store.begin().await?;
     let reads = tx.read(&needs.accounts, &needs.keys, &needs.orders).await?;
     let mut batch = Batch::new(core, reads);
@@ -183,24 +263,17 @@ async fn commit(core: &Core, submissions: &[&Submission]) -> Result<Vec<Reply>, 
         .collect();
     let (changes, after_commit) = batch.finish();
     // Committed even when empty: it ends the transaction the reads began.
-    let started = std::time::Instant::now();
-    tx.commit(&changes).await?;
-    let took = started.elapsed();
-    if took >= SLOW_COMMIT {
-        tracing::warn!(
-            commands = submissions.len(),
-            entries = changes.entries.len(),
-            events = changes.events.len(),
-            took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            "slow commit"
-        );
-    }
-    core.metrics.committed(submissions.len(), &changes);
-    if !changes.events.is_empty() || !changes.redeliveries.is_empty() {
-        core.events_recorded.notify_one();
-    }
-    after_commit.apply(core);
-    Ok(replies)
+    let handed_at = std::time::Instant::now();
+    let durable = tx.hand_off(&changes).await?;
+    Ok(Committing {
+        senders: Vec::new(),
+        replies,
+        commands: submissions.len(),
+        changes,
+        after_commit,
+        durable,
+        handed_at,
+    })
 }
 
 #[cfg(test)]

@@ -63,6 +63,10 @@ pub enum StoreError {
     /// The store was closed and writes nothing more.
     #[error("the store is closed")]
     Closed,
+    /// A commit handed over before this one failed, and this one was built on what it
+    /// would have written: nothing of it was written ([`WriteTransaction::hand_off`]).
+    #[error("an earlier commit this one was built on failed; nothing of it was written")]
+    Aborted,
     /// No database at a path that was to be opened, not created.
     #[error("there is no SQLite database at {0}")]
     NoDatabase(String),
@@ -292,8 +296,22 @@ pub trait WriteTransaction: Send {
 
     /// Writes every change and commits; returns once the transaction is durable. The
     /// accounts it writes are ones this transaction read (and so locked).
-    async fn commit(self: Box<Self>, changes: &Changes) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
+        self.hand_off(changes).await?.await
+    }
+
+    /// Hands every change over to be committed and returns as soon as the next
+    /// transaction may begin; the [`Durable`] answers once the commit is durable. The
+    /// next transaction reads what this one writes, so should this commit fail, every
+    /// commit handed over after it fails too ([`StoreError::Aborted`]), until a
+    /// transaction begins anew from what the database holds. A store that commits in
+    /// place answers an outcome already known.
+    async fn hand_off(self: Box<Self>, changes: &Changes) -> Result<Durable, StoreError>;
 }
+
+/// A commit on its way ([`WriteTransaction::hand_off`]).
+pub type Durable =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
 
 /// Opens the store a URL names (`sqlite://PATH`, creating the file if needed, or
 /// `postgres://…`) and runs its migrations.

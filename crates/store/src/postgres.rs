@@ -36,7 +36,7 @@ use crate::columns::{
 };
 use crate::instant::to_db;
 use crate::{
-    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, IdempotencyKey,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, Durable, IdempotencyKey,
     PurchasePosition, PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry,
     WriteTransaction,
 };
@@ -678,7 +678,9 @@ impl WriteTransaction for PostgresWrite {
         Ok(reads)
     }
 
-    async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
+    /// Commits in place: the next batch reads what this one wrote from the database, so
+    /// it is committed before the next begins.
+    async fn hand_off(mut self: Box<Self>, changes: &Changes) -> Result<Durable, StoreError> {
         let mut tx = match self.tx.take() {
             Some(tx) => tx,
             None => self.pool.begin().await?,
@@ -717,7 +719,7 @@ impl WriteTransaction for PostgresWrite {
         events::write_events(&mut tx, changes).await?;
         write_audit(&mut tx, changes).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Box::pin(std::future::ready(Ok(()))))
     }
 }
 

@@ -8,20 +8,23 @@
 //! records are appended, where many requests share a page.
 //!
 //! One connection writes (SQLite allows one writer at a time anyway), through rusqlite
-//! on a thread of its own ([`writer_thread`]); a batch is two hand-offs to it:
-//! `BEGIN IMMEDIATE` with its reads, and every write with `COMMIT`. A small pool reads
-//! beside it through sqlx, which WAL allows without blocking, and one more connection
-//! copies the write-ahead log into the database ([`checkpoint`]).
+//! on a thread of its own ([`writer_thread`]); a batch is one hand-off to it:
+//! `BEGIN IMMEDIATE`, every write and `COMMIT`, handed over while the next batch is
+//! built ([`memory`]). A batch reads through a sqlx connection of the writer's own, and
+//! a small pool reads for the API, beside the writer, which WAL allows without
+//! blocking; one more connection copies the write-ahead log into the database
+//! ([`checkpoint`]).
 
 mod backlog;
 mod checkpoint;
 mod events;
+mod memory;
 mod writer_thread;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::str::FromStr;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,7 +39,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
 use self::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
-use self::writer_thread::{Script, WriterOptions, WriterThread, bytes, rows_of_first_step};
+use self::memory::{InFlight, Shared, commit_on_thread, kept};
+use self::writer_thread::{ConnectionOptions, ConnectionThread, Script, bytes, rows_of_first_step};
 use crate::answers;
 use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
@@ -49,7 +53,7 @@ use crate::columns::{
 };
 use crate::instant::to_db;
 use crate::{
-    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, IdempotencyKey,
+    ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, Durable, IdempotencyKey,
     PurchasePosition, PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry,
     WriteTransaction,
 };
@@ -66,23 +70,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// SQLite's small default: in WAL mode a reader drops its whole cache whenever the
 /// database changed.
 const WRITER_CACHE_KIB: i64 = -8192;
-
-/// What the backlog holds and the tables do not yet, shared by the writer and the
-/// readers (which look there first). Locked only to look up or swap, never across an
-/// await.
-type Shared = Arc<std::sync::Mutex<Unfolded>>;
-
-fn unfolded(shared: &Shared) -> MutexGuard<'_, Unfolded> {
-    // A panic while holding the lock leaves the map as whole as before it.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// The writer's read connection's page cache, in KiB: SQLite's default. In WAL mode a
+/// reader drops its whole cache whenever the database changed, which is at every batch.
+const READER_CACHE_KIB: i64 = -2000;
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     writer: Arc<Mutex<WriterConnection>>,
     readers: SqlitePool,
-    unfolded: Shared,
+    /// A read connection of the writer's own, on a thread of its own, for its batches'
+    /// reads: they never wait behind the API's readers, and take one hand-off.
+    batch_reader: Arc<ConnectionThread>,
+    kept: Shared,
     /// Held while the store is open: no other store, in this process or another, writes
     /// the file meanwhile (what is kept unfolded in memory is only this store's).
     lock: Arc<FileLock>,
@@ -149,20 +149,19 @@ impl FileLock {
 /// The one connection that writes.
 #[derive(Debug)]
 struct WriterConnection {
-    connection: WriterThread,
+    connection: ConnectionThread,
     /// A transaction was begun and not committed (its batch failed): roll it back
     /// before the next.
     in_transaction: bool,
     /// The store was closed: it writes nothing more (its lock is released).
     closed: bool,
-    /// A commit's outcome is unknown (it failed on its way): what is kept unfolded may
-    /// differ from the backlog, so the next transaction reads the backlog anew.
-    stale: bool,
-    /// The id of the backlog's newest row: the next is numbered on from it.
+    /// The id of the newest backlog row handed over: the next is numbered on from it.
     last_backlog_row: i64,
+    /// Batches handed over so far.
+    tickets: u64,
     /// Unfolded rows from which each commit also folds a cut ([`FOLD_AT`]).
     fold_at: usize,
-    unfolded: Shared,
+    kept: Shared,
 }
 
 impl WriterConnection {
@@ -175,8 +174,9 @@ impl WriterConnection {
         }
     }
 
-    /// Begins a write transaction (`BEGIN IMMEDIATE`: the write lock at once) and, if a
-    /// commit's outcome was unknown, reads the unfolded changes anew.
+    /// Begins a write transaction of the store's own (`BEGIN IMMEDIATE`: the write lock
+    /// at once), once every batch handed over before it is through, and, if the memory
+    /// is stale, reads the unfolded changes anew.
     async fn begin(&mut self) -> Result<(), StoreError> {
         if self.closed {
             return Err(StoreError::Closed);
@@ -184,20 +184,22 @@ impl WriterConnection {
         self.roll_back().await;
         self.in_transaction = true;
         self.execute("BEGIN IMMEDIATE").await?;
-        if self.stale {
+        if kept(&self.kept).stale {
             self.read_backlog().await?;
         }
         Ok(())
     }
 
-    /// Within a write transaction: reads what is kept unfolded from the backlog, which
-    /// holds every change the tables lack (and perhaps some they have: a sweep deletes
-    /// the rows it folded only once it is through). On opening, and after a commit
-    /// whose outcome is unknown.
+    /// Reads what is kept unfolded from the backlog, which holds every change the
+    /// tables lack (and perhaps some they have: a sweep deletes the rows it folded only
+    /// once it is through), and forgets the batches that were on their way (refused, as
+    /// the memory was stale). On opening, and after a commit that failed or whose
+    /// outcome is unknown. Every batch handed over before it is through by then.
     async fn read_backlog(&mut self) -> Result<(), StoreError> {
-        let (fresh, last) = self
+        let shared = Arc::clone(&self.kept);
+        let last = self
             .connection
-            .call(|connection| {
+            .call(move |connection| {
                 let mut statement =
                     connection.prepare("SELECT id, data, format FROM backlog ORDER BY id")?;
                 let mut rows = statement.query([])?;
@@ -205,35 +207,39 @@ impl WriterConnection {
                 let mut last: i64 = 0;
                 while let Some(row) = rows.next()? {
                     last = row.get(0)?;
-                    fresh.add(decode(row.get(2)?, bytes(row, 1)?)?)?;
+                    fresh.add(last, decode(row.get(2)?, bytes(row, 1)?)?)?;
                 }
-                Ok((fresh, last))
+                let mut kept = kept(&shared);
+                kept.unfolded = fresh;
+                kept.in_flight.clear();
+                kept.stale = false;
+                Ok(last)
             })
             .await?;
-        *unfolded(&self.unfolded) = fresh;
         self.last_backlog_row = self.last_backlog_row.max(last);
-        self.stale = false;
         Ok(())
     }
 
     /// Folds every unfolded change into the tables and empties the backlog, in one
     /// transaction: on opening (what a crash left), before a purge and on closing.
     async fn fold_all(&mut self) -> Result<(), StoreError> {
+        // Every batch handed over before is through once the transaction has begun.
         self.begin().await?;
         let mut script = Script::default();
         push_fold(
             &mut script,
-            &unfolded(&self.unfolded).cut(&Cut::All),
+            &kept(&self.kept).unfolded.cut(&Cut::All),
             &Cut::All,
         )?;
         script.push("COMMIT", []);
         // Whether the fold committed is unknown until it answers: should it fail, or this
         // future be dropped meanwhile, the next transaction reads the backlog anew.
-        self.stale = true;
+        kept(&self.kept).stale = true;
         self.run(script).await?;
-        self.stale = false;
         self.in_transaction = false;
-        unfolded(&self.unfolded).folded(Cut::All);
+        let mut kept = kept(&self.kept);
+        kept.unfolded.forget_all();
+        kept.stale = false;
         Ok(())
     }
 
@@ -288,8 +294,9 @@ impl SqliteStore {
             .execute(&mut migrator)
             .await?;
         migrator.close().await?;
-        let connection = WriterThread::open(WriterOptions {
+        let connection = ConnectionThread::open(ConnectionOptions {
             path: path.clone(),
+            read_only: false,
             busy_timeout: BUSY_TIMEOUT,
             cache_size: WRITER_CACHE_KIB,
             autocheckpoint: WRITER_CHECKPOINT_PAGES,
@@ -301,22 +308,32 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
+        let batch_reader = ConnectionThread::open(ConnectionOptions {
+            path: path.clone(),
+            read_only: true,
+            busy_timeout: BUSY_TIMEOUT,
+            cache_size: READER_CACHE_KIB,
+            autocheckpoint: WRITER_CHECKPOINT_PAGES,
+        })
+        .await?;
         let shared = Shared::default();
+        // What a previous run left in the backlog is read by the first transaction.
+        kept(&shared).stale = true;
         let mut writer = WriterConnection {
             connection,
             in_transaction: false,
             closed: false,
-            // What a previous run left in the backlog is read by the first transaction.
-            stale: true,
             last_backlog_row: 0,
+            tickets: 0,
             fold_at: rows,
-            unfolded: Arc::clone(&shared),
+            kept: Arc::clone(&shared),
         };
         writer.fold_all().await?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers,
-            unfolded: shared,
+            batch_reader: Arc::new(batch_reader),
+            kept: shared,
             lock: Arc::new(lock),
             checkpointer: Arc::new(checkpointer),
         })
@@ -330,14 +347,15 @@ impl Store for SqliteStore {
         if writer.closed {
             return Err(StoreError::Closed);
         }
-        if writer.stale {
-            // The transaction begins here, to read the backlog anew within it.
-            writer.begin().await?;
-        } else {
-            writer.roll_back().await;
+        writer.roll_back().await;
+        if kept(&writer.kept).stale {
+            // After every batch handed over before: those built on the one that failed
+            // are refused by then.
+            writer.read_backlog().await?;
         }
         Ok(Box::new(SqliteWrite {
             writer,
+            reader: Arc::clone(&self.batch_reader),
             readers: self.readers.clone(),
             loaded: HashMap::new(),
         }))
@@ -345,7 +363,7 @@ impl Store for SqliteStore {
 
     async fn account(&self, id: &AccountId) -> Result<Option<StoredAccount>, StoreError> {
         // The backlog is the truth for the states it holds.
-        if let Some(kept) = unfolded(&self.unfolded).account(id) {
+        if let Some(kept) = kept(&self.kept).unfolded.account(id) {
             return Ok(Some(kept));
         }
         let row = sqlx::query(sql::ACCOUNT)
@@ -363,7 +381,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StoredEntry>, StoreError> {
         // The backlog is the truth for the account's entries from its first unfolded
         // one on; the table for those before it (`UnfoldedEntries`).
-        let newest = unfolded(&self.unfolded).ledger_rows(id, query, before);
+        let newest = kept(&self.kept).unfolded.ledger_rows(id, query, before);
         let table_before = match (before, newest.first_unfolded) {
             (Some(before), Some(first)) => Some(before.min(first)),
             (before, first) => before.or(first),
@@ -400,7 +418,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Hold>, StoreError> {
         // Taken before the rows: a fold that ends meanwhile has written them there first,
         // and a hold found in both places is one hold.
-        let kept = unfolded(&self.unfolded).holds_rows(id, status, before, limit);
+        let kept = kept(&self.kept)
+            .unfolded
+            .holds_rows(id, status, before, limit);
         let rows = sqlx::query(
             "SELECT data, format FROM history
              WHERE account_id = ?1 AND kind = 'hold' AND number < ?2 AND (?3 IS NULL OR label = ?3)
@@ -452,7 +472,9 @@ impl Store for SqliteStore {
         let end = format!("{prefix}{ACCOUNT_ID_END}");
         let after = after.map_or("", AccountId::as_str);
         // Taken before the rows: a fold that ends meanwhile has written them there first.
-        let kept = unfolded(&self.unfolded).accounts_in(prefix, &end, after, limit);
+        let kept = kept(&self.kept)
+            .unfolded
+            .accounts_in(prefix, &end, after, limit);
         let rows = sqlx::query(
             "SELECT state, entry_seq, format FROM accounts
              WHERE id >= $1 AND id < $2 AND id > $3 ORDER BY id LIMIT $4",
@@ -533,7 +555,7 @@ impl Store for SqliteStore {
     }
 
     async fn settled_hold(&self, id: &AccountId, hold: HoldId) -> Result<Option<Hold>, StoreError> {
-        if let Some(settled) = unfolded(&self.unfolded).hold(id, hold) {
+        if let Some(settled) = kept(&self.kept).unfolded.hold(id, hold) {
             return Ok(Some(settled));
         }
         let row = sqlx::query(sql::SETTLED_HOLD)
@@ -603,6 +625,8 @@ impl Store for SqliteStore {
 /// A write transaction on the writer connection.
 struct SqliteWrite {
     writer: OwnedMutexGuard<WriterConnection>,
+    /// The writer's read connection, for the accounts and records memory does not hold.
+    reader: Arc<ConnectionThread>,
     /// The readers' pool, for a batch's purchases.
     readers: SqlitePool,
     /// Every account asked for, as read.
@@ -658,73 +682,79 @@ impl WriteTransaction for SqliteWrite {
         keys: &[IdempotencyKey],
         orders: &[OrderId],
     ) -> Result<BatchReads, StoreError> {
-        let names: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
         let labels: Vec<String> = keys.iter().map(key_label).collect();
-        let begin = !self.writer.in_transaction;
-        self.writer.in_transaction = true;
-        let (names_json, labels_json) = (to_json(&names)?, to_json(&labels)?);
-        let (mut accounts, mut records) = self
-            .writer
-            .connection
-            .call(move |connection| {
-                if begin {
-                    connection.execute_batch("BEGIN IMMEDIATE")?;
-                }
-                let mut accounts: HashMap<AccountId, StoredAccount> = HashMap::new();
-                let mut statement = connection.prepare_cached(READ_ACCOUNTS)?;
-                let mut rows = statement.query([names_json])?;
-                while let Some(row) = rows.next()? {
-                    let stored = checked_account(
-                        decode(row.get(2)?, bytes(row, 0)?)?,
-                        unsigned(row.get(1)?)?,
-                    )?;
-                    accounts.insert(stored.account.id().clone(), stored);
-                }
-                drop(rows);
-                let mut records = HashMap::new();
-                let mut statement = connection.prepare_cached(READ_KEYS)?;
-                let mut rows = statement.query([labels_json])?;
-                while let Some(row) = rows.next()? {
-                    let record = idempotency_from_columns(
-                        row.get_ref(0)?.as_str().map_err(corrupt)?,
-                        row.get_ref(1)?.as_str().map_err(corrupt)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        answers::text(bytes(row, 4)?)?,
-                        row.get(5)?,
-                    )?;
-                    records.insert(key_label(&record.key), record);
-                }
-                Ok((accounts, records))
-            })
-            .await?;
-        let mut reads = BatchReads::default();
-        if !orders.is_empty() {
-            // Read beside the writer: no commit can come between the writer's lock,
-            // held, and this read, so it sees what the transaction would.
-            let order_ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+        // Memory first, then the tables for the rest: a row that memory does not hold
+        // now is in the tables from now on (the batches on their way have not got it).
+        let newest = kept(&self.writer.kept).newest(ids, &labels, orders)?;
+        let mut accounts = newest.accounts;
+        let mut records = newest.records;
+        let mut purchases = newest.purchases;
+        // Read beside the writer's thread, which may be committing the batch before,
+        // through a connection of the writer's own, in one hand-off.
+        let names: Vec<&str> = ids
+            .iter()
+            .filter(|id| !accounts.contains_key(*id))
+            .map(AccountId::as_str)
+            .collect();
+        let unread: Vec<&str> = labels
+            .iter()
+            .filter(|label| !records.contains_key(*label))
+            .map(String::as_str)
+            .collect();
+        if !names.is_empty() || !unread.is_empty() {
+            let (names, unread) = (to_json(&names)?, to_json(&unread)?);
+            let (stored, found) = self
+                .reader
+                .call(move |connection| {
+                    let mut stored = Vec::new();
+                    let mut statement = connection.prepare_cached(READ_ACCOUNTS)?;
+                    let mut rows = statement.query([names])?;
+                    while let Some(row) = rows.next()? {
+                        stored.push(checked_account(
+                            decode(row.get(2)?, bytes(row, 0)?)?,
+                            unsigned(row.get(1)?)?,
+                        )?);
+                    }
+                    drop(rows);
+                    let mut found = Vec::new();
+                    let mut statement = connection.prepare_cached(READ_KEYS)?;
+                    let mut rows = statement.query([unread])?;
+                    while let Some(row) = rows.next()? {
+                        found.push(idempotency_from_columns(
+                            row.get_ref(0)?.as_str().map_err(corrupt)?,
+                            row.get_ref(1)?.as_str().map_err(corrupt)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            answers::text(bytes(row, 4)?)?,
+                            row.get(5)?,
+                        )?);
+                    }
+                    Ok((stored, found))
+                })
+                .await?;
+            for stored in stored {
+                accounts.insert(stored.account.id().clone(), stored);
+            }
+            for record in found {
+                records.insert(key_label(&record.key), record);
+            }
+        }
+        let order_ids: Vec<&str> = orders
+            .iter()
+            .filter(|order| !purchases.contains_key(*order))
+            .map(OrderId::as_str)
+            .collect();
+        if !order_ids.is_empty() {
             let rows = sqlx::query(READ_PURCHASES)
                 .bind(to_json(&order_ids)?)
                 .fetch_all(&self.readers)
                 .await?;
             for row in &rows {
-                reads.purchases.push(purchase_record(row)?);
+                let purchase = purchase_record(row)?;
+                purchases.insert(purchase.order_id.clone(), purchase);
             }
         }
-        // What the backlog holds and the tables do not yet is newer than their rows.
-        {
-            let newer = unfolded(&self.writer.unfolded);
-            for id in ids {
-                if let Some(stored) = newer.account(id) {
-                    accounts.insert(id.clone(), stored);
-                }
-            }
-            for label in &labels {
-                if let Some(record) = newer.idempotency(label)? {
-                    records.insert(label.clone(), record);
-                }
-            }
-        }
+        let mut reads = BatchReads::default();
         for id in ids {
             self.loaded.insert(id.clone(), Loaded::default());
         }
@@ -737,69 +767,77 @@ impl WriteTransaction for SqliteWrite {
             reads.accounts.push(stored);
         }
         reads.idempotency.extend(records.into_values());
+        reads.purchases.extend(purchases.into_values());
         Ok(reads)
     }
 
-    async fn commit(mut self: Box<Self>, changes: &Changes) -> Result<(), StoreError> {
-        if !self.writer.in_transaction {
-            self.writer.begin().await?;
+    async fn hand_off(mut self: Box<Self>, changes: &Changes) -> Result<Durable, StoreError> {
+        let built = self.script(changes);
+        if built.is_err() {
+            // The sweep may have moved past a cut that is not written.
+            kept(&self.writer.kept).stale = true;
         }
-        self.check_entry_numbers(changes)?;
-        let batch = BacklogRow::of(changes);
-        // One hand-off to the writer's thread: the batch's backlog row, the rare changes
-        // only when there are any, then COMMIT.
-        let mut script = Script::default();
-        // Once enough is unfolded, every batch folds a cut of it too (written as it was
-        // before this batch, which the backlog row below has).
-        let cut = {
-            let mut unfolded = unfolded(&self.writer.unfolded);
-            if unfolded.rows() >= self.writer.fold_at {
-                let rows = FOLD_SLICE.max(batch.rows().saturating_mul(2));
-                let cut = unfolded.next_cut(rows, self.writer.last_backlog_row);
-                push_fold(&mut script, &unfolded.cut(&cut), &cut)?;
-                Some(cut)
-            } else {
-                None
-            }
-        };
-        let backlog_row = self.writer.last_backlog_row.saturating_add(1);
-        if batch.rows() > 0 {
-            script.push(
-                "INSERT INTO backlog (id, data, format) VALUES (?1, ?2, ?3)",
-                [
-                    backlog_row.into(),
-                    encode(NEWEST, &batch)?.into(),
-                    NEWEST.into(),
-                ],
-            );
-        }
-        self.push_rare(&mut script, changes)?;
-        events::push_events(&mut script, changes)?;
-        push_audit(&mut script, changes);
-        script.push("COMMIT", []);
-        // Stale until the commit's outcome is known: should this future be dropped while
-        // the writer's thread commits, the next transaction reads the backlog anew.
-        self.writer.stale = true;
-        self.writer.run(script).await?;
-        self.writer.stale = false;
-        self.writer.in_transaction = false;
-        if batch.rows() > 0 {
-            self.writer.last_backlog_row = backlog_row;
-        }
-        let mut unfolded = unfolded(&self.writer.unfolded);
-        if let Some(cut) = cut {
-            unfolded.folded(cut);
-        }
-        let kept = unfolded.add(batch);
-        drop(unfolded);
-        if kept.is_err() {
-            self.writer.stale = true;
-        }
-        kept
+        let (script, on_its_way) = built?;
+        let ticket = on_its_way.ticket;
+        kept(&self.writer.kept).in_flight.push_back(on_its_way);
+        let shared = Arc::clone(&self.writer.kept);
+        let committed = self
+            .writer
+            .connection
+            .send(move |connection| commit_on_thread(connection, &script, &shared, ticket))?;
+        Ok(Box::pin(committed))
     }
 }
 
 impl SqliteWrite {
+    /// One hand-off to the writer's thread: `BEGIN IMMEDIATE`, the batch's backlog row,
+    /// the rare changes only when there are any, then `COMMIT`; and the batch as it is
+    /// kept in memory on its way.
+    fn script(&mut self, changes: &Changes) -> Result<(Script, InFlight), StoreError> {
+        self.check_entry_numbers(changes)?;
+        let batch = BacklogRow::of(changes);
+        let mut script = Script::default();
+        script.push("BEGIN IMMEDIATE", []);
+        // Once enough is unfolded, every batch folds a cut of it too (written as it was
+        // before this batch, which the backlog row below has).
+        let folded = {
+            let mut kept = kept(&self.writer.kept);
+            if kept.unfolded.rows() >= self.writer.fold_at {
+                let rows = FOLD_SLICE.max(batch.rows().saturating_mul(2));
+                let cut = kept.unfolded.next_cut(rows);
+                let cut_rows = kept.unfolded.cut(&cut);
+                push_fold(&mut script, &cut_rows, &cut)?;
+                Some(cut_rows.folded())
+            } else {
+                None
+            }
+        };
+        let row = if batch.rows() > 0 {
+            let row = self.writer.last_backlog_row.saturating_add(1);
+            script.push(
+                "INSERT INTO backlog (id, data, format) VALUES (?1, ?2, ?3)",
+                [row.into(), encode(NEWEST, &batch)?.into(), NEWEST.into()],
+            );
+            self.writer.last_backlog_row = row;
+            Some(row)
+        } else {
+            None
+        };
+        self.push_rare(&mut script, changes)?;
+        events::push_events(&mut script, changes)?;
+        push_audit(&mut script, changes);
+        script.push("COMMIT", []);
+        self.writer.tickets = self.writer.tickets.saturating_add(1);
+        let on_its_way = InFlight {
+            ticket: self.writer.tickets,
+            row,
+            batch,
+            purchases: changes.purchases.clone(),
+            folded,
+        };
+        Ok((script, on_its_way))
+    }
+
     /// The rare changes of a batch, each statement only when it has rows: due times,
     /// distributions, purchases, API keys, revocations, settings.
     fn push_rare(&self, script: &mut Script, changes: &Changes) -> Result<(), StoreError> {
@@ -899,7 +937,8 @@ impl SqliteWrite {
 /// sweep folded before it was through): entries, holds and records are then left as
 /// they are, and an account's state is the newest either way.
 fn push_fold(script: &mut Script, rows: &CutRows<'_>, cut: &Cut) -> Result<(), StoreError> {
-    for (id, stored) in &rows.accounts {
+    for (id, kept) in &rows.accounts {
+        let stored = &kept.stored;
         let seq = i64::try_from(stored.entry_seq).map_err(corrupt)?;
         script.push(
             "INSERT INTO accounts (id, entry_seq, state, format) VALUES (?1, ?2, ?3, ?4)

@@ -1,8 +1,11 @@
-//! The writer connection on a thread of its own, driven through rusqlite.
+//! The writer connection on a thread of its own, driven through rusqlite, and the
+//! writer's read connection on another.
 //!
 //! SQLite's calls block, so the connection that writes lives on one thread and the
-//! async side hands it work: a closure per step of a transaction (its reads, then its
-//! writes and `COMMIT`), run there in one go and answered through a oneshot. A step's
+//! async side hands it work: a closure per step (a batch's writes and `COMMIT`, a
+//! transaction of the store's own), run there in one go and answered through a
+//! oneshot. A batch's reads go the same way to the read connection's thread, beside
+//! the writer's, which may be committing the batch before. A step's
 //! statements have fixed texts ([`Script`]): each is prepared once and kept in the
 //! connection's statement cache, then run once per row with its parameters bound, where
 //! sqlx ran every statement through its own worker thread, and a batch's multi-row
@@ -28,16 +31,18 @@ const STATEMENT_CACHE: usize = 64;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// The handle of the writer connection's thread. Dropping it ends the thread, which
-/// closes the connection.
+/// The handle of a connection's thread. Dropping it ends the thread, which closes the
+/// connection.
 #[derive(Debug)]
-pub(super) struct WriterThread {
+pub(super) struct ConnectionThread {
     jobs: mpsc::Sender<Job>,
 }
 
-/// How the writer connection is opened.
-pub(super) struct WriterOptions {
+/// How a connection is opened.
+pub(super) struct ConnectionOptions {
     pub(super) path: PathBuf,
+    /// The writer's read connection: opened read-only.
+    pub(super) read_only: bool,
     pub(super) busy_timeout: Duration,
     /// `PRAGMA cache_size`, in SQLite's terms (negative: KiB).
     pub(super) cache_size: i64,
@@ -45,17 +50,27 @@ pub(super) struct WriterOptions {
     pub(super) autocheckpoint: i64,
 }
 
-impl WriterThread {
+impl ConnectionThread {
     /// Opens the connection (the database exists and is migrated, in WAL mode) on a
     /// thread of its own.
-    pub(super) async fn open(options: WriterOptions) -> Result<WriterThread, StoreError> {
+    pub(super) async fn open(options: ConnectionOptions) -> Result<ConnectionThread, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened, answer) = oneshot::channel();
+        let name = if options.read_only {
+            "creditd-sqlite-batch-reader"
+        } else {
+            "creditd-sqlite-writer"
+        };
         std::thread::Builder::new()
-            .name("creditd-sqlite-writer".into())
+            .name(name.into())
             .spawn(move || {
                 let connection = (|| {
-                    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let access = if options.read_only {
+                        OpenFlags::SQLITE_OPEN_READ_ONLY
+                    } else {
+                        OpenFlags::SQLITE_OPEN_READ_WRITE
+                    };
+                    let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                     let connection = Connection::open_with_flags(&options.path, flags)?;
                     connection.busy_timeout(options.busy_timeout)?;
                     // A commit returns only once its log is on disk.
@@ -79,9 +94,9 @@ impl WriterThread {
                     job(&mut connection);
                 }
             })
-            .map_err(|error| StoreError::Lock(format!("starting the writer's thread: {error}")))?;
+            .map_err(|error| StoreError::Lock(format!("starting the thread {name}: {error}")))?;
         answer.await.map_err(|_| StoreError::Closed)??;
-        Ok(WriterThread { jobs })
+        Ok(ConnectionThread { jobs })
     }
 
     /// Runs `work` on the writer's thread and answers what it returned.
@@ -89,6 +104,16 @@ impl WriterThread {
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.send(work)?.await
+    }
+
+    /// Hands `work` to the writer's thread now, behind the work handed to it before,
+    /// and answers a future of what it returns: the thread runs it whether or not that
+    /// future is awaited.
+    pub(super) fn send<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<impl Future<Output = Result<T, StoreError>> + Send + 'static, StoreError> {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |connection| {
             // A step that panics (a bug) fails alone: its transaction is left open and
@@ -96,13 +121,13 @@ impl WriterThread {
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(connection)))
                 .unwrap_or_else(|_| {
                     Err(crate::columns::corrupt(
-                        "a step on the SQLite writer's thread panicked",
+                        "a step on a SQLite connection's thread panicked",
                     ))
                 });
             let _ = answer.send(outcome);
         });
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
-        answered.await.map_err(|_| StoreError::Closed)?
+        Ok(async move { answered.await.map_err(|_| StoreError::Closed)? })
     }
 }
 
@@ -202,13 +227,14 @@ pub(super) fn bytes<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r [u8], Sto
 mod tests {
     use super::*;
 
-    async fn opened(folder: &tempfile::TempDir) -> WriterThread {
+    async fn opened(folder: &tempfile::TempDir) -> ConnectionThread {
         let path = folder.path().join("writer.db");
         rusqlite::Connection::open(&path)
             .and_then(|c| c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)"))
             .expect("created");
-        WriterThread::open(WriterOptions {
+        ConnectionThread::open(ConnectionOptions {
             path,
+            read_only: false,
             busy_timeout: Duration::from_secs(1),
             cache_size: -1024,
             autocheckpoint: 1000,
@@ -217,7 +243,7 @@ mod tests {
         .expect("opened")
     }
 
-    async fn rows(writer: &WriterThread) -> Vec<(i64, String)> {
+    async fn rows(writer: &ConnectionThread) -> Vec<(i64, String)> {
         writer
             .call(|c| {
                 let mut statement = c.prepare("SELECT a, b FROM t ORDER BY a")?;

@@ -5,7 +5,7 @@
 use creditd_store::StoreError;
 use sqlx::{Connection, SqliteConnection};
 
-use crate::conformance::{Db, assert_reads, batch, commit, history_in, stored_in};
+use crate::conformance::{Db, assert_reads, batch, commit, granted, history_in, id, stored_in};
 use crate::events::{event_data, events_of_a};
 use creditd_store::Changes;
 
@@ -110,6 +110,125 @@ async fn reads_stay_right_while_a_sweep_folds_cut_after_cut() {
     assert_eq!(rows(&file, "idempotency_keys").await, made);
     let db = open_folding_early(&file).await;
     assert_reads(&db, &accounts).await;
+}
+
+/// Grants on accounts already stored, each batch handed over while the one before it
+/// commits, as the server's writer does: every read sees the newest state (the batch on
+/// its way, the unfolded changes, the tables), while cuts fold states that the batch on
+/// its way changes again.
+#[tokio::test]
+async fn batches_built_on_batches_still_committing_read_and_fold_the_newest() {
+    let file = file();
+    let db: Db = Box::new(
+        creditd_store::SqliteStore::open_folding_at(&file.url, true, 512)
+            .await
+            .unwrap(),
+    );
+    let (made, changes) = batch(0, 300);
+    commit(&db, &changes).await.unwrap();
+    let mut model: std::collections::HashMap<_, _> = made
+        .into_iter()
+        .map(|account| (account.id().clone(), (account, 3_u64)))
+        .collect();
+    let mut on_its_way = None;
+    for round in 0..80_usize {
+        let mut ids: Vec<_> = (0..40)
+            .map(|i| id(&format!("user-{}", (round * 37 + i * 7) % 300)))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut tx = db.begin().await.unwrap();
+        let read = tx.read(&ids, &[], &[]).await.unwrap();
+        assert_eq!(read.accounts.len(), ids.len());
+        let mut changes = Changes::default();
+        for stored in read.accounts {
+            let (account, seq) = model.get_mut(stored.account.id()).unwrap();
+            assert_eq!((&stored.account, stored.entry_seq), (&*account, *seq));
+            let grant = granted(account, *seq, 1);
+            *seq += 1;
+            changes.accounts.extend(grant.accounts);
+            changes.entries.extend(grant.entries);
+        }
+        let durable = tx.hand_off(&changes).await.unwrap();
+        if let Some(previous) = on_its_way.replace(durable) {
+            previous.await.unwrap();
+        }
+    }
+    on_its_way.unwrap().await.unwrap();
+    assert!(rows(&file, "accounts").await > 0, "cuts were folded");
+    for (id, (account, seq)) in &model {
+        let stored = db.account(id).await.unwrap().unwrap();
+        assert_eq!((&stored.account, stored.entry_seq), (account, *seq));
+    }
+    db.close().await;
+    let db = open(&file).await;
+    for (id, (account, seq)) in &model {
+        let stored = db.account(id).await.unwrap().unwrap();
+        assert_eq!((&stored.account, stored.entry_seq), (account, *seq));
+    }
+}
+
+/// A commit that fails fails every batch handed over after it, built on what it would
+/// have written; nothing of either stays, and the next transaction reads the database.
+#[tokio::test]
+async fn a_batch_built_on_a_commit_that_failed_fails_too_and_leaves_nothing() {
+    let file = file();
+    let db = open(&file).await;
+    let (made, changes) = batch(0, 2);
+    commit(&db, &changes).await.unwrap();
+
+    // A failure on the writer's thread: a purchase whose order id is recorded already.
+    let mut account = made[1].clone();
+    let purchase = creditd_store::PurchaseRecord {
+        order_id: creditd_ledger::OrderId::parse("order-1").unwrap(),
+        account_id: account.id().clone(),
+        credits: 1,
+        bucket_id: creditd_ledger::BucketId::new(9),
+        paid_at: crate::conformance::t("2026-11-21T10:00:00Z"),
+        paid_at_requested: None,
+        expires_at: crate::conformance::t("2026-11-22T10:00:00Z"),
+        paid: None,
+        recorded_at: crate::conformance::t("2026-11-21T10:00:00Z"),
+    };
+    let mut recorded = Changes::default();
+    recorded.purchases.push(purchase.clone());
+    commit(&db, &recorded).await.unwrap();
+    let before = db.account(account.id()).await.unwrap().unwrap();
+
+    // Another connection holds the write lock meanwhile, so that the second batch is
+    // surely built before the first is written.
+    let mut blocker = SqliteConnection::connect(&file.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let mut first = db.begin().await.unwrap();
+    first.read(&[account.id().clone()], &[], &[]).await.unwrap();
+    let mut twice = granted(&mut account, 3, 1);
+    twice.purchases.push(purchase);
+    let first = first.hand_off(&twice).await.unwrap();
+    let mut second = db.begin().await.unwrap();
+    let read = second
+        .read(&[account.id().clone()], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(read.accounts[0].entry_seq, 4, "built on the first");
+    let on_top = granted(&mut account, 4, 1);
+    let second = second.hand_off(&on_top).await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    assert!(first.await.is_err());
+    assert!(matches!(second.await, Err(StoreError::Aborted)));
+
+    let stored = db.account(account.id()).await.unwrap().unwrap();
+    assert_eq!(stored, before);
+    let mut third = db.begin().await.unwrap();
+    let read = third.read(&[account.id().clone()], &[], &[]).await.unwrap();
+    assert_eq!(read.accounts, std::slice::from_ref(&before));
+    let mut again = before.account.clone();
+    let grant = granted(&mut again, 3, 1);
+    third.hand_off(&grant).await.unwrap().await.unwrap();
+    let stored = db.account(account.id()).await.unwrap().unwrap();
+    assert_eq!((stored.account, stored.entry_seq), (again, 4));
 }
 
 #[tokio::test]

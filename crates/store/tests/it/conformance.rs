@@ -43,6 +43,7 @@ on_every_backend!(
     api_keys_are_listed_and_revoked_once,
     a_setting_keeps_its_first_value,
     a_transaction_reading_an_account_waits_for_the_one_writing_it,
+    a_transaction_begun_while_the_one_before_commits_reads_what_it_wrote,
     accounts_are_due_when_their_next_effect_has_come,
     one_commit_writes_every_kind_of_change,
     accounts_are_listed_by_prefix_in_id_order_page_after_page,
@@ -566,6 +567,82 @@ async fn a_transaction_reading_an_account_waits_for_the_one_writing_it(db: Db) {
     };
     let (seen, ()) = tokio::join!(second, first);
     assert_eq!(seen, 4, "the second transaction saw the first one's entry");
+}
+
+/// Adds a grant of `amount` to `account`: the changes that store it, numbered on from
+/// `entry_seq`.
+pub(crate) fn granted(account: &mut Account, entry_seq: u64, amount: u64) -> Changes {
+    let now = t("2026-11-21T10:00:00Z");
+    let catalog = Catalog::default();
+    let mut history = History::default();
+    account
+        .at(&catalog, now, &mut history)
+        .grant(Grant {
+            kind: CreditKind::General,
+            amount: Amount::new(amount).unwrap(),
+            source: GrantSource::Promotion,
+            expiry: Expiry::Never,
+            campaign: None,
+            note: None,
+        })
+        .unwrap();
+    changes_for(account, entry_seq, &history)
+}
+
+/// A transaction begun while the one before it is still on its way to the disk reads
+/// what that one wrote (the promise of `WriteTransaction::hand_off`): the account, its
+/// idempotency record and its purchase.
+async fn a_transaction_begun_while_the_one_before_commits_reads_what_it_wrote(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let (mut account, changes) = account_with_history("user-1", now);
+    commit(&db, &changes).await.unwrap();
+
+    let mut first = db.begin().await.unwrap();
+    first.read(&[id("user-1")], &[], &[]).await.unwrap();
+    let mut change = granted(&mut account, 3, 5);
+    let record = IdempotencyRecord {
+        key: key(1),
+        account: Some(id("user-1")),
+        fingerprint: "cd".repeat(32),
+        status: 201,
+        body: r#"{"granted":5}"#.into(),
+        created_at: now,
+    };
+    let purchase = PurchaseRecord {
+        order_id: OrderId::parse("order-1").unwrap(),
+        account_id: id("user-1"),
+        credits: 5,
+        bucket_id: creditd_ledger::BucketId::new(2),
+        paid_at: now,
+        paid_at_requested: None,
+        expires_at: now + 10.hours(),
+        paid: None,
+        recorded_at: now,
+    };
+    change.idempotency.push(record.clone());
+    change.purchases.push(purchase.clone());
+    let first = first.hand_off(&change).await.unwrap();
+
+    let mut second = db.begin().await.unwrap();
+    let read = second
+        .read(
+            &[id("user-1")],
+            &[key(1)],
+            &[OrderId::parse("order-1").unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.accounts.len(), 1);
+    assert_eq!(read.accounts[0].account, account);
+    assert_eq!(read.accounts[0].entry_seq, 4);
+    assert_eq!(read.idempotency, [record]);
+    assert_eq!(read.purchases, [purchase]);
+    let again = granted(&mut account, 4, 7);
+    let second = second.hand_off(&again).await.unwrap();
+    first.await.unwrap();
+    second.await.unwrap();
+    let stored = db.account(&id("user-1")).await.unwrap().unwrap();
+    assert_eq!((stored.account, stored.entry_seq), (account, 5));
 }
 
 #[tokio::test]
