@@ -28,9 +28,11 @@
 //! month turning for a million members goes on in small shares of every batch, and a
 //! charge waits for at most the batch in flight, never for the sweep's backlog.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use creditd_store::{Changes, Durable, StoreError};
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{AfterCommit, Batch, BatchNeeds, Refused, Submission};
@@ -157,65 +159,85 @@ impl Writer {
 
 async fn run(core: Arc<Core>, receiver: Arc<tokio::sync::Mutex<Queues>>, max_batch: usize) {
     let mut queued: Vec<Queued> = Vec::with_capacity(max_batch);
-    // The batch whose commit is on its way while the next one is built.
-    let mut committing: Option<Committing> = None;
+    // The batch whose commit is on its way while the next one is built. Its commands
+    // are answered as soon as it is durable, whatever the writer is doing then.
+    let mut committing: Option<(Durable, Answers)> = None;
     loop {
         // The queue is locked only while taking a batch from it.
         let taken = {
             let mut queues = receiver.lock().await;
-            match committing.as_mut() {
-                None => Some(queues.take(&mut queued, max_batch).await),
-                Some(on_its_way) => tokio::select! {
-                    // Its commands are answered as soon as it is durable.
+            match committing.take() {
+                None => queues.take(&mut queued, max_batch).await,
+                Some((mut durable, answers)) => tokio::select! {
                     biased;
-                    outcome = &mut on_its_way.durable => {
-                        if let Some(done) = committing.take() {
-                            done.answer(&core, outcome);
-                        }
-                        None
+                    outcome = &mut durable => {
+                        answers.send(&core, outcome);
+                        continue;
                     }
-                    taken = queues.take(&mut queued, max_batch) => Some(taken),
+                    taken = queues.take(&mut queued, max_batch) => {
+                        committing = Some((durable, answers));
+                        taken
+                    }
                 },
             }
         };
-        let Some(taken) = taken else { continue };
         if taken == 0 {
             break;
         }
         let (submissions, senders): (Vec<Submission>, Vec<_>) = queued.drain(..).unzip();
-        let next = hand_off(&core, &submissions).await;
-        if let Some(mut previous) = committing.take() {
-            let outcome = (&mut previous.durable).await;
-            previous.answer(&core, outcome);
-        }
-        match next {
-            Ok(handed) => committing = Some(Committing { senders, ..handed }),
-            Err(error) => answer_all(senders, error),
+        // A bug that panics while a batch is built fails that batch alone: the one on
+        // its way is still answered as what it is, and the writer goes on.
+        let building = AssertUnwindSafe(hand_off(&core, &submissions)).catch_unwind();
+        tokio::pin!(building);
+        let built = match committing.take() {
+            None => building.await,
+            Some((mut durable, answers)) => tokio::select! {
+                biased;
+                outcome = &mut durable => {
+                    answers.send(&core, outcome);
+                    building.await
+                }
+                built = &mut building => {
+                    answers.send(&core, durable.await);
+                    built
+                }
+            },
+        };
+        match built {
+            Ok(Ok((durable, answers))) => {
+                committing = Some((durable, Answers { senders, ..answers }));
+            }
+            Ok(Err(error)) => answer_all(senders, error),
+            Err(_) => {
+                tracing::error!(commands = senders.len(), "building a batch panicked");
+                answer_all(
+                    senders,
+                    StoreError::Corrupt("building a batch panicked".to_owned()),
+                );
+            }
         }
     }
-    if let Some(mut last) = committing.take() {
-        let outcome = (&mut last.durable).await;
-        last.answer(&core, outcome);
+    if let Some((durable, answers)) = committing.take() {
+        answers.send(&core, durable.await);
     }
 }
 
 /// A commit slower than this is logged (the database's own statement logs are off).
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A batch handed over to be committed: its replies wait for it to be durable.
-struct Committing {
+/// A batch handed over to be committed: its replies, waiting for it to be durable.
+struct Answers {
     senders: Vec<oneshot::Sender<Reply>>,
     replies: Vec<Reply>,
-    commands: usize,
     changes: Changes,
     after_commit: AfterCommit,
-    durable: Durable,
     handed_at: std::time::Instant,
 }
 
-impl Committing {
-    /// Answers the batch's commands: their replies once it is durable, else 503 each.
-    fn answer(self, core: &Core, outcome: Result<(), StoreError>) {
+impl Answers {
+    /// Answers the batch's commands once its commit's `outcome` is known: their
+    /// replies once it is durable, else 503 each.
+    fn send(self, core: &Core, outcome: Result<(), StoreError>) {
         if let Err(error) = outcome {
             answer_all(self.senders, error);
             return;
@@ -223,14 +245,14 @@ impl Committing {
         let took = self.handed_at.elapsed();
         if took >= SLOW_COMMIT {
             tracing::warn!(
-                commands = self.commands,
+                commands = self.replies.len(),
                 entries = self.changes.entries.len(),
                 events = self.changes.events.len(),
                 took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
                 "slow commit"
             );
         }
-        core.metrics.committed(self.commands, &self.changes);
+        core.metrics.committed(self.replies.len(), &self.changes);
         if !self.changes.events.is_empty() || !self.changes.redeliveries.is_empty() {
             core.events_recorded.notify_one();
         }
@@ -251,8 +273,11 @@ fn answer_all(senders: Vec<oneshot::Sender<Reply>>, error: StoreError) {
 }
 
 /// Runs one batch in one transaction and hands its changes over to be committed; its
-/// replies are sent only once it is durable ([`Committing::answer`]).
-async fn hand_off(core: &Core, submissions: &[Submission]) -> Result<Committing, StoreError> {
+/// replies are sent only once it is durable ([`Answers::send`]).
+async fn hand_off(
+    core: &Core,
+    submissions: &[Submission],
+) -> Result<(Durable, Answers), StoreError> {
     let needs = BatchNeeds::of(submissions.iter());
     let mut tx = core.store.begin().await?;
     let reads = tx.read(&needs.accounts, &needs.keys, &needs.orders).await?;
@@ -265,15 +290,14 @@ async fn hand_off(core: &Core, submissions: &[Submission]) -> Result<Committing,
     // Committed even when empty: it ends the transaction the reads began.
     let handed_at = std::time::Instant::now();
     let durable = tx.hand_off(&changes).await?;
-    Ok(Committing {
+    let answers = Answers {
         senders: Vec::new(),
         replies,
-        commands: submissions.len(),
         changes,
         after_commit,
-        durable,
         handed_at,
-    })
+    };
+    Ok((durable, answers))
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@
 //! One connection writes (SQLite allows one writer at a time anyway), through rusqlite
 //! on a thread of its own ([`writer_thread`]); a batch is one hand-off to it:
 //! `BEGIN IMMEDIATE`, every write and `COMMIT`, handed over while the next batch is
-//! built ([`memory`]). A batch reads through a sqlx connection of the writer's own, and
-//! a small pool reads for the API, beside the writer, which WAL allows without
-//! blocking; one more connection copies the write-ahead log into the database
-//! ([`checkpoint`]).
+//! built ([`memory`]). A batch reads through a read connection of the writer's own, on
+//! a thread of its own, and a small sqlx pool reads for the API, beside the writer,
+//! which WAL allows without blocking; one more connection copies the write-ahead log
+//! into the database ([`checkpoint`]).
 
 mod backlog;
 mod checkpoint;
@@ -39,7 +39,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
 use self::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
-use self::memory::{InFlight, Shared, commit_on_thread, kept};
+use self::memory::{InFlight, Shared, SweepRestore, commit_on_thread, kept};
 use self::writer_thread::{ConnectionOptions, ConnectionThread, Script, bytes, rows_of_first_step};
 use crate::answers;
 use crate::audit::{
@@ -150,8 +150,8 @@ impl FileLock {
 #[derive(Debug)]
 struct WriterConnection {
     connection: ConnectionThread,
-    /// A transaction was begun and not committed (its batch failed): roll it back
-    /// before the next.
+    /// A transaction of the store's own was begun and not committed (it failed): roll it
+    /// back before the next.
     in_transaction: bool,
     /// The store was closed: it writes nothing more (its lock is released).
     closed: bool,
@@ -772,12 +772,10 @@ impl WriteTransaction for SqliteWrite {
     }
 
     async fn hand_off(mut self: Box<Self>, changes: &Changes) -> Result<Durable, StoreError> {
-        let built = self.script(changes);
-        if built.is_err() {
-            // The sweep may have moved past a cut that is not written.
-            kept(&self.writer.kept).stale = true;
-        }
-        let (script, on_its_way) = built?;
+        // Built or not, the batch before this one commits as it is.
+        let restore = SweepRestore::arm(&self.writer.kept);
+        let (script, on_its_way) = self.script(changes)?;
+        restore.disarm();
         let ticket = on_its_way.ticket;
         kept(&self.writer.kept).in_flight.push_back(on_its_way);
         let shared = Arc::clone(&self.writer.kept);

@@ -383,7 +383,7 @@ impl<K: Hash + Ord + Clone, V> ByKey<K, V> {
 /// label order. A cut's rows are neighbours in their table and its indexes, so many of
 /// them share a page, and a fold holds the writer for milliseconds. Once a sweep is
 /// through, every backlog row there was when it began has been folded.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Sweep {
     /// The last backlog row when the sweep began; `None` before it begins.
     began_after: Option<i64>,
@@ -391,8 +391,12 @@ struct Sweep {
     next: Next,
 }
 
-/// Where the next cut starts.
+/// Where a sweep was ([`Unfolded::sweep_mark`]).
 #[derive(Debug)]
+pub(super) struct SweepMark(Sweep);
+
+/// Where the next cut starts.
+#[derive(Clone, Debug)]
 enum Next {
     /// At this position of the pass over account states.
     Accounts(usize),
@@ -488,36 +492,57 @@ impl Unfolded {
     pub(super) fn next_cut(&mut self, rows: usize) -> Cut {
         let began_after = *self.sweep.began_after.get_or_insert(self.last_row);
         loop {
-            let cut = match &self.sweep.next {
-                Next::Accounts(from) => Cut::Accounts(self.accounts.span(*from, rows)),
-                Next::Entries(after) => Cut::Entries(self.entries.span(*after, rows)),
-                Next::Holds(after) => Cut::Holds(self.holds.span(*after, rows)),
-                Next::Keys(from) => Cut::Keys(self.keys.span(*from, rows), began_after),
-            };
-            let empty = self.cut(&cut).is_empty();
-            self.sweep.next = match &cut {
-                Cut::Accounts(span) if span.last => Next::Entries(None),
-                Cut::Accounts(span) => Next::Accounts(span.end),
-                Cut::Entries(span) => span
-                    .through
-                    .map_or(Next::Holds(None), |at| Next::Entries(Some(at))),
-                Cut::Holds(span) => span
-                    .through
-                    .map_or(Next::Keys(0), |at| Next::Holds(Some(at))),
-                Cut::Keys(span, _) => {
+            let (cut, next) = match &self.sweep.next {
+                Next::Accounts(from) => {
+                    let span = self.accounts.span(*from, rows);
+                    let next = if span.last {
+                        Next::Entries(None)
+                    } else {
+                        Next::Accounts(span.end)
+                    };
+                    (Cut::Accounts(span), next)
+                }
+                Next::Entries(after) => {
+                    let span = self.entries.span(*after, rows);
+                    let next = span
+                        .through
+                        .map_or(Next::Holds(None), |at| Next::Entries(Some(at)));
+                    (Cut::Entries(span), next)
+                }
+                Next::Holds(after) => {
+                    let span = self.holds.span(*after, rows);
+                    let next = span
+                        .through
+                        .map_or(Next::Keys(0), |at| Next::Holds(Some(at)));
+                    (Cut::Holds(span), next)
+                }
+                Next::Keys(from) => {
+                    let span = self.keys.span(*from, rows);
                     if span.last {
                         self.sweep = Sweep::default();
                     } else {
                         self.sweep.next = Next::Keys(span.end);
                     }
-                    return cut;
+                    return Cut::Keys(span, began_after);
                 }
-                Cut::All => Next::default(),
             };
+            let empty = self.cut(&cut).is_empty();
+            self.sweep.next = next;
             if !empty {
                 return cut;
             }
         }
+    }
+
+    /// Where the sweep is: to put it back should the cut taken after this not be
+    /// written after all (its batch failed before it was handed over).
+    pub(super) fn sweep_mark(&self) -> SweepMark {
+        SweepMark(self.sweep.clone())
+    }
+
+    /// Puts the sweep back where `mark` found it.
+    pub(super) fn restore_sweep(&mut self, mark: SweepMark) {
+        self.sweep = mark.0;
     }
 
     /// The rows a cut writes.

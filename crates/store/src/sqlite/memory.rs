@@ -9,9 +9,11 @@
 //! first, then what is unfolded, then the tables; readers of the API see only what is
 //! committed, the unfolded changes and the tables. The thread answers in order, so a
 //! batch is added to the unfolded changes (and its cut forgotten) right after its own
-//! `COMMIT`, on the thread, whether or not anyone awaits it. A batch that fails leaves
-//! the memory stale: every batch handed over after it, built on what it wrote, is
-//! refused, and the next transaction reads the backlog anew.
+//! `COMMIT`, on the thread, whether or not anyone awaits it. A batch that fails on the
+//! thread leaves the memory stale: every batch handed over after it, built on what it
+//! wrote, is refused, and the next transaction reads the backlog anew. A batch that
+//! fails before it is handed over changes nothing the batch before it needs: its cut,
+//! if it took one, is given back to the sweep ([`SweepRestore`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -20,7 +22,7 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use creditd_ledger::{AccountId, OrderId};
 use rusqlite::Connection;
 
-use super::backlog::{BacklogRow, Folded, Unfolded};
+use super::backlog::{BacklogRow, Folded, SweepMark, Unfolded};
 use super::writer_thread::Script;
 use crate::columns::corrupt;
 use crate::{IdempotencyRecord, PurchaseRecord, StoreError, StoredAccount};
@@ -150,6 +152,9 @@ pub(super) fn commit_on_thread(
         return Err(error);
     }
     let mut kept = kept(shared);
+    // Stale until the memory has the batch: should the update panic (a bug), the next
+    // transaction reads the backlog anew instead of what the update left.
+    kept.stale = true;
     let added = match kept.in_flight.pop_front() {
         Some(done) if done.ticket == ticket => {
             if let Some(folded) = &done.folded {
@@ -164,8 +169,35 @@ pub(super) fn commit_on_thread(
             "batch {ticket} committed out of the order it was handed over in"
         ))),
     };
-    if added.is_err() {
-        kept.stale = true;
-    }
+    kept.stale = added.is_err();
     added
+}
+
+/// Puts the sweep back where it was when dropped armed: a batch whose script failed to
+/// be built (an error, a panic) after its cut was taken leaves no cut unwritten that
+/// the sweep has moved past. Disarmed once the script is built.
+pub(super) struct SweepRestore {
+    shared: Shared,
+    mark: Option<SweepMark>,
+}
+
+impl SweepRestore {
+    pub(super) fn arm(shared: &Shared) -> SweepRestore {
+        SweepRestore {
+            shared: Arc::clone(shared),
+            mark: Some(kept(shared).unfolded.sweep_mark()),
+        }
+    }
+
+    pub(super) fn disarm(mut self) {
+        self.mark = None;
+    }
+}
+
+impl Drop for SweepRestore {
+    fn drop(&mut self) {
+        if let Some(mark) = self.mark.take() {
+            kept(&self.shared).unfolded.restore_sweep(mark);
+        }
+    }
 }

@@ -46,7 +46,7 @@ pub(super) struct ConnectionOptions {
     pub(super) busy_timeout: Duration,
     /// `PRAGMA cache_size`, in SQLite's terms (negative: KiB).
     pub(super) cache_size: i64,
-    /// `PRAGMA wal_autocheckpoint`, in pages.
+    /// `PRAGMA wal_autocheckpoint`, in pages (the writer's).
     pub(super) autocheckpoint: i64,
 }
 
@@ -73,10 +73,16 @@ impl ConnectionThread {
                     let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                     let connection = Connection::open_with_flags(&options.path, flags)?;
                     connection.busy_timeout(options.busy_timeout)?;
-                    // A commit returns only once its log is on disk.
-                    connection.pragma_update(None, "synchronous", "FULL")?;
+                    if !options.read_only {
+                        // A commit returns only once its log is on disk.
+                        connection.pragma_update(None, "synchronous", "FULL")?;
+                        connection.pragma_update(
+                            None,
+                            "wal_autocheckpoint",
+                            options.autocheckpoint,
+                        )?;
+                    }
                     connection.pragma_update(None, "cache_size", options.cache_size)?;
-                    connection.pragma_update(None, "wal_autocheckpoint", options.autocheckpoint)?;
                     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                     Ok::<_, rusqlite::Error>(connection)
                 })();
@@ -99,7 +105,7 @@ impl ConnectionThread {
         Ok(ConnectionThread { jobs })
     }
 
-    /// Runs `work` on the writer's thread and answers what it returned.
+    /// Runs `work` on the connection's thread and answers what it returned.
     pub(super) async fn call<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -107,7 +113,7 @@ impl ConnectionThread {
         self.send(work)?.await
     }
 
-    /// Hands `work` to the writer's thread now, behind the work handed to it before,
+    /// Hands `work` to the connection's thread now, behind the work handed to it before,
     /// and answers a future of what it returns: the thread runs it whether or not that
     /// future is awaited.
     pub(super) fn send<T: Send + 'static>(

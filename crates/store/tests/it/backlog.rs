@@ -231,6 +231,45 @@ async fn a_batch_built_on_a_commit_that_failed_fails_too_and_leaves_nothing() {
     assert_eq!((stored.account, stored.entry_seq), (again, 4));
 }
 
+/// A batch refused before it is handed over (here: an entry of an account it did not
+/// read) fails alone: the batch committing ahead of it commits, and the cut the refused
+/// one took goes back to the sweep, so the backlog still reads back whole.
+#[tokio::test]
+async fn a_batch_refused_before_its_hand_off_leaves_the_one_before_it_committing() {
+    let file = file();
+    let db: Db = Box::new(
+        creditd_store::SqliteStore::open_folding_at(&file.url, true, 64)
+            .await
+            .unwrap(),
+    );
+    let (made, changes) = batch(0, 40);
+    commit(&db, &changes).await.unwrap();
+    let mut blocker = SqliteConnection::connect(&file.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let mut account = made[0].clone();
+    let mut first = db.begin().await.unwrap();
+    first.read(&[account.id().clone()], &[], &[]).await.unwrap();
+    let grant = granted(&mut account, 3, 1);
+    let first = first.hand_off(&grant).await.unwrap();
+    let mut second = db.begin().await.unwrap();
+    second.read(&[], &[], &[]).await.unwrap();
+    let mut unread = made[1].clone();
+    let refused = second.hand_off(&granted(&mut unread, 3, 1)).await;
+    assert!(refused.is_err(), "an account it did not read");
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    first.await.unwrap();
+    let stored = db.account(account.id()).await.unwrap().unwrap();
+    assert_eq!((&stored.account, stored.entry_seq), (&account, 4));
+    db.close().await;
+    let db = open(&file).await;
+    assert_reads(&db, &made[1..]).await;
+    let stored = db.account(account.id()).await.unwrap().unwrap();
+    assert_eq!((stored.account, stored.entry_seq), (account, 4));
+}
+
 #[tokio::test]
 async fn one_store_at_a_time_opens_a_database_file() {
     let file = file();
