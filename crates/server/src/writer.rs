@@ -287,7 +287,9 @@ async fn hand_off(
         .map(|submission| idempotency::run(&mut batch, submission))
         .collect();
     let (changes, after_commit) = batch.finish();
-    // Committed even when empty: it ends the transaction the reads began.
+    // Handed over even when empty: on PostgreSQL it ends the transaction the reads
+    // began, and on SQLite its answers (a replay of a record still on its way, say) wait
+    // behind every batch handed over before it.
     let handed_at = std::time::Instant::now();
     let durable = tx.hand_off(&changes).await?;
     let answers = Answers {
