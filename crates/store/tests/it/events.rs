@@ -14,6 +14,7 @@ use crate::conformance::{Db, commit, id, t};
 
 on_every_backend!(
     events_are_kept_with_their_batch_and_listed_in_commit_order,
+    a_batchs_many_events_are_kept_in_the_order_it_recorded_them,
     events_are_handed_to_their_endpoints_and_each_delivery_claimed_once,
     a_delivery_whose_lease_ran_out_is_claimed_again,
     a_deleted_endpoint_is_handed_nothing_and_its_deliveries_stop,
@@ -71,6 +72,44 @@ async fn record(db: &Db, changes: Changes) {
 
 fn wall_in(seconds: i64) -> i64 {
     Timestamp::now().as_microsecond() + seconds * 1_000_000
+}
+
+/// A sweep's batch records its members' events four at a time in a statement (on
+/// SQLite): eleven events, two such statements and three single rows, come back in the
+/// order recorded, each with its data.
+async fn a_batchs_many_events_are_kept_in_the_order_it_recorded_them(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let recorded: Vec<EventRecord> = (1..=11_u64)
+        .map(|n| event(&format!("m{}", n % 3), n, EventType::CreditsGranted, now))
+        .collect();
+    record(
+        &db,
+        Changes {
+            events: recorded.clone(),
+            ..Changes::default()
+        },
+    )
+    .await;
+    let all = db
+        .events_page(None, &EventFilter::default(), 20)
+        .await
+        .unwrap();
+    let kept: Vec<(String, u64, String)> = all
+        .iter()
+        .map(|e| {
+            let e = &e.event;
+            (e.account_id.to_string(), e.sequence, e.data.clone())
+        })
+        .collect();
+    let expected: Vec<(String, u64, String)> = recorded
+        .iter()
+        .map(|e| (e.account_id.to_string(), e.sequence, e.data.clone()))
+        .collect();
+    assert_eq!(kept, expected);
+    assert!(
+        all.windows(2)
+            .all(|pair| pair[0].position < pair[1].position)
+    );
 }
 
 fn attempt(
