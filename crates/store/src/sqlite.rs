@@ -843,11 +843,16 @@ impl SqliteWrite {
         // Bound parameters, not one JSON array: a sweep moves every member's due time
         // and records its distribution, and reading fields out of JSON text cost more
         // than the rows themselves (as for events, `push_events`).
+        // Every delete, then every insert: rows of one text in a row share a step of
+        // the script, its statement looked up and its places mapped once.
         let due_before = |id: &AccountId| self.loaded.get(id).and_then(|loaded| loaded.due);
-        for change in due_changes(changes, due_before) {
+        let due = due_changes(changes, due_before);
+        for change in &due {
             if let Some(at) = change.before {
                 script.push(DELETE_DUE, [at.into(), change.account.to_owned().into()]);
             }
+        }
+        for change in &due {
             if let Some(at) = change.after {
                 script.push(INSERT_DUE, [at.into(), change.account.to_owned().into()]);
             }
