@@ -18,15 +18,19 @@
 //! side by side on the two cores instead of one after the other. Should a commit fail,
 //! the batch built on it fails too (503, nothing of it stays).
 //!
-//! On a store that serializes accounts itself (PostgreSQL's locks), several batches may
-//! be in their transactions at once: while one waits for its commit to be flushed, the
-//! next ones are locked, read and written.
-//!
 //! Requests come first. Background work (the sweep that records time's effects on
 //! accounts nobody touches) goes through a queue of its own, and a batch takes from it
 //! only what room the waiting requests leave, and at most [`BACKGROUND_PER_BATCH`]: a
 //! month turning for a million members goes on in small shares of every batch, and a
 //! charge waits for at most the batch in flight, never for the sweep's backlog.
+//!
+//! On a store that serializes accounts itself (PostgreSQL's locks), several transactions
+//! may be open at once. There the requests' batches take no background work: it has
+//! writers of its own ([`BACKGROUND_WRITERS`]), whose larger batches
+//! ([`BACKGROUND_BATCH`]) run in their own transactions beside the requests'. A batch
+//! there is mostly round trips and waits for the database, one after the other, so one
+//! writer alone leaves half of this machine idle; the locks keep every account in order
+//! whichever transaction reaches it first.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -57,6 +61,11 @@ const QUEUE_DEPTH: usize = 16 * MAX_BATCH;
 /// no request happened to wait, held the next requests 200 ms and more. 64 keep every
 /// batch near 15 ms; the sweep goes on at every load, a little slower when alone.
 pub const BACKGROUND_PER_BATCH: usize = 64;
+/// Writers of background work alone, where the store allows transactions beside the
+/// requests' ([`Store::concurrent_transactions`](creditd_store::Store::concurrent_transactions)).
+const BACKGROUND_WRITERS: usize = 3;
+/// Background commands in one batch of a background writer: no request waits in it.
+const BACKGROUND_BATCH: usize = 512;
 
 type Queued = (Submission, oneshot::Sender<Reply>);
 
@@ -86,25 +95,61 @@ impl Queues {
             else => return 0,
         };
         batch.push(first);
-        while batch.len() < max_batch {
-            match self.requests.try_recv() {
-                Ok(queued) => batch.push(queued),
-                Err(_) => break,
-            }
-        }
-        let mut background = batch
+        take_waiting(&mut self.requests, batch, max_batch);
+        let background = batch
             .iter()
             .filter(|(submission, _)| submission.background)
             .count();
-        while batch.len() < max_batch && background < BACKGROUND_PER_BATCH {
-            match self.background.try_recv() {
-                Ok(queued) => {
-                    batch.push(queued);
-                    background = background.saturating_add(1);
-                }
-                Err(_) => break,
-            }
+        let room = max_batch.min(
+            batch
+                .len()
+                .saturating_add(BACKGROUND_PER_BATCH)
+                .saturating_sub(background),
+        );
+        take_waiting(&mut self.background, batch, room);
+        batch.len()
+    }
+}
+
+/// Takes what is waiting in `queue` into `batch` until it holds `up_to` commands.
+fn take_waiting(queue: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>, up_to: usize) {
+    while batch.len() < up_to {
+        match queue.try_recv() {
+            Ok(queued) => batch.push(queued),
+            Err(_) => break,
         }
+    }
+}
+
+type Shared<T> = Arc<tokio::sync::Mutex<T>>;
+
+/// Where a writer takes its batches from. A queue is locked only while a batch is taken
+/// from it.
+#[derive(Clone)]
+enum Source {
+    /// Requests first, then background work in the room they leave ([`Queues::take`]).
+    Both(Shared<Queues>),
+    /// Requests alone: background work has writers of its own.
+    Requests(Shared<mpsc::Receiver<Queued>>),
+    /// Background work alone, up to [`BACKGROUND_BATCH`] a batch.
+    Background(Shared<mpsc::Receiver<Queued>>),
+}
+
+impl Source {
+    /// Waits for commands and takes a batch into `batch`; 0 once its queues are closed
+    /// and empty.
+    async fn take(&self, batch: &mut Vec<Queued>, max_batch: usize) -> usize {
+        let (queue, up_to) = match self {
+            Source::Both(queues) => return queues.lock().await.take(batch, max_batch).await,
+            Source::Requests(queue) => (queue, max_batch),
+            Source::Background(queue) => (queue, BACKGROUND_BATCH),
+        };
+        let mut queue = queue.lock().await;
+        let Some(first) = queue.recv().await else {
+            return 0;
+        };
+        batch.push(first);
+        take_waiting(&mut queue, batch, up_to);
         batch.len()
     }
 }
@@ -117,24 +162,34 @@ impl Writer {
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let (background, waiting) = mpsc::channel(QUEUE_DEPTH);
         let max_batch = max_batch.clamp(1, MAX_BATCH);
-        // Batches one at a time ([`CONCURRENT_BATCHES`]). One request per transaction:
-        // as many transactions as the store allows (more than one only where it
-        // serializes accounts itself), what a plain service does.
-        let writers = if max_batch > 1 {
-            CONCURRENT_BATCHES
+        let allowed = core.store.concurrent_transactions().max(1);
+        let sources = if max_batch == 1 {
+            // One request per transaction: as many transactions as the store allows,
+            // what a plain service does.
+            let both = Source::Both(Arc::new(tokio::sync::Mutex::new(Queues {
+                requests,
+                background: waiting,
+            })));
+            vec![both; allowed]
+        } else if allowed > CONCURRENT_BATCHES {
+            let requests = Source::Requests(Arc::new(tokio::sync::Mutex::new(requests)));
+            let background = Source::Background(Arc::new(tokio::sync::Mutex::new(waiting)));
+            let mut sources = vec![requests; CONCURRENT_BATCHES];
+            sources.extend(std::iter::repeat_n(
+                background,
+                BACKGROUND_WRITERS.min(allowed.saturating_sub(CONCURRENT_BATCHES)),
+            ));
+            sources
         } else {
-            usize::MAX
-        }
-        .min(core.store.concurrent_transactions())
-        .max(1);
-        let receiver = Arc::new(tokio::sync::Mutex::new(Queues {
-            requests,
-            background: waiting,
-        }));
+            vec![Source::Both(Arc::new(tokio::sync::Mutex::new(Queues {
+                requests,
+                background: waiting,
+            })))]
+        };
         let task = tokio::spawn(async move {
             let mut workers = tokio::task::JoinSet::new();
-            for _ in 0..writers {
-                workers.spawn(run(Arc::clone(&core), Arc::clone(&receiver), max_batch));
+            for source in sources {
+                workers.spawn(run(Arc::clone(&core), source, max_batch));
             }
             while workers.join_next().await.is_some() {}
         });
@@ -157,29 +212,25 @@ impl Writer {
     }
 }
 
-async fn run(core: Arc<Core>, receiver: Arc<tokio::sync::Mutex<Queues>>, max_batch: usize) {
+async fn run(core: Arc<Core>, source: Source, max_batch: usize) {
     let mut queued: Vec<Queued> = Vec::with_capacity(max_batch);
     // The batch whose commit is on its way while the next one is built. Its commands
     // are answered as soon as it is durable, whatever the writer is doing then.
     let mut committing: Option<(Durable, Answers)> = None;
     loop {
-        // The queue is locked only while taking a batch from it.
-        let taken = {
-            let mut queues = receiver.lock().await;
-            match committing.take() {
-                None => queues.take(&mut queued, max_batch).await,
-                Some((mut durable, answers)) => tokio::select! {
-                    biased;
-                    outcome = &mut durable => {
-                        answers.send(&core, outcome);
-                        continue;
-                    }
-                    taken = queues.take(&mut queued, max_batch) => {
-                        committing = Some((durable, answers));
-                        taken
-                    }
-                },
-            }
+        let taken = match committing.take() {
+            None => source.take(&mut queued, max_batch).await,
+            Some((mut durable, answers)) => tokio::select! {
+                biased;
+                outcome = &mut durable => {
+                    answers.send(&core, outcome);
+                    continue;
+                }
+                taken = source.take(&mut queued, max_batch) => {
+                    committing = Some((durable, answers));
+                    taken
+                }
+            },
         };
         if taken == 0 {
             break;
@@ -357,5 +408,35 @@ mod tests {
             }
         }
         assert_eq!(rest, 1_000 - 2 * BACKGROUND_PER_BATCH);
+    }
+
+    #[tokio::test]
+    async fn beside_background_writers_requests_and_background_work_go_in_batches_of_their_own() {
+        let (request, requests) = mpsc::channel(QUEUE_DEPTH);
+        let (sweep, background) = mpsc::channel(QUEUE_DEPTH);
+        let requests = Source::Requests(Arc::new(tokio::sync::Mutex::new(requests)));
+        let background = Source::Background(Arc::new(tokio::sync::Mutex::new(background)));
+        for _ in 0..1_000 {
+            sweep.send(queued(true)).await.expect("queued");
+        }
+        for _ in 0..10 {
+            request.send(queued(false)).await.expect("queued");
+        }
+        let mut batch = Vec::new();
+        assert_eq!(requests.take(&mut batch, MAX_BATCH).await, 10);
+        assert!(batch.iter().all(|(s, _)| !s.background));
+        batch.clear();
+        assert_eq!(
+            background.take(&mut batch, MAX_BATCH).await,
+            BACKGROUND_BATCH
+        );
+        assert!(batch.iter().all(|(s, _)| s.background));
+        drop((request, sweep));
+        batch.clear();
+        assert_eq!(requests.take(&mut batch, MAX_BATCH).await, 0);
+        assert_eq!(
+            background.take(&mut batch, MAX_BATCH).await,
+            1_000 - BACKGROUND_BATCH
+        );
     }
 }

@@ -369,10 +369,19 @@ const LEDGER_PAGE: &str = ledger_page!("kind = 'entry'", "($3::text IS NULL OR l
 /// A page of one rarer type, through `history_rare_entries` ([`ledger_page_sql`]).
 const LEDGER_PAGE_OF_RARE_TYPE: &str = ledger_page!(rare_entries!(), "label = $3");
 
-/// Every usual row of a batch: account states, due times (deleted where none is due any
-/// more, set where one is), ledger entries and settled holds, idempotency records,
+/// Every usual row of a batch: account states (updated where the transaction read the
+/// account, inserted where it is new), due times (deleted where none is due any more,
+/// set where one is), ledger entries and settled holds, idempotency records,
 /// distributions.
+///
+/// An account read under its lock exists, so it is updated in place: an
+/// `INSERT … ON CONFLICT DO UPDATE` would first probe the key, find it taken, and lock
+/// the row (a WAL record of its own) before updating it.
 const WRITE_BATCH: &str = "WITH
+    changed AS (
+        UPDATE accounts SET state = s.state, entry_seq = s.entry_seq, format = $23::int8
+        FROM unnest($24::text[], $25::int8[], $26::bytea[]) AS s (id, entry_seq, state)
+        WHERE accounts.id = s.id),
     states AS (
         INSERT INTO accounts (id, entry_seq, state, format)
         SELECT *, $23::int8 FROM unnest($1::text[], $2::int8[], $3::bytea[])
@@ -497,11 +506,20 @@ async fn write_rare(
     Ok(())
 }
 
-/// A batch's usual rows as the columns `WRITE_BATCH` takes, one array each.
-struct BatchColumns<'a> {
+/// Account states, a column each, for `unnest`.
+#[derive(Default)]
+struct StateColumns<'a> {
     ids: Vec<&'a str>,
     seqs: Vec<i64>,
     states: Vec<Vec<u8>>,
+}
+
+/// A batch's usual rows as the columns `WRITE_BATCH` takes, one array each.
+struct BatchColumns<'a> {
+    /// Accounts the transaction did not find: inserted.
+    new: StateColumns<'a>,
+    /// Accounts it read: updated.
+    read: StateColumns<'a>,
     due_gone: Vec<&'a str>,
     due_ids: Vec<&'a str>,
     due_ats: Vec<i64>,
@@ -526,13 +544,19 @@ impl<'a> BatchColumns<'a> {
         loaded: &HashMap<AccountId, Option<i64>>,
     ) -> Result<BatchColumns<'a>, StoreError> {
         let written = written(changes);
-        let mut ids = Vec::with_capacity(changes.accounts.len());
-        let mut seqs = Vec::with_capacity(changes.accounts.len());
-        let mut states = Vec::with_capacity(changes.accounts.len());
+        let mut new = StateColumns::default();
+        let mut read = StateColumns::default();
         for stored in &changes.accounts {
-            ids.push(stored.account.id().as_str());
-            seqs.push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
-            states.push(encode(NEWEST, &stored.account)?);
+            let columns = if loaded.contains_key(stored.account.id()) {
+                &mut read
+            } else {
+                &mut new
+            };
+            columns.ids.push(stored.account.id().as_str());
+            columns
+                .seqs
+                .push(i64::try_from(stored.entry_seq).map_err(corrupt)?);
+            columns.states.push(encode(NEWEST, &stored.account)?);
         }
         let mut due_gone = Vec::new();
         let mut due_ids = Vec::new();
@@ -558,9 +582,8 @@ impl<'a> BatchColumns<'a> {
         let records = &changes.idempotency;
         let d = &changes.distributions;
         Ok(BatchColumns {
-            ids,
-            seqs,
-            states,
+            new,
+            read,
             due_gone,
             due_ids,
             due_ats,
@@ -689,9 +712,9 @@ impl WriteTransaction for PostgresWrite {
         // The batch's usual rows in one statement, one round trip: each data-modifying
         // WITH runs once, whether or not anything reads it; an empty array writes nothing.
         sqlx::query(WRITE_BATCH)
-            .bind(&c.ids)
-            .bind(&c.seqs)
-            .bind(&c.states)
+            .bind(&c.new.ids)
+            .bind(&c.new.seqs)
+            .bind(&c.new.states)
             .bind(&c.due_gone)
             .bind(&c.due_ids)
             .bind(&c.due_ats)
@@ -712,6 +735,9 @@ impl WriteTransaction for PostgresWrite {
             .bind(&c.d_indexes)
             .bind(&c.d_ats)
             .bind(NEWEST)
+            .bind(&c.read.ids)
+            .bind(&c.read.seqs)
+            .bind(&c.read.states)
             .execute(&mut *tx)
             .await?;
 
