@@ -40,7 +40,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
 use self::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use self::memory::{InFlight, Shared, SweepRestore, commit_on_thread, kept};
-use self::writer_thread::{ConnectionOptions, ConnectionThread, Script, bytes, rows_of_first_step};
+use self::writer_thread::{
+    Access, ConnectionOptions, ConnectionThread, Script, bytes, rows_of_first_step,
+};
 use crate::answers;
 use crate::audit::{
     AUDIT_COLUMNS, CONSOLE_SESSION, TOKENS_REVOKED_AT, console_session, stored_audit,
@@ -296,10 +298,11 @@ impl SqliteStore {
         migrator.close().await?;
         let connection = ConnectionThread::open(ConnectionOptions {
             path: path.clone(),
-            read_only: false,
+            access: Access::Write {
+                autocheckpoint: WRITER_CHECKPOINT_PAGES,
+            },
             busy_timeout: BUSY_TIMEOUT,
             cache_size: WRITER_CACHE_KIB,
-            autocheckpoint: WRITER_CHECKPOINT_PAGES,
         })
         .await?;
         let checkpointer = Checkpointer::start(&options).await?;
@@ -310,10 +313,9 @@ impl SqliteStore {
             .await?;
         let batch_reader = ConnectionThread::open(ConnectionOptions {
             path: path.clone(),
-            read_only: true,
+            access: Access::Read,
             busy_timeout: BUSY_TIMEOUT,
             cache_size: READER_CACHE_KIB,
-            autocheckpoint: WRITER_CHECKPOINT_PAGES,
         })
         .await?;
         let shared = Shared::default();

@@ -41,13 +41,20 @@ pub(super) struct ConnectionThread {
 /// How a connection is opened.
 pub(super) struct ConnectionOptions {
     pub(super) path: PathBuf,
-    /// The writer's read connection: opened read-only.
-    pub(super) read_only: bool,
+    pub(super) access: Access,
     pub(super) busy_timeout: Duration,
     /// `PRAGMA cache_size`, in SQLite's terms (negative: KiB).
     pub(super) cache_size: i64,
-    /// `PRAGMA wal_autocheckpoint`, in pages (the writer's).
-    pub(super) autocheckpoint: i64,
+}
+
+/// What a connection does.
+#[derive(Clone, Copy)]
+pub(super) enum Access {
+    /// The writer, checkpointing itself past `autocheckpoint` pages of log
+    /// (`PRAGMA wal_autocheckpoint`).
+    Write { autocheckpoint: i64 },
+    /// The writer's read connection: opened read-only.
+    Read,
 }
 
 impl ConnectionThread {
@@ -56,31 +63,25 @@ impl ConnectionThread {
     pub(super) async fn open(options: ConnectionOptions) -> Result<ConnectionThread, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened, answer) = oneshot::channel();
-        let name = if options.read_only {
-            "creditd-sqlite-batch-reader"
-        } else {
-            "creditd-sqlite-writer"
+        let name = match options.access {
+            Access::Read => "creditd-sqlite-batch-reader",
+            Access::Write { .. } => "creditd-sqlite-writer",
         };
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 let connection = (|| {
-                    let access = if options.read_only {
-                        OpenFlags::SQLITE_OPEN_READ_ONLY
-                    } else {
-                        OpenFlags::SQLITE_OPEN_READ_WRITE
+                    let access = match options.access {
+                        Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
+                        Access::Write { .. } => OpenFlags::SQLITE_OPEN_READ_WRITE,
                     };
                     let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                     let connection = Connection::open_with_flags(&options.path, flags)?;
                     connection.busy_timeout(options.busy_timeout)?;
-                    if !options.read_only {
+                    if let Access::Write { autocheckpoint } = options.access {
                         // A commit returns only once its log is on disk.
                         connection.pragma_update(None, "synchronous", "FULL")?;
-                        connection.pragma_update(
-                            None,
-                            "wal_autocheckpoint",
-                            options.autocheckpoint,
-                        )?;
+                        connection.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
                     }
                     connection.pragma_update(None, "cache_size", options.cache_size)?;
                     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -240,10 +241,11 @@ mod tests {
             .expect("created");
         ConnectionThread::open(ConnectionOptions {
             path,
-            read_only: false,
+            access: Access::Write {
+                autocheckpoint: 1000,
+            },
             busy_timeout: Duration::from_secs(1),
             cache_size: -1024,
-            autocheckpoint: 1000,
         })
         .await
         .expect("opened")
