@@ -163,15 +163,7 @@ impl Writer {
         let (background, waiting) = mpsc::channel(QUEUE_DEPTH);
         let max_batch = max_batch.clamp(1, MAX_BATCH);
         let allowed = core.store.concurrent_transactions().max(1);
-        let sources = if max_batch == 1 {
-            // One request per transaction: as many transactions as the store allows,
-            // what a plain service does.
-            let both = Source::Both(Arc::new(tokio::sync::Mutex::new(Queues {
-                requests,
-                background: waiting,
-            })));
-            vec![both; allowed]
-        } else if allowed > CONCURRENT_BATCHES {
+        let sources = if max_batch > 1 && allowed > CONCURRENT_BATCHES {
             let requests = Source::Requests(Arc::new(tokio::sync::Mutex::new(requests)));
             let background = Source::Background(Arc::new(tokio::sync::Mutex::new(waiting)));
             let mut sources = vec![requests; CONCURRENT_BATCHES];
@@ -181,10 +173,18 @@ impl Writer {
             ));
             sources
         } else {
-            vec![Source::Both(Arc::new(tokio::sync::Mutex::new(Queues {
+            // One request per transaction: as many transactions as the store allows,
+            // what a plain service does; else batches one at a time.
+            let writers = if max_batch == 1 {
+                allowed
+            } else {
+                CONCURRENT_BATCHES
+            };
+            let both = Source::Both(Arc::new(tokio::sync::Mutex::new(Queues {
                 requests,
                 background: waiting,
-            })))]
+            })));
+            vec![both; writers]
         };
         let task = tokio::spawn(async move {
             let mut workers = tokio::task::JoinSet::new();
