@@ -172,12 +172,10 @@ impl Store for PostgresStore {
         after: Option<&AccountId>,
         limit: u32,
     ) -> Result<Vec<StoredAccount>, StoreError> {
-        // Bytewise order ("C"), the order of the index of migration 0002, whatever the
-        // database's collation.
+        // Bytewise order: the key's collation is "C" (migration 0014).
         let rows = sqlx::query(
-            r#"SELECT state, entry_seq, format FROM accounts
-               WHERE id COLLATE "C" >= $1 AND id COLLATE "C" < $2 AND id COLLATE "C" > $3
-               ORDER BY id COLLATE "C" LIMIT $4"#,
+            "SELECT state, entry_seq, format FROM accounts
+             WHERE id >= $1 AND id < $2 AND id > $3 ORDER BY id LIMIT $4",
         )
         .bind(prefix.as_str())
         .bind(format!("{}{ACCOUNT_ID_END}", prefix.as_str()))

@@ -714,6 +714,19 @@ async fn accounts_are_listed_by_prefix_in_id_order_page_after_page(db: Db) {
     );
 }
 
+/// A PostgreSQL database whose own collation orders otherwise (ICU's English puts
+/// `Z-user` after `usex`) lists accounts in the same bytewise order as SQLite: the keys
+/// are `COLLATE "C"` (migration 0014).
+#[tokio::test]
+async fn accounts_are_listed_bytewise_whatever_the_postgres_database_collation() {
+    let icu = "LOCALE_PROVIDER icu ICU_LOCALE 'en' TEMPLATE template0";
+    if let Some(database) = crate::postgres::postgres_created_with_or_skip(icu).await {
+        let db = creditd_store::open(database.url()).await.unwrap();
+        accounts_are_listed_by_prefix_in_id_order_page_after_page(db).await;
+        database.drop().await;
+    }
+}
+
 async fn settled_holds_and_purchases_are_listed_newest_first_page_after_page(db: Db) {
     let now = t("2026-11-21T10:00:00Z");
     let catalog = Catalog::default();

@@ -34,6 +34,12 @@ impl TestDatabase {
 /// test is then SKIPPED, said on the terminal whatever cargo captures, unless
 /// `CREDITD_REQUIRE_POSTGRES=1` (as in CI), which makes it fail.
 pub async fn postgres_or_skip() -> Option<TestDatabase> {
+    postgres_created_with_or_skip("").await
+}
+
+/// As [`postgres_or_skip`], the database made with `options` after its name in
+/// `CREATE DATABASE` (a collation, say).
+pub async fn postgres_created_with_or_skip(options: &str) -> Option<TestDatabase> {
     let server = std::env::var("CREDITD_TEST_POSTGRES").unwrap_or(DEFAULT_POSTGRES.to_owned());
     let mut admin = match PgConnection::connect(&server).await {
         Ok(connection) => connection,
@@ -51,7 +57,7 @@ pub async fn postgres_or_skip() -> Option<TestDatabase> {
     };
     let name = format!("creditd_test_{:016x}", rand_suffix());
     admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
+        .execute(format!("CREATE DATABASE {name} {options}").as_str())
         .await
         .unwrap();
     let (base, _) = server.rsplit_once('/').unwrap();
