@@ -3,8 +3,8 @@
 --  * Order: pages of accounts, purchases and the console's lists come in the same
 --    order on both databases, and a cursor means the same thing on each.
 --  * Speed: a comparison under any other collation copies both strings and calls the
---    C library's strcoll; under "C" it is a memcmp. Index inserts were a third of
---    PostgreSQL's CPU in a distribution sweep, and these comparisons a third of those
+--    C library's strcoll; under "C" it is a memcmp. Index inserts were half of
+--    PostgreSQL's CPU in a distribution sweep, and these comparisons a fifth of those
 --    (docs/BENCHMARKS.md, "Keys compared byte by byte").
 -- accounts_by_id_bytes (0002) only gave a bytewise order beside the key's; the key now
 -- has it, so the index goes, and with it an index entry for every account written.
