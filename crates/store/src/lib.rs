@@ -22,6 +22,7 @@ mod packed;
 mod postgres;
 mod records;
 mod sqlite;
+mod window;
 
 use async_trait::async_trait;
 use creditd_ledger::{AccountId, AccountIdPrefix, HoldId, HoldStatus, LedgerQuery, OrderId};

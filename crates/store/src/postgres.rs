@@ -35,6 +35,7 @@ use crate::columns::{
     rare_entries, record_account, settled_hold, sql, stored_account, stored_entry, written,
 };
 use crate::instant::to_db;
+use crate::window::window_numbers;
 use crate::{
     ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, Durable, IdempotencyKey,
     PurchasePosition, PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry,
@@ -114,15 +115,16 @@ impl Store for PostgresStore {
     ) -> Result<Vec<StoredEntry>, StoreError> {
         // A number past every stored one (a crafted cursor) pages from the newest.
         let before = before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut connection = self.pool.acquire().await?;
+        let (from, below) = window_numbers::<Postgres>(&mut connection, id, query, before).await?;
         let sql = ledger_page_sql(query, LEDGER_PAGE, LEDGER_PAGE_OF_RARE_TYPE);
         let rows = sqlx::query(sql)
             .bind(id.as_str())
-            .bind(before)
+            .bind(below)
             .bind(query.entry_type().map(|t| t.as_str()))
-            .bind(query.since().map(to_db))
-            .bind(query.until().map(to_db))
+            .bind(from)
             .bind(i64::from(query.limit()))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *connection)
             .await?;
         rows.iter().map(stored_entry::<_, &[u8]>).collect()
     }
@@ -345,19 +347,18 @@ struct PostgresWrite {
     loaded: HashMap<AccountId, Option<i64>>,
 }
 
-/// A page of an account's ledger, newest first, below a number `$2`, filtered by `$3`
-/// (type, as `$label` says), `$4` (since) and `$5` (until) where not null; `$rows` says
-/// which rows the page is read from.
+/// A page of an account's ledger, newest first, numbered from `$4` and below `$2` (the
+/// cursor and the time window, [`window_numbers`]), filtered by `$3` (type, as `$label`
+/// says) where not null; `$rows` says which rows the page is read from.
 macro_rules! ledger_page {
     ($rows:expr, $label:expr) => {
         concat!(
             "SELECT number, data, format FROM history
              WHERE account_id = $1 AND ",
             $rows,
-            " AND number < $2 AND ",
+            " AND number >= $4 AND number < $2 AND ",
             $label,
-            " AND ($4::int8 IS NULL OR at >= $4) AND ($5::int8 IS NULL OR at < $5)
-             ORDER BY number DESC LIMIT $6"
+            " ORDER BY number DESC LIMIT $5"
         )
     };
 }

@@ -32,7 +32,8 @@ use creditd_ledger::{AccountId, AccountIdPrefix, Hold, HoldId, HoldStatus, Ledge
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -54,6 +55,7 @@ use crate::columns::{
     unsigned,
 };
 use crate::instant::to_db;
+use crate::window::window_numbers;
 use crate::{
     ACCOUNT_ID_END, ApiKeyRecord, BatchReads, Changes, ConsoleSession, Durable, IdempotencyKey,
     PurchasePosition, PurchaseRecord, Store, StoreError, StoredAccount, StoredAudit, StoredEntry,
@@ -395,15 +397,16 @@ impl Store for SqliteStore {
         if page.len() >= wanted {
             return Ok(page);
         }
+        let mut connection = self.readers.acquire().await?;
+        let (from, below) = window_numbers::<Sqlite>(&mut connection, id, query, before_db).await?;
         let sql = ledger_page_sql(query, LEDGER_PAGE, LEDGER_PAGE_OF_RARE_TYPE);
         let rows = sqlx::query(sql)
             .bind(id.as_str())
-            .bind(before_db)
+            .bind(below)
             .bind(query.entry_type().map(|t| t.as_str()))
-            .bind(query.since().map(to_db))
-            .bind(query.until().map(to_db))
+            .bind(from)
             .bind(u32::try_from(wanted.saturating_sub(page.len())).unwrap_or(u32::MAX))
-            .fetch_all(&self.readers)
+            .fetch_all(&mut *connection)
             .await?;
         for row in &rows {
             page.push(stored_entry::<_, &[u8]>(row)?);
@@ -654,19 +657,18 @@ const READ_PURCHASES: &str = "SELECT order_id, account_id, credits, bucket_id, p
          paid_at_requested, expires_at, amount_minor, currency, recorded_at
      FROM purchases WHERE order_id IN (SELECT value FROM json_each(?))";
 
-/// A page of an account's ledger, newest first, below a number `?2`, filtered by `?3`
-/// (type, as `$label` says), `?4` (since) and `?5` (until) where not null; `$rows` says
-/// which rows the page is read from.
+/// A page of an account's ledger, newest first, numbered from `?4` and below `?2` (the
+/// cursor and the time window, [`window_numbers`]), filtered by `?3` (type, as `$label`
+/// says) where not null; `$rows` says which rows the page is read from.
 macro_rules! ledger_page {
     ($rows:expr, $label:expr) => {
         concat!(
             "SELECT number, data, format FROM history
              WHERE account_id = ?1 AND ",
             $rows,
-            " AND number < ?2 AND ",
+            " AND number >= ?4 AND number < ?2 AND ",
             $label,
-            " AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
-             ORDER BY number DESC LIMIT ?6"
+            " ORDER BY number DESC LIMIT ?5"
         )
     };
 }

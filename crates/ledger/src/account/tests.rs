@@ -1410,3 +1410,26 @@ fn catching_up_applies_at_most_a_bounded_number_of_instants_per_command_then_com
     assert_eq!(distributions, 2_400);
     w.account.check_invariants().expect("invariants");
 }
+
+#[test]
+fn entries_are_dated_in_the_order_they_are_recorded_even_from_a_clock_behind() {
+    // The store reads a ledger window as a range of entry numbers (its `window.rs`):
+    // an account's entries must be dated in the order they are numbered, even when a
+    // node whose clock is behind another's writes next, and when catching up records
+    // effects that fell due earlier.
+    let mut w = World::new("UTC", "2026-12-01T10:00:00Z");
+    w.expiring(CreditKind::General, 5, "2026-12-01T11:00:00Z");
+    w.general(100);
+    w.now = t("2026-12-01T12:00:00Z");
+    w.charge("ai_background", None).expect("charge");
+    // A node 30 s behind: its `now` counts as the account's own time.
+    w.now = t("2026-12-01T11:59:30Z");
+    w.charge("ai_background", None).expect("charge");
+    w.adjust(-3, CreditKind::General, "correction")
+        .expect("adjust");
+    let dates: Vec<Timestamp> = w.history.entries.iter().map(|e| e.at).collect();
+    assert!(dates.len() >= 5, "{dates:?}");
+    assert!(dates.is_sorted(), "{dates:?}");
+    assert_eq!(dates.last(), Some(&t("2026-12-01T12:00:00Z")));
+    w.assert_ledger_invariant();
+}

@@ -276,6 +276,13 @@ impl World {
         let restored: Account = serde_json::from_str(&saved).unwrap();
         prop_assert_eq!(&restored, &self.account, "state changed through JSON");
 
+        // Entries are dated in the order they are recorded: the store reads a ledger
+        // window as a range of entry numbers.
+        prop_assert!(
+            entries.windows(2).all(|pair| pair[0].at <= pair[1].at),
+            "entries dated out of order"
+        );
+
         // SPEC §5: ledger sum = general available + general frozen + agent available.
         let sum: i64 = entries.iter().map(|e| e.amount).sum();
         let expected = balance.general.available + balance.general.frozen + balance.agent.available;

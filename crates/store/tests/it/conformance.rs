@@ -37,6 +37,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     a_committed_account_reads_back_equal_with_its_ledger_and_settled_holds,
     ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence,
+    a_ledger_window_pages_through_exactly_its_entries,
     an_uncommitted_transaction_changes_nothing,
     a_second_ledger_entry_with_the_same_number_is_refused_and_the_batch_rolls_back,
     idempotency_records_and_purchases_are_found_by_key_and_purged_by_age,
@@ -290,6 +291,85 @@ async fn ledger_pages_filter_by_type_and_window_and_continue_before_a_sequence(d
         db.ledger_page(&user, &since_now, None).await.unwrap().len(),
         3
     );
+}
+
+/// A window's pages, read through the cursor, hold exactly the entries dated in it,
+/// newest first, whichever entries share an instant with a window's end (the store finds
+/// a window's entries by number, `crate::window` in the store).
+pub(crate) async fn a_ledger_window_pages_through_exactly_its_entries(db: Db) {
+    let start = t("2026-11-21T10:00:00Z");
+    let catalog = Catalog::default();
+    let mut account = Account::open(id("user-1"), TimeZone::UTC, start);
+    let mut entries = Vec::new();
+    // Ten batches of four grants, two instants a batch a minute apart.
+    for batch in 0..10_i64 {
+        let mut history = History::default();
+        let mut moment = account.at(&catalog, start + (2 * batch).minutes(), &mut history);
+        for grant in 0..4_i64 {
+            if grant == 2 {
+                drop(moment);
+                moment = account.at(&catalog, start + (2 * batch + 1).minutes(), &mut history);
+            }
+            moment
+                .grant(Grant {
+                    kind: CreditKind::General,
+                    amount: Amount::new(1).unwrap(),
+                    source: GrantSource::Promotion,
+                    expiry: Expiry::ValidFor(400.days()),
+                    campaign: None,
+                    note: None,
+                })
+                .unwrap();
+        }
+        drop(moment);
+        let before = u64::try_from(entries.len()).unwrap();
+        let changes = changes_for(&account, before, &history);
+        entries.extend(changes.entries.iter().map(|(_, stored)| stored.clone()));
+        commit(&db, &changes).await.unwrap();
+    }
+    let user = id("user-1");
+    let instant = |minutes: i64| start + minutes.minutes();
+    for (since, until) in [
+        (None, Some(instant(7))),
+        (Some(instant(7)), None),
+        (Some(instant(3)), Some(instant(12))),
+        (Some(instant(5)), Some(instant(6))),
+        (Some(instant(6)), Some(instant(5))),
+        (Some(instant(-5)), Some(instant(0))),
+        (Some(instant(19)), Some(instant(60))),
+        (Some(instant(20)), None),
+    ] {
+        let query = LedgerQuery::new(Some(3), None, since, until).unwrap();
+        let expected: Vec<u64> = entries
+            .iter()
+            .rev()
+            .filter(|stored| query.matches(&stored.entry))
+            .map(|stored| stored.seq)
+            .collect();
+        let mut read = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = db.ledger_page(&user, &query, cursor).await.unwrap();
+            read.extend(page.iter().map(|stored| stored.seq));
+            match page.last() {
+                Some(last) if page.len() == 3 => cursor = Some(last.seq),
+                _ => break,
+            }
+        }
+        assert_eq!(read, expected, "since {since:?}, until {until:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_window_pages_through_exactly_its_entries_folded_or_not() {
+    // Folding once 16 rows are unfolded: some of the account's entries are in the table
+    // and the newest in the SQLite store's backlog.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let db = creditd_store::SqliteStore::open_folding_at(&url, true, 16)
+        .await
+        .unwrap();
+    a_ledger_window_pages_through_exactly_its_entries(Box::new(db)).await;
 }
 
 async fn an_uncommitted_transaction_changes_nothing(db: Db) {
