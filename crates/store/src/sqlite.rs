@@ -39,7 +39,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::backlog::{BacklogRow, Cut, CutRows, FOLD_AT, FOLD_SLICE, Unfolded};
-use self::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
+use self::checkpoint::{Checkpointer, RestartWanted, WRITER_CHECKPOINT_PAGES, restart_on_thread};
 use self::memory::{InFlight, Shared, SweepRestore, commit_on_thread, kept};
 use self::writer_thread::{
     Access, ConnectionOptions, ConnectionThread, Script, bytes, rows_of_first_step,
@@ -166,6 +166,8 @@ struct WriterConnection {
     /// Unfolded rows from which each commit also folds a cut ([`FOLD_AT`]).
     fold_at: usize,
     kept: Shared,
+    /// The checkpointer's wish for a checkpoint between two batches.
+    restart: Arc<RestartWanted>,
 }
 
 impl WriterConnection {
@@ -201,13 +203,14 @@ impl WriterConnection {
     /// outcome is unknown. Every batch handed over before it is through by then.
     async fn read_backlog(&mut self) -> Result<(), StoreError> {
         let shared = Arc::clone(&self.kept);
+        let fold_at = self.fold_at;
         let last = self
             .connection
             .call(move |connection| {
                 let mut statement =
                     connection.prepare("SELECT id, data, format FROM backlog ORDER BY id")?;
                 let mut rows = statement.query([])?;
-                let mut fresh = Unfolded::default();
+                let mut fresh = Unfolded::with_room(fold_at);
                 let mut last: i64 = 0;
                 while let Some(row) = rows.next()? {
                     last = row.get(0)?;
@@ -307,7 +310,8 @@ impl SqliteStore {
             cache_size: WRITER_CACHE_KIB,
         })
         .await?;
-        let checkpointer = Checkpointer::start(&options).await?;
+        let restart = Arc::new(RestartWanted::default());
+        let checkpointer = Checkpointer::start(&options, Arc::clone(&restart)).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .test_before_acquire(false)
@@ -331,6 +335,7 @@ impl SqliteStore {
             tickets: 0,
             fold_at: rows,
             kept: Arc::clone(&shared),
+            restart,
         };
         writer.fold_all().await?;
         Ok(SqliteStore {
@@ -787,6 +792,13 @@ impl WriteTransaction for SqliteWrite {
             .writer
             .connection
             .send(move |connection| commit_on_thread(connection, &script, &shared, ticket))?;
+        // Behind this batch, before the next: its outcome is not awaited, as a failure
+        // leaves only the writer's own checkpoint to start the log again.
+        if self.writer.restart.take()
+            && let Ok(restarted) = self.writer.connection.send(restart_on_thread)
+        {
+            drop(restarted);
+        }
         Ok(Box::pin(committed))
     }
 }

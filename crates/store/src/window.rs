@@ -7,7 +7,7 @@
 //! range of numbers, and a page of a window reads that range from the key `(account,
 //! kind, number)`. Filtering by date instead looked through every entry outside the
 //! window until a page was full: on an account of 1.1 million entries, a page of an old
-//! window took 0.2 to 0.7 s (docs/BENCHMARKS.md, "cost in history").
+//! window took 0.14 to 0.66 s at the median (docs/BENCHMARKS.md, "cost in history").
 //!
 //! Each end of the range is found by bisection inside the database ([`FIRST_DATED_FROM`]):
 //! one statement, about 21 steps for a million entries, each a descent of the key.

@@ -22,7 +22,7 @@
 //! tables at every commit, on 10,000 accounts (docs/BENCHMARKS.md, session 6: "the
 //! journal, kept by measurement"; the backlog was called the journal until then).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::ops::Bound;
 
@@ -162,21 +162,36 @@ pub(super) struct KeptState {
 /// `BTreeMap`s of up to 262,144 string keys were most of the encoding stage, itself a
 /// sixth of a charge's CPU (docs/BENCHMARKS.md, issue 16: "the backlog's maps"). A sweep takes them in key order, so
 /// that a cut's rows are neighbours in their table: the keys there are when its pass
-/// over the kind begins, sorted once. A row added later waits for the next sweep, as
-/// its backlog row is newer than the sweep's beginning. The map keeps std's randomly
-/// keyed hasher: labels are chosen by clients.
+/// over the kind begins. A row added later waits for the next sweep, as its backlog row
+/// is newer than the sweep's beginning. The map keeps std's randomly keyed hasher:
+/// labels are chosen by clients.
+///
+/// The next pass's keys are put in order as they come ([`ByKey::next`]), and a pass
+/// begins by taking them whole, not by sorting every key then: sorting the idempotency
+/// labels (163,288 in one run) held the batch being built, and so every request waiting
+/// on it, for up to 89 ms once a sweep (docs/BENCHMARKS.md, "where the slowest charges
+/// wait").
 #[derive(Debug)]
 struct ByKey<K, V> {
     rows: HashMap<K, V>,
     /// The keys of the sweep's pass over this kind, in order.
-    order: Vec<K>,
+    pass: BTreeSet<K>,
+    /// The keys the next pass takes, in order: every key new to the map since this pass
+    /// began, and every key a cut of it folded but could not forget (changed meanwhile).
+    next: BTreeSet<K>,
+    /// Whether `next` holds exactly the keys kept when nothing of this pass is left to
+    /// fold; not after the sweep was put back ([`Unfolded::restore_sweep`]), which may
+    /// fold a key of `next` in this pass. The next pass then takes every key anew.
+    next_exact: bool,
 }
 
 impl<K, V> Default for ByKey<K, V> {
     fn default() -> Self {
         ByKey {
             rows: HashMap::new(),
-            order: Vec::new(),
+            pass: BTreeSet::new(),
+            next: BTreeSet::new(),
+            next_exact: true,
         }
     }
 }
@@ -211,6 +226,13 @@ impl<N, V> Default for PerAccount<N, V> {
 type Place<N> = (usize, N);
 
 impl<N: Ord + Copy, V> PerAccount<N, V> {
+    /// Forgets every row and pass.
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.len = 0;
+        self.order.clear();
+    }
+
     fn insert(&mut self, account: AccountId, number: N, row: V) {
         if self
             .rows
@@ -329,44 +351,48 @@ impl<N: Ord + Copy, V> PerAccount<N, V> {
     }
 }
 
-/// A cut of a [`ByKey`] kind: positions `start..end` of its pass's order.
-#[derive(Clone, Debug)]
-pub(super) struct Positions {
-    start: usize,
-    end: usize,
-    /// Whether the cut ends the pass.
-    last: bool,
-}
-
-impl Positions {
-    /// Whether the cut runs through the last key of the pass.
-    pub(super) fn ends_sweep(&self) -> bool {
-        self.last
-    }
-}
-
 impl<K: Hash + Ord + Clone, V> ByKey<K, V> {
-    /// The cut of at most `rows` keys from position `from` of the pass; a pass begins
-    /// (its order is taken) at position 0.
-    fn span(&mut self, from: usize, rows: usize) -> Positions {
-        if from == 0 {
-            self.order = self.rows.keys().cloned().collect();
-            self.order.sort_unstable();
+    /// Forgets every row and pass.
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.pass.clear();
+        self.next.clear();
+        self.next_exact = true;
+    }
+
+    /// Keeps `row` as the key's; a key new to the map joins the next pass.
+    fn insert(&mut self, key: K, row: V) {
+        if self.rows.insert(key.clone(), row).is_none() {
+            self.next.insert(key);
         }
-        let end = from.saturating_add(rows.max(1)).min(self.order.len());
-        Positions {
-            start: from.min(end),
-            end,
-            last: end == self.order.len(),
+    }
+
+    /// The cut of at most `rows` keys of the pass after `after`; a pass begins (takes
+    /// its keys) when `after` is `None`. A cut whose `through` is `None` ends the pass.
+    fn span(&mut self, after: Option<K>, rows: usize) -> KeyRange<K> {
+        if after.is_none() {
+            self.pass = std::mem::take(&mut self.next);
+            // A sweep deletes the backlog rows it began after once its passes are
+            // through, so a pass must hold every key kept: should `next` not be known to
+            // be exactly those, every key, taken anew.
+            if !self.next_exact || self.pass.len() != self.rows.len() {
+                self.pass = self.rows.keys().cloned().collect();
+            }
+            self.next_exact = true;
         }
+        let low = after.clone().map_or(Bound::Unbounded, Bound::Excluded);
+        let through = self
+            .pass
+            .range((low, Bound::Unbounded))
+            .nth(rows.max(1).saturating_sub(1))
+            .cloned();
+        KeyRange { after, through }
     }
 
     /// The rows of `span` still kept, in key order.
-    fn cut(&self, span: &Positions) -> impl Iterator<Item = (&K, &V)> {
-        self.order
-            .get(span.start..span.end)
-            .unwrap_or_default()
-            .iter()
+    fn cut(&self, span: &KeyRange<K>) -> impl Iterator<Item = (&K, &V)> {
+        self.pass
+            .range(span.bounds())
             .filter_map(|key| self.rows.get_key_value(key))
     }
 
@@ -398,19 +424,19 @@ pub(super) struct SweepMark(Sweep);
 /// Where the next cut starts.
 #[derive(Clone, Debug)]
 enum Next {
-    /// At this position of the pass over account states.
-    Accounts(usize),
+    /// After this account of the pass over account states (at the first if `None`).
+    Accounts(Option<AccountId>),
     /// After this entry of the pass over entries (at the first if `None`).
     Entries(Option<Place<u64>>),
     /// After this hold of the pass over settled holds (at the first if `None`).
     Holds(Option<Place<HoldId>>),
-    /// At this position of the pass over idempotency records.
-    Keys(usize),
+    /// After this label of the pass over idempotency records (at the first if `None`).
+    Keys(Option<String>),
 }
 
 impl Default for Next {
     fn default() -> Self {
-        Next::Accounts(0)
+        Next::Accounts(None)
     }
 }
 
@@ -423,6 +449,11 @@ pub(super) struct KeyRange<K> {
 }
 
 impl<K: Clone> KeyRange<K> {
+    /// Whether the range runs through the last key of its pass.
+    pub(super) fn ends_sweep(&self) -> bool {
+        self.through.is_none()
+    }
+
     fn bounds(&self) -> (Bound<K>, Bound<K>) {
         (
             self.after.clone().map_or(Bound::Unbounded, Bound::Excluded),
@@ -439,18 +470,32 @@ pub(super) enum Cut {
     /// Everything unfolded; then the backlog is emptied.
     All,
     /// Account states.
-    Accounts(Positions),
+    Accounts(KeyRange<AccountId>),
     /// Ledger entries.
     Entries(KeyRange<Place<u64>>),
     /// Settled holds.
     Holds(KeyRange<Place<HoldId>>),
     /// Idempotency records. When the cut reaches the last of the pass
-    /// (`Positions::last`), it ends the sweep, and the backlog rows up to the one given
-    /// are deleted.
-    Keys(Positions, i64),
+    /// ([`KeyRange::ends_sweep`]), it ends the sweep, and the backlog rows up to the one
+    /// given are deleted.
+    Keys(KeyRange<String>, i64),
 }
 
 impl Unfolded {
+    /// Nothing unfolded yet, with room for the idempotency records of a backlog of
+    /// `fold_at` rows: half as many, which the map rounds up to 229,376 for
+    /// [`FOLD_AT`], above the most seen in a run of charges (163,288; a write request
+    /// adds a record, and a charge an entry and a hold beside it). Grown as it fills
+    /// instead, the map moved every record it held at each doubling, in one piece: 42 ms
+    /// at 57,000 and 116 ms at 115,000, while the batch being built waited
+    /// (docs/BENCHMARKS.md, "where the slowest charges wait"). Room not used is address
+    /// space, not memory.
+    pub(super) fn with_room(fold_at: usize) -> Unfolded {
+        let mut unfolded = Unfolded::default();
+        unfolded.keys.rows.reserve(fold_at / 2);
+        unfolded
+    }
+
     /// Adds a batch committed to the backlog as row `row` (or found there on opening).
     /// Account states are checked here, idempotency records when looked up: each as the
     /// tables' rows are checked when read.
@@ -459,7 +504,6 @@ impl Unfolded {
         for (account, entry_seq) in batch.accounts {
             let stored = checked_account(account, entry_seq)?;
             self.accounts
-                .rows
                 .insert(stored.account.id().clone(), KeptState { stored, row });
         }
         for (account, seq, entry) in batch.entries {
@@ -469,7 +513,7 @@ impl Unfolded {
             self.holds.insert(account, hold.id(), hold);
         }
         for key in batch.keys {
-            self.keys.rows.insert(key.label.clone(), key);
+            self.keys.insert(key.label.clone(), key);
         }
         Ok(())
     }
@@ -493,13 +537,12 @@ impl Unfolded {
         let began_after = *self.sweep.began_after.get_or_insert(self.last_row);
         loop {
             let (cut, next) = match &self.sweep.next {
-                Next::Accounts(from) => {
-                    let span = self.accounts.span(*from, rows);
-                    let next = if span.last {
-                        Next::Entries(None)
-                    } else {
-                        Next::Accounts(span.end)
-                    };
+                Next::Accounts(after) => {
+                    let span = self.accounts.span(after.clone(), rows);
+                    let next = span
+                        .through
+                        .clone()
+                        .map_or(Next::Entries(None), |at| Next::Accounts(Some(at)));
                     (Cut::Accounts(span), next)
                 }
                 Next::Entries(after) => {
@@ -513,15 +556,14 @@ impl Unfolded {
                     let span = self.holds.span(*after, rows);
                     let next = span
                         .through
-                        .map_or(Next::Keys(0), |at| Next::Holds(Some(at)));
+                        .map_or(Next::Keys(None), |at| Next::Holds(Some(at)));
                     (Cut::Holds(span), next)
                 }
-                Next::Keys(from) => {
-                    let span = self.keys.span(*from, rows);
-                    if span.last {
-                        self.sweep = Sweep::default();
-                    } else {
-                        self.sweep.next = Next::Keys(span.end);
+                Next::Keys(after) => {
+                    let span = self.keys.span(after.clone(), rows);
+                    match &span.through {
+                        None => self.sweep = Sweep::default(),
+                        Some(at) => self.sweep.next = Next::Keys(Some(at.clone())),
                     }
                     return Cut::Keys(span, began_after);
                 }
@@ -543,6 +585,8 @@ impl Unfolded {
     /// Puts the sweep back where `mark` found it.
     pub(super) fn restore_sweep(&mut self, mark: SweepMark) {
         self.sweep = mark.0;
+        self.accounts.next_exact = false;
+        self.keys.next_exact = false;
     }
 
     /// The rows a cut writes.
@@ -567,13 +611,15 @@ impl Unfolded {
     /// state only if it is still the one folded.
     pub(super) fn forget(&mut self, folded: &Folded) {
         for (account, row) in &folded.accounts {
-            if self
-                .accounts
-                .rows
-                .get(account)
-                .is_some_and(|kept| kept.row == *row)
-            {
-                self.accounts.rows.remove(account);
+            match self.accounts.rows.get(account) {
+                Some(kept) if kept.row == *row => {
+                    self.accounts.rows.remove(account);
+                }
+                // Changed since the cut was taken: the next pass folds it again.
+                Some(_) => {
+                    self.accounts.next.insert(account.clone());
+                }
+                None => {}
             }
         }
         for (account, number) in &folded.entries {
@@ -588,12 +634,21 @@ impl Unfolded {
     }
 
     /// Forgets everything, once a fold of [`Cut::All`] is committed (nothing else was on
-    /// its way meanwhile).
+    /// its way meanwhile). The maps keep their room.
     pub(super) fn forget_all(&mut self) {
-        *self = Unfolded {
-            last_row: self.last_row,
-            ..Unfolded::default()
-        };
+        let Unfolded {
+            accounts,
+            entries,
+            holds,
+            keys,
+            sweep,
+            last_row: _,
+        } = self;
+        accounts.clear();
+        entries.clear();
+        holds.clear();
+        keys.clear();
+        *sweep = Sweep::default();
     }
 
     /// Kept states of accounts with ids in `start..end` after `after`, at most `limit`.
@@ -842,19 +897,24 @@ mod tests {
             }
             *keys += 1;
             let label = format!("k\n{keys}");
-            batch.keys.push(KeyColumns {
-                label: label.clone(),
-                account: String::new(),
-                digest: String::new(),
-                status: 201,
-                body: String::new(),
-                at: 0,
-            });
+            batch.keys.push(key_columns(&label));
             rows.push((Row::State(name.clone()), *seq));
             rows.push((Row::Entry(name, *seq), *seq));
             rows.push((Row::Key(label), 0));
         }
         (batch, rows)
+    }
+
+    /// A record's columns under `label`.
+    fn key_columns(label: &str) -> KeyColumns {
+        KeyColumns {
+            label: label.to_owned(),
+            account: String::new(),
+            digest: String::new(),
+            status: 201,
+            body: String::new(),
+            at: 0,
+        }
     }
 
     /// What a cut writes, as rows with versions.
@@ -925,6 +985,14 @@ mod tests {
         Ok(())
     }
 
+    impl<K: std::hash::Hash + Ord, V> ByKey<K, V> {
+        /// Whether the next pass's keys are exactly the keys kept.
+        fn next_is_every_key_kept(&self) -> bool {
+            self.next.len() == self.rows.len()
+                && self.rows.keys().all(|key| self.next.contains(key))
+        }
+    }
+
     proptest! {
         /// Batches as the writer hands them over: each takes its cut before the one
         /// before it has committed (`overlap`) or after.
@@ -946,6 +1014,14 @@ mod tests {
             for (id, (picks, cut_rows, overlap)) in (1..).zip(batches) {
                 if !overlap && let Some(pending) = on_its_way.take() {
                     complete(pending, &mut unfolded, &mut backlog, &mut tables, &mut committed)?;
+                }
+                // A pass over account states or records begins with every key in the
+                // order kept as they came, without sorting them all.
+                if matches!(unfolded.sweep.next, super::Next::Accounts(None)) {
+                    prop_assert!(unfolded.accounts.next_is_every_key_kept());
+                }
+                if matches!(unfolded.sweep.next, super::Next::Keys(None)) {
+                    prop_assert!(unfolded.keys.next_is_every_key_kept());
                 }
                 let cut = unfolded.next_cut(cut_rows);
                 let emptied_through = match &cut {
@@ -1017,25 +1093,47 @@ mod tests {
     fn a_pass_takes_the_keys_in_order_and_a_key_added_during_it_waits_for_the_next() {
         let mut kept: ByKey<String, u32> = ByKey::default();
         for key in ["d", "b"] {
-            kept.rows.insert(key.to_owned(), 0);
+            kept.insert(key.to_owned(), 0);
         }
         let cut = |kept: &ByKey<String, u32>, span| {
             kept.cut(span)
                 .map(|(key, _)| key.clone())
                 .collect::<Vec<_>>()
         };
-        let first = kept.span(0, 1);
+        let first = kept.span(None, 1);
         assert_eq!(cut(&kept, &first), ["b"]);
         assert!(!first.ends_sweep());
         kept.rows.remove("b");
-        kept.rows.insert("c".to_owned(), 0);
-        let second = kept.span(first.end, 1);
+        kept.insert("c".to_owned(), 0);
+        let second = kept.span(first.through.clone(), 1);
         assert_eq!(cut(&kept, &second), ["d"]);
-        assert!(second.ends_sweep());
+        let third = kept.span(second.through.clone(), 1);
+        assert!(cut(&kept, &third).is_empty());
+        assert!(third.ends_sweep());
         kept.rows.remove("d");
         assert_eq!(kept.rows.keys().collect::<Vec<_>>(), ["c"]);
-        let again = kept.span(0, 8);
+        let again = kept.span(None, 8);
         assert_eq!(cut(&kept, &again), ["c"]);
+        assert!(again.ends_sweep());
+    }
+
+    #[test]
+    fn a_pass_after_the_sweep_was_put_back_takes_every_key_kept_anew() {
+        let mut unfolded = Unfolded::default();
+        for key in ["a", "b"] {
+            unfolded.keys.insert(key.to_owned(), key_columns(key));
+        }
+        let mark = unfolded.sweep_mark();
+        unfolded.keys.span(None, 8);
+        // As a cut put back and taken again can leave them: `next` as long as the keys
+        // kept, but with a key no longer kept in place of one that is.
+        unfolded.keys.rows.clear();
+        unfolded.keys.next.insert("z".to_owned());
+        unfolded.keys.rows.insert("c".to_owned(), key_columns("c"));
+        unfolded.restore_sweep(mark);
+        let span = unfolded.keys.span(None, 8);
+        let labels: Vec<&String> = unfolded.keys.cut(&span).map(|(label, _)| label).collect();
+        assert_eq!(labels, ["c"]);
     }
 
     /// A backlog row written by the version that made format 1, and the same in formats
