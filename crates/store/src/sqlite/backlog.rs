@@ -22,6 +22,7 @@
 //! tables at every commit, on 10,000 accounts (docs/BENCHMARKS.md, session 6: "the
 //! journal, kept by measurement"; the backlog was called the journal until then).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::ops::Bound;
@@ -362,8 +363,14 @@ impl<K: Hash + Ord + Clone, V> ByKey<K, V> {
 
     /// Keeps `row` as the key's; a key new to the map joins the next pass.
     fn insert(&mut self, key: K, row: V) {
-        if self.rows.insert(key.clone(), row).is_none() {
-            self.next.insert(key);
+        match self.rows.entry(key) {
+            Entry::Occupied(mut kept) => {
+                kept.insert(row);
+            }
+            Entry::Vacant(new) => {
+                self.next.insert(new.key().clone());
+                new.insert(row);
+            }
         }
     }
 

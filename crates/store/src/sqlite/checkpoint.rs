@@ -52,6 +52,11 @@ const RESTART_AFTER_PAGES: i64 = 12_288;
 pub(super) struct RestartWanted(AtomicBool);
 
 impl RestartWanted {
+    /// Asks for a checkpoint.
+    fn ask(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
     /// Whether a checkpoint is wanted; the wish is taken with the answer.
     pub(super) fn take(&self) -> bool {
         self.0.swap(false, Ordering::Relaxed)
@@ -99,7 +104,7 @@ impl Checkpointer {
                         let log = row.try_get::<i64, _>(1).unwrap_or(0);
                         let copied = row.try_get::<i64, _>(2).unwrap_or(0);
                         if log >= RESTART_AFTER_PAGES && copied == log {
-                            restart.0.store(true, Ordering::Relaxed);
+                            restart.ask();
                         }
                     }
                     Ok(_) => log::debug!("checkpoint: the database was busy"),

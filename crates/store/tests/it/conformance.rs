@@ -63,6 +63,18 @@ pub(crate) fn id(text: &str) -> AccountId {
     AccountId::parse(text).unwrap()
 }
 
+/// A grant of `amount` general credits, with no campaign or note.
+fn general(amount: u64, source: GrantSource, expiry: Expiry) -> Grant {
+    Grant {
+        kind: CreditKind::General,
+        amount: Amount::new(amount).unwrap(),
+        source,
+        expiry,
+        campaign: None,
+        note: None,
+    }
+}
+
 /// An account with a 10-credit promotion expiring in an hour and a hold of 4 captured
 /// for half (ledger: grant, debit, refund), and the changes that store it.
 pub(crate) fn account_with_history(name: &str, now: Timestamp) -> (Account, Changes) {
@@ -72,12 +84,8 @@ pub(crate) fn account_with_history(name: &str, now: Timestamp) -> (Account, Chan
     let mut moment = account.at(&catalog, now, &mut history);
     moment
         .grant(Grant {
-            kind: CreditKind::General,
-            amount: Amount::new(10).unwrap(),
-            source: GrantSource::Promotion,
-            expiry: Expiry::ValidFor(1.hour()),
-            campaign: None,
             note: Some("welcome".into()),
+            ..general(10, GrantSource::Promotion, Expiry::ValidFor(1.hour()))
         })
         .unwrap();
     let hold = moment
@@ -311,14 +319,11 @@ pub(crate) async fn a_ledger_window_pages_through_exactly_its_entries(db: Db) {
                 moment = account.at(&catalog, start + (2 * batch + 1).minutes(), &mut history);
             }
             moment
-                .grant(Grant {
-                    kind: CreditKind::General,
-                    amount: Amount::new(1).unwrap(),
-                    source: GrantSource::Promotion,
-                    expiry: Expiry::ValidFor(400.days()),
-                    campaign: None,
-                    note: None,
-                })
+                .grant(general(
+                    1,
+                    GrantSource::Promotion,
+                    Expiry::ValidFor(400.days()),
+                ))
                 .unwrap();
         }
         drop(moment);
@@ -622,14 +627,7 @@ async fn a_transaction_reading_an_account_waits_for_the_one_writing_it(db: Db) {
     let catalog = Catalog::default();
     let mut moment = account.at(&catalog, now, &mut history);
     moment
-        .grant(Grant {
-            kind: CreditKind::General,
-            amount: Amount::new(5).unwrap(),
-            source: GrantSource::Promotion,
-            expiry: Expiry::Never,
-            campaign: None,
-            note: None,
-        })
+        .grant(general(5, GrantSource::Promotion, Expiry::Never))
         .unwrap();
     drop(moment);
     let change = changes_for(&account, stored[0].entry_seq, &history);
@@ -657,14 +655,7 @@ pub(crate) fn granted(account: &mut Account, entry_seq: u64, amount: u64) -> Cha
     let mut history = History::default();
     account
         .at(&catalog, now, &mut history)
-        .grant(Grant {
-            kind: CreditKind::General,
-            amount: Amount::new(amount).unwrap(),
-            source: GrantSource::Promotion,
-            expiry: Expiry::Never,
-            campaign: None,
-            note: None,
-        })
+        .grant(general(amount, GrantSource::Promotion, Expiry::Never))
         .unwrap();
     changes_for(account, entry_seq, &history)
 }
@@ -814,14 +805,7 @@ async fn settled_holds_and_purchases_are_listed_newest_first_page_after_page(db:
     let mut history = History::default();
     let mut moment = account.at(&catalog, now, &mut history);
     moment
-        .grant(Grant {
-            kind: CreditKind::General,
-            amount: Amount::new(100).unwrap(),
-            source: GrantSource::Compensation,
-            expiry: Expiry::Never,
-            campaign: None,
-            note: None,
-        })
+        .grant(general(100, GrantSource::Compensation, Expiry::Never))
         .unwrap();
     // Holds 1 … 4: settled as captured, released, captured; hold 4 stays pending.
     let holds: Vec<_> = (0..4)
