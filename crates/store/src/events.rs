@@ -178,44 +178,8 @@ pub(crate) mod sql {
         SET attempts = $4, state = $5, next_attempt_at = $6, holder = NULL, lease_until = NULL
         WHERE endpoint_id = $1 AND account_id = $2 AND sequence = $3 AND holder = $7
           AND state = 'pending'";
-    /// With no endpoint to hand events to, the dispatcher skips to the newest event (an
-    /// endpoint receives only events recorded after its creation anyway): one
-    /// statement, so the endpoints and events it looks at are of one moment. Changes
-    /// no row when there is an endpoint.
-    pub(crate) const SKIP_WITHOUT_ENDPOINTS: &str = "UPDATE webhook_dispatch
-        SET position = (SELECT coalesce(max(position), 0) FROM events)
-        WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)";
-    /// When the oldest event not yet delivered was recorded: the event of the first
-    /// pending delivery, and the first event not yet handed out. Events are recorded and
-    /// handed out in the order of their positions, so both are found by position from
-    /// an index, not among every event or every pending delivery: `/metrics` asks on
-    /// every scrape.
-    pub(crate) const OLDEST_UNDELIVERED: &str = "SELECT min(at) FROM (
-        SELECT (SELECT e.recorded_at FROM webhook_deliveries d
-                JOIN events e ON e.position = d.position
-                WHERE d.state = 'pending' AND d.position IS NOT NULL
-                ORDER BY d.position LIMIT 1) AS at
-        UNION ALL
-        SELECT (SELECT e.recorded_at FROM events e
-                WHERE e.position > (SELECT position FROM webhook_dispatch)
-                ORDER BY e.position LIMIT 1)
-        WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)) m";
-    /// Events recorded before `$1`.
-    pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE recorded_at < $1";
-    /// Finished deliveries of events no longer kept.
-    pub(crate) const PURGE_DELIVERIES: &str = "DELETE FROM webhook_deliveries
-        WHERE state != 'pending' AND NOT EXISTS (SELECT 1 FROM events e
-            WHERE e.account_id = webhook_deliveries.account_id
-              AND e.sequence = webhook_deliveries.sequence)";
     /// Attempts made before `$1`.
     pub(crate) const PURGE_ATTEMPTS: &str = "DELETE FROM webhook_attempts WHERE at < $1";
-    /// One event by account `$1` and number `$2` (`stored_event`).
-    pub(crate) const EVENT: &str = "SELECT position, account_id, sequence, type, created_at,
-        recorded_at, data FROM events WHERE account_id = $1 AND sequence = $2";
-    /// An account's events numbered below `$2`, newest first, at most `$3`.
-    pub(crate) const ACCOUNT_EVENTS: &str = "SELECT position, account_id, sequence, type,
-        created_at, recorded_at, data FROM events WHERE account_id = $1 AND sequence < $2
-        ORDER BY sequence DESC LIMIT $3";
     /// An event's deliveries, by endpoint (`event_delivery`).
     pub(crate) const EVENT_DELIVERIES: &str = "SELECT endpoint_id, state, CAST(attempts AS BIGINT),
         next_attempt_at FROM webhook_deliveries WHERE account_id = $1 AND sequence = $2

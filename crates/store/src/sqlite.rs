@@ -1186,7 +1186,7 @@ mod tests {
     async fn the_oldest_undelivered_event_is_found_by_its_position_not_among_every_event() {
         let folder = tempfile::tempdir().unwrap();
         let mut connection = migrated(&folder).await;
-        let plan = steps(&mut connection, crate::events::sql::OLDEST_UNDELIVERED, "").await;
+        let plan = steps(&mut connection, events::statements::OLDEST_UNDELIVERED, "").await;
         assert!(plan.contains("INTEGER PRIMARY KEY (rowid>?)"), "{plan}");
         assert!(
             plan.contains("webhook_deliveries_pending_in_order"),

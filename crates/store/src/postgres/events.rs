@@ -7,6 +7,13 @@
 //! misses an event. Only batches that record events wait for it, and only for one
 //! another's flush.
 //!
+//! A batch's events of one account are one row, a run ([`EventRuns`], migration
+//! `0015_event_runs`): a month's distribution records four events a member, and as
+//! rows of their own they were a third of the sweep's index entries. A run's events
+//! take contiguous positions and numbers, so each keeps a position of its own; the view
+//! `events` shows them a row each, and every statement here bounds the runs it reads
+//! ([`RUN_LIMIT`]).
+//!
 //! (Listing only events older than every running transaction, `pg_snapshot_xmin`, would
 //! need no lock, but it looks at the whole cluster: one long write transaction in any
 //! database would hold every event back.)
@@ -22,19 +29,234 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::PostgresStore;
-use crate::columns::corrupt;
+use crate::columns::{corrupt, unsigned};
 use crate::events::{
     EVENT_COLUMNS, attempt_record, compress_data, db_count, event_delivery, sql, stored_event,
 };
 use crate::instant::{from_db, to_db};
 use crate::{
-    AttemptRecord, Changes, ClaimedDelivery, EventDelivery, EventFilter, EventStore, StoreError,
-    StoredEvent, WebhookEndpoint,
+    AttemptRecord, Changes, ClaimedDelivery, EventDelivery, EventFilter, EventRecord, EventStore,
+    StoreError, StoredEvent, WebhookEndpoint,
 };
 
 /// The lock under which a transaction takes its events' positions, until it commits:
 /// the two-key form of advisory locks, apart from the one-key locks of accounts.
 const EVENTS_LOCK: (i32, i32) = (0x6372_6564, 2);
+
+/// The most events one run holds. A statement finds an event by its position or its
+/// number from the runs whose first position (or first number) is at most this far
+/// before it, an index range; without the bound, from every run before it.
+const RUN_LIMIT: usize = 256;
+/// [`RUN_LIMIT`] as the statements take it.
+const RUN_BOUND: i64 = RUN_LIMIT as i64;
+
+/// A batch's runs: each takes the next positions from `event_positions` (`$1` of them in
+/// all, contiguous under the lock), its first `$2` after the batch's first. The events of
+/// a run are bound as PostgreSQL array literals, one per run: arrays of arrays must have
+/// rows of one length, and runs do not.
+const INSERT_RUNS: &str = "WITH taken AS (
+        SELECT setval('event_positions', nextval('event_positions') + $1 - 1) - $1 + 1
+            AS first)
+    INSERT INTO event_runs (first_position, account_id, first_sequence, recorded_at, types,
+                            created_ats, data)
+    SELECT taken.first + r.shift, r.account_id, r.first_sequence, r.recorded_at,
+           r.types::text[], r.created_ats::int8[], r.data::bytea[]
+    FROM taken, unnest($2::int8[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[],
+                       $8::text[])
+        AS r (shift, account_id, first_sequence, recorded_at, types, created_ats, data)";
+
+/// A batch's events as runs ([`INSERT_RUNS`]): one run for the events that follow each
+/// other in the batch for one account, recorded at one instant, at most [`RUN_LIMIT`].
+#[derive(Default)]
+struct EventRuns<'a> {
+    /// Every event of the batch.
+    events: u64,
+    /// Each run's first event, counted from the batch's first.
+    offsets: Vec<i64>,
+    accounts: Vec<&'a str>,
+    first_sequences: Vec<i64>,
+    recorded_ats: Vec<i64>,
+    /// `{"credits.granted",…}`
+    types: Vec<String>,
+    /// `{1764…,…}`
+    created_ats: Vec<String>,
+    /// `{"\\x02…",…}`: each event's data, compressed, in hexadecimal.
+    data: Vec<String>,
+}
+
+impl<'a> EventRuns<'a> {
+    fn of(events: &'a [EventRecord]) -> Result<EventRuns<'a>, StoreError> {
+        let mut runs = EventRuns {
+            events: u64::try_from(events.len()).map_err(corrupt)?,
+            ..EventRuns::default()
+        };
+        let mut offset = 0;
+        while let Some(rest) = events.get(offset..).filter(|rest| !rest.is_empty()) {
+            let run = rest.get(..run_length(rest)).unwrap_or(rest);
+            runs.push(offset, run)?;
+            offset = offset
+                .checked_add(run.len())
+                .ok_or_else(|| corrupt("events"))?;
+        }
+        Ok(runs)
+    }
+
+    fn push(&mut self, offset: usize, run: &'a [EventRecord]) -> Result<(), StoreError> {
+        let Some(first) = run.first() else {
+            return Ok(());
+        };
+        self.offsets.push(i64::try_from(offset).map_err(corrupt)?);
+        self.accounts.push(first.account_id.as_str());
+        self.first_sequences.push(db_count(first.sequence)?);
+        self.recorded_ats.push(to_db(first.recorded_at));
+        self.types.push(array_literal(
+            run.iter().map(|e| format!("\"{}\"", e.event_type.as_str())),
+        ));
+        self.created_ats.push(array_literal(
+            run.iter().map(|e| to_db(e.created_at).to_string()),
+        ));
+        let data = run
+            .iter()
+            .map(|e| compress_data(&e.data).map(|bytes| bytea_element(&bytes)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.data.push(array_literal(data.into_iter()));
+        Ok(())
+    }
+}
+
+/// How many of `events`, from the first, make one run: those that follow each other
+/// for one account, recorded at one instant, at most [`RUN_LIMIT`].
+fn run_length(events: &[EventRecord]) -> usize {
+    let follow = events
+        .windows(2)
+        .take(RUN_LIMIT.saturating_sub(1))
+        .take_while(|pair| {
+            let [before, next] = pair else { return false };
+            before.account_id == next.account_id
+                && before.sequence.checked_add(1) == Some(next.sequence)
+                && before.recorded_at == next.recorded_at
+        })
+        .count();
+    follow.saturating_add(1)
+}
+
+/// `{a,b,…}`: PostgreSQL's text form of an array.
+fn array_literal(elements: impl Iterator<Item = String>) -> String {
+    let mut literal = String::from("{");
+    for (n, element) in elements.enumerate() {
+        if n > 0 {
+            literal.push(',');
+        }
+        literal.push_str(&element);
+    }
+    literal.push('}');
+    literal
+}
+
+/// `"\\x0a1b…"`: bytes as a quoted element of a `bytea[]` literal (a backslash in a
+/// quoted element is written twice).
+fn bytea_element(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut element = String::with_capacity(bytes.len().saturating_mul(2).saturating_add(5));
+    element.push_str("\"\\\\x");
+    for byte in bytes {
+        for digit in [byte >> 4, byte & 0xf] {
+            element.push(char::from(DIGITS[usize::from(digit)]));
+        }
+    }
+    element.push('"');
+    element
+}
+
+/// Statements on the events view (migration `0015_event_runs`). Each bounds the runs it
+/// reads by `first_position` or `first_sequence`, with [`RUN_LIMIT`] as a parameter (the
+/// run limit): a condition on an event's own `position` or `sequence` is on the view's
+/// arithmetic, which no index has.
+mod statements {
+    /// Events after position `$1`, of type `$2` and account `$3` where not null, oldest
+    /// first, at most `$4`; `$5` the run limit.
+    pub(super) const EVENTS_PAGE: &str = "SELECT position, account_id, sequence, type,
+        created_at, recorded_at, data FROM events
+        WHERE first_position > $1 - $5 AND position > $1
+          AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR account_id = $3)
+        ORDER BY first_position, position LIMIT $4";
+    /// One event by account `$1` and number `$2`; `$3` the run limit.
+    pub(super) const EVENT: &str = "SELECT position, account_id, sequence, type, created_at,
+        recorded_at, data FROM events
+        WHERE account_id = $1 AND first_sequence <= $2 AND first_sequence > $2 - $3
+          AND sequence = $2";
+    /// An account's events numbered below `$2`, newest first, at most `$3`: from its
+    /// last `$3` runs below `$2` at most (each holds one event or more), so that the sort
+    /// never takes every run of an account with millions.
+    pub(super) const ACCOUNT_EVENTS: &str = "SELECT position, account_id, sequence, type,
+        created_at, recorded_at, data FROM events
+        WHERE account_id = $1 AND first_sequence < $2 AND sequence < $2
+          AND first_sequence >= (SELECT min(first_sequence) FROM (
+              SELECT first_sequence FROM event_runs WHERE account_id = $1 AND first_sequence < $2
+              ORDER BY first_sequence DESC LIMIT $3) last)
+        ORDER BY first_sequence DESC, sequence DESC LIMIT $3";
+    /// The runs recorded before `$1`; the number of events they held.
+    pub(super) const PURGE_EVENTS: &str = "WITH gone AS (
+            DELETE FROM event_runs WHERE recorded_at < $1 RETURNING cardinality(types) AS n)
+        SELECT coalesce(sum(n), 0)::int8 FROM gone";
+    /// Finished deliveries of events no longer kept; `$1` the run limit.
+    pub(super) const PURGE_DELIVERIES: &str = "DELETE FROM webhook_deliveries d
+        WHERE state != 'pending' AND NOT EXISTS (SELECT 1 FROM event_runs r
+            WHERE r.account_id = d.account_id AND r.first_sequence <= d.sequence
+              AND r.first_sequence > d.sequence - $1
+              AND d.sequence < r.first_sequence + cardinality(r.types))";
+    /// As SQLite's statement of the same name (`src/sqlite/events.rs`), with the last
+    /// position taken from the newest run.
+    pub(super) const SKIP_WITHOUT_ENDPOINTS: &str = "UPDATE webhook_dispatch
+        SET position = coalesce((SELECT first_position + cardinality(types) - 1
+                                 FROM event_runs ORDER BY first_position DESC LIMIT 1), 0)
+        WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)";
+    /// As SQLite's statement of the same name (`src/sqlite/events.rs`): the run of the
+    /// first pending delivery's event, and the first run with an event not yet handed
+    /// out; `$1` the run limit.
+    pub(super) const OLDEST_UNDELIVERED: &str = "SELECT min(at) FROM (
+        SELECT (SELECT r.recorded_at FROM event_runs r
+                WHERE r.first_position <= pending.position
+                  AND r.first_position > pending.position - $1
+                ORDER BY r.first_position DESC LIMIT 1) AS at
+        FROM (SELECT (SELECT position FROM webhook_deliveries
+                      WHERE state = 'pending' AND position IS NOT NULL
+                      ORDER BY position LIMIT 1) AS position) pending
+        UNION ALL
+        SELECT (SELECT r.recorded_at FROM event_runs r
+                WHERE r.first_position > d.position - $1
+                  AND r.first_position + cardinality(r.types) - 1 > d.position
+                ORDER BY r.first_position LIMIT 1)
+        FROM webhook_dispatch d
+        WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)) m";
+    /// The events after position `$1` up to `$2` with their endpoints, as deliveries due
+    /// at `$3`; `$4` the run limit.
+    pub(super) const DISPATCH: &str = "INSERT INTO webhook_deliveries (endpoint_id,
+            account_id, sequence, attempts, state, next_attempt_at, position)
+        SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3, e.position
+        FROM events e JOIN webhook_endpoints w
+          ON w.deleted_at IS NULL AND w.created_at <= e.recorded_at
+         AND (w.event_types IS NULL OR e.type = ANY(w.event_types))
+        WHERE e.first_position > $1 - $4 AND e.first_position <= $2
+          AND e.position > $1 AND e.position <= $2
+        ON CONFLICT DO NOTHING";
+    /// The last position and the number of events after position `$1`, at most `$2`;
+    /// `$3` the run limit.
+    pub(super) const TO_DISPATCH: &str = "SELECT max(position), count(*) FROM (
+            SELECT position FROM events WHERE first_position > $1 - $3 AND position > $1
+            ORDER BY first_position, position LIMIT $2) e";
+    /// A redelivery of account `$2`'s event `$3` to endpoint `$1` due at `$4`; `$5` the
+    /// run limit.
+    pub(super) const REDELIVER: &str = "INSERT INTO webhook_deliveries (endpoint_id,
+            account_id, sequence, attempts, state, next_attempt_at, position)
+        VALUES ($1, $2, $3, 0, 'pending', $4,
+                (SELECT e.position FROM events e
+                 WHERE e.account_id = $2 AND e.first_sequence <= $3
+                   AND e.first_sequence > $3 - $5 AND e.sequence = $3))
+        ON CONFLICT (endpoint_id, account_id, sequence) DO UPDATE SET attempts = 0,
+            state = 'pending', next_attempt_at = excluded.next_attempt_at, holder = NULL,
+            lease_until = NULL";
+}
 
 /// The batch's events, endpoints and redeliveries.
 pub(super) async fn write_events(
@@ -42,35 +264,25 @@ pub(super) async fn write_events(
     changes: &Changes,
 ) -> Result<(), StoreError> {
     if !changes.events.is_empty() {
-        // Compressed before the lock, which other nodes' batches with events wait for.
-        let data = changes
-            .events
-            .iter()
-            .map(|e| compress_data(&e.data))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Built and compressed before the lock, which other nodes' batches with events
+        // wait for.
+        let runs = EventRuns::of(&changes.events)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(EVENTS_LOCK.0)
             .bind(EVENTS_LOCK.1)
             .execute(&mut **tx)
             .await?;
-        let e = &changes.events;
-        let sequences = e
-            .iter()
-            .map(|e| db_count(e.sequence))
-            .collect::<Result<Vec<_>, _>>()?;
-        sqlx::query(
-            "INSERT INTO events (account_id, sequence, type, created_at, recorded_at, data)
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[],
-                                  $6::bytea[])",
-        )
-        .bind(e.iter().map(|e| e.account_id.as_str()).collect::<Vec<_>>())
-        .bind(sequences)
-        .bind(e.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| to_db(e.created_at)).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| to_db(e.recorded_at)).collect::<Vec<_>>())
-        .bind(data)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(INSERT_RUNS)
+            .bind(db_count(runs.events)?)
+            .bind(&runs.offsets)
+            .bind(&runs.accounts)
+            .bind(&runs.first_sequences)
+            .bind(&runs.recorded_ats)
+            .bind(&runs.types)
+            .bind(&runs.created_ats)
+            .bind(&runs.data)
+            .execute(&mut **tx)
+            .await?;
     }
     for e in &changes.webhook_endpoints {
         let types: Option<Vec<&str>> = e
@@ -104,21 +316,14 @@ pub(super) async fn write_events(
         }
     }
     for r in &changes.redeliveries {
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
-                                             next_attempt_at, position)
-             VALUES ($1, $2, $3, 0, 'pending', $4, (SELECT e.position FROM events e
-                                                    WHERE e.account_id = $2 AND e.sequence = $3))
-             ON CONFLICT (endpoint_id, account_id, sequence) DO UPDATE SET attempts = 0,
-                 state = 'pending', next_attempt_at = excluded.next_attempt_at, holder = NULL,
-                 lease_until = NULL",
-        )
-        .bind(&r.endpoint_id)
-        .bind(r.account_id.as_str())
-        .bind(db_count(r.sequence)?)
-        .bind(to_db(r.at))
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(statements::REDELIVER)
+            .bind(&r.endpoint_id)
+            .bind(r.account_id.as_str())
+            .bind(db_count(r.sequence)?)
+            .bind(to_db(r.at))
+            .bind(RUN_BOUND)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -152,18 +357,14 @@ impl EventStore for PostgresStore {
         filter: &EventFilter,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events
-             WHERE position > $1
-               AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR account_id = $3)
-             ORDER BY position LIMIT $4"
-        ))
-        .bind(db_count(after.unwrap_or(0))?)
-        .bind(filter.event_type.map(EventType::as_str))
-        .bind(filter.account.as_ref().map(AccountId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(statements::EVENTS_PAGE)
+            .bind(db_count(after.unwrap_or(0))?)
+            .bind(filter.event_type.map(EventType::as_str))
+            .bind(filter.account.as_ref().map(AccountId::as_str))
+            .bind(i64::from(limit))
+            .bind(RUN_BOUND)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(stored_event).collect()
     }
 
@@ -172,9 +373,10 @@ impl EventStore for PostgresStore {
         account: &AccountId,
         sequence: u64,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(sql::EVENT)
+        let row = sqlx::query(statements::EVENT)
             .bind(account.as_str())
             .bind(db_count(sequence)?)
+            .bind(RUN_BOUND)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| stored_event(&row)).transpose()
@@ -186,7 +388,7 @@ impl EventStore for PostgresStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(sql::ACCOUNT_EVENTS)
+        let rows = sqlx::query(statements::ACCOUNT_EVENTS)
             .bind(account.as_str())
             .bind(before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)))
             .bind(i64::from(limit))
@@ -211,17 +413,20 @@ impl EventStore for PostgresStore {
     async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError> {
         let before = to_db(before);
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(sql::PURGE_EVENTS)
+        let purged: i64 = sqlx::query_scalar(statements::PURGE_EVENTS)
             .bind(before)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(statements::PURGE_DELIVERIES)
+            .bind(RUN_BOUND)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::PURGE_DELIVERIES).execute(&mut *tx).await?;
         sqlx::query(sql::PURGE_ATTEMPTS)
             .bind(before)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        unsigned(purged)
     }
 
     async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
@@ -243,40 +448,30 @@ impl EventStore for PostgresStore {
         let from: i64 = sqlx::query_scalar("SELECT position FROM webhook_dispatch FOR UPDATE")
             .fetch_one(&mut *tx)
             .await?;
-        let skipped = sqlx::query(sql::SKIP_WITHOUT_ENDPOINTS)
+        let skipped = sqlx::query(statements::SKIP_WITHOUT_ENDPOINTS)
             .execute(&mut *tx)
             .await?;
         if skipped.rows_affected() > 0 {
             tx.commit().await?;
             return Ok(0);
         }
-        let (through, count): (Option<i64>, i64) = sqlx::query_as(
-            "SELECT max(position), count(*) FROM (
-                 SELECT position FROM events WHERE position > $1 ORDER BY position LIMIT $2) e",
-        )
-        .bind(from)
-        .bind(i64::from(limit))
-        .fetch_one(&mut *tx)
-        .await?;
+        let (through, count): (Option<i64>, i64) = sqlx::query_as(statements::TO_DISPATCH)
+            .bind(from)
+            .bind(i64::from(limit))
+            .bind(RUN_BOUND)
+            .fetch_one(&mut *tx)
+            .await?;
         let Some(through) = through else {
             tx.commit().await?;
             return Ok(0);
         };
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (endpoint_id, account_id, sequence, attempts, state,
-                                             next_attempt_at, position)
-             SELECT w.id, e.account_id, e.sequence, 0, 'pending', $3, e.position
-             FROM events e JOIN webhook_endpoints w
-               ON w.deleted_at IS NULL AND w.created_at <= e.recorded_at
-              AND (w.event_types IS NULL OR e.type = ANY(w.event_types))
-             WHERE e.position > $1 AND e.position <= $2
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(from)
-        .bind(through)
-        .bind(to_db(now))
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(statements::DISPATCH)
+            .bind(from)
+            .bind(through)
+            .bind(to_db(now))
+            .bind(RUN_BOUND)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE webhook_dispatch SET position = $1")
             .bind(through)
             .execute(&mut *tx)
@@ -309,7 +504,8 @@ impl EventStore for PostgresStore {
              SELECT e.{}, w.id, w.url, w.secret, c.attempts
              FROM claimed c
              JOIN webhook_endpoints w ON w.id = c.endpoint_id
-             JOIN events e ON e.account_id = c.account_id AND e.sequence = c.sequence",
+             JOIN events e ON e.account_id = c.account_id AND e.sequence = c.sequence
+              AND e.first_sequence <= c.sequence AND e.first_sequence > c.sequence - $7",
             EVENT_COLUMNS.replace(", ", ", e.")
         ))
         .bind(holder)
@@ -318,6 +514,7 @@ impl EventStore for PostgresStore {
         .bind(wall)
         .bind(i64::from(limit))
         .bind(endpoint_id)
+        .bind(RUN_BOUND)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -388,7 +585,8 @@ impl EventStore for PostgresStore {
     }
 
     async fn oldest_undelivered(&self) -> Result<Option<Timestamp>, StoreError> {
-        let oldest: Option<i64> = sqlx::query_scalar(sql::OLDEST_UNDELIVERED)
+        let oldest: Option<i64> = sqlx::query_scalar(statements::OLDEST_UNDELIVERED)
+            .bind(RUN_BOUND)
             .fetch_one(&self.pool)
             .await?;
         oldest.map(from_db).transpose()

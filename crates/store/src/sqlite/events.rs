@@ -23,6 +23,47 @@ use crate::{
     StoreError, StoredEvent, WebhookEndpoint,
 };
 
+/// The statements on events that are SQLite's alone (PostgreSQL keeps a batch's events
+/// of one account in one row, `src/postgres/events.rs`).
+pub(super) mod statements {
+    /// With no endpoint to hand events to, the dispatcher skips to the newest event (an
+    /// endpoint receives only events recorded after its creation anyway): one
+    /// statement, so the endpoints and events it looks at are of one moment. Changes
+    /// no row when there is an endpoint.
+    pub(crate) const SKIP_WITHOUT_ENDPOINTS: &str = "UPDATE webhook_dispatch
+        SET position = (SELECT coalesce(max(position), 0) FROM events)
+        WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)";
+    /// When the oldest event not yet delivered was recorded: the event of the first
+    /// pending delivery, and the first event not yet handed out. Events are recorded and
+    /// handed out in the order of their positions, so both are found by position from
+    /// an index, not among every event or every pending delivery: `/metrics` asks on
+    /// every scrape.
+    pub(crate) const OLDEST_UNDELIVERED: &str = "SELECT min(at) FROM (
+        SELECT (SELECT e.recorded_at FROM webhook_deliveries d
+                JOIN events e ON e.position = d.position
+                WHERE d.state = 'pending' AND d.position IS NOT NULL
+                ORDER BY d.position LIMIT 1) AS at
+        UNION ALL
+        SELECT (SELECT e.recorded_at FROM events e
+                WHERE e.position > (SELECT position FROM webhook_dispatch)
+                ORDER BY e.position LIMIT 1)
+        WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL)) m";
+    /// Events recorded before `$1`.
+    pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE recorded_at < $1";
+    /// Finished deliveries of events no longer kept.
+    pub(crate) const PURGE_DELIVERIES: &str = "DELETE FROM webhook_deliveries
+        WHERE state != 'pending' AND NOT EXISTS (SELECT 1 FROM events e
+            WHERE e.account_id = webhook_deliveries.account_id
+              AND e.sequence = webhook_deliveries.sequence)";
+    /// One event by account `$1` and number `$2` (`stored_event`).
+    pub(crate) const EVENT: &str = "SELECT position, account_id, sequence, type, created_at,
+        recorded_at, data FROM events WHERE account_id = $1 AND sequence = $2";
+    /// An account's events numbered below `$2`, newest first, at most `$3`.
+    pub(crate) const ACCOUNT_EVENTS: &str = "SELECT position, account_id, sequence, type,
+        created_at, recorded_at, data FROM events WHERE account_id = $1 AND sequence < $2
+        ORDER BY sequence DESC LIMIT $3";
+}
+
 /// Frees the deliveries a previous run had claimed.
 pub(super) const RELEASE_LEASES: &str = "UPDATE webhook_deliveries
      SET holder = NULL, lease_until = NULL WHERE holder IS NOT NULL";
@@ -216,7 +257,7 @@ impl EventStore for SqliteStore {
         account: &AccountId,
         sequence: u64,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(sql::EVENT)
+        let row = sqlx::query(statements::EVENT)
             .bind(account.as_str())
             .bind(db_count(sequence)?)
             .fetch_optional(&self.readers)
@@ -230,7 +271,7 @@ impl EventStore for SqliteStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(sql::ACCOUNT_EVENTS)
+        let rows = sqlx::query(statements::ACCOUNT_EVENTS)
             .bind(account.as_str())
             .bind(before.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX)))
             .bind(i64::from(limit))
@@ -257,8 +298,8 @@ impl EventStore for SqliteStore {
         writer.begin().await?;
         let before = to_db(before);
         let mut script = Script::default();
-        script.push(sql::PURGE_EVENTS, [before.into()]);
-        script.push(sql::PURGE_DELIVERIES, []);
+        script.push(statements::PURGE_EVENTS, [before.into()]);
+        script.push(statements::PURGE_DELIVERIES, []);
         script.push(sql::PURGE_ATTEMPTS, [before.into()]);
         Ok(rows_of_first_step(&writer.commit_own(script).await?))
     }
@@ -284,7 +325,7 @@ impl EventStore for SqliteStore {
             .connection
             .call(move |connection| {
                 let skipped = connection
-                    .prepare_cached(sql::SKIP_WITHOUT_ENDPOINTS)?
+                    .prepare_cached(statements::SKIP_WITHOUT_ENDPOINTS)?
                     .execute([])?;
                 if skipped > 0 {
                     connection.execute_batch("COMMIT")?;
@@ -453,7 +494,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn oldest_undelivered(&self) -> Result<Option<Timestamp>, StoreError> {
-        let oldest: Option<i64> = sqlx::query_scalar(sql::OLDEST_UNDELIVERED)
+        let oldest: Option<i64> = sqlx::query_scalar(statements::OLDEST_UNDELIVERED)
             .fetch_one(&self.readers)
             .await?;
         oldest.map(from_db).transpose()

@@ -15,6 +15,7 @@ use crate::conformance::{Db, commit, id, t};
 on_every_backend!(
     events_are_kept_with_their_batch_and_listed_in_commit_order,
     a_batchs_many_events_are_kept_in_the_order_it_recorded_them,
+    an_accounts_events_of_one_batch_are_each_found_as_one,
     events_are_handed_to_their_endpoints_and_each_delivery_claimed_once,
     a_delivery_whose_lease_ran_out_is_claimed_again,
     a_deleted_endpoint_is_handed_nothing_and_its_deliveries_stop,
@@ -110,6 +111,110 @@ async fn a_batchs_many_events_are_kept_in_the_order_it_recorded_them(db: Db) {
         all.windows(2)
             .all(|pair| pair[0].position < pair[1].position)
     );
+}
+
+/// A batch's events that follow each other for one account (PostgreSQL keeps them in
+/// one row, at most 256 to a row): 300 of account `a` with created instants of their
+/// own, two of `b`, then one more of `a`. Each is listed, found by number, paged from
+/// any position, filtered by type, handed to an endpoint and purged as one event.
+async fn an_accounts_events_of_one_batch_are_each_found_as_one(db: Db) {
+    let now = t("2026-11-21T10:00:00Z");
+    let kind = |n: u64| {
+        if n.is_multiple_of(2) {
+            EventType::CreditsExpired
+        } else {
+            EventType::CreditsGranted
+        }
+    };
+    let mut recorded: Vec<EventRecord> = (1..=300_u64)
+        .map(|n| EventRecord {
+            created_at: now - i64::try_from(n).unwrap().seconds(),
+            ..event("a", n, kind(n), now)
+        })
+        .collect();
+    recorded.push(event("b", 1, EventType::BalanceLow, now));
+    recorded.push(event("b", 2, EventType::BalanceDepleted, now));
+    recorded.push(event("a", 301, kind(301), now));
+    record(
+        &db,
+        Changes {
+            webhook_endpoints: vec![endpoint(
+                "we_expired",
+                Some(vec![EventType::CreditsExpired]),
+                now,
+            )],
+            events: recorded.clone(),
+            ..Changes::default()
+        },
+    )
+    .await;
+    let all = db
+        .events_page(None, &EventFilter::default(), 1_000)
+        .await
+        .unwrap();
+    let listed: Vec<EventRecord> = all.iter().map(|e| e.event.clone()).collect();
+    assert_eq!(listed, recorded);
+    assert!(
+        all.windows(2)
+            .all(|pair| pair[0].position < pair[1].position)
+    );
+    // From inside a run, and across the end of one.
+    let after = db
+        .events_page(Some(all[100].position), &EventFilter::default(), 5)
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = after.iter().map(|e| e.event.sequence).collect();
+    assert_eq!(numbers, [102, 103, 104, 105, 106]);
+    let across = db
+        .events_page(Some(all[253].position), &EventFilter::default(), 4)
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = across.iter().map(|e| e.event.sequence).collect();
+    assert_eq!(numbers, [255, 256, 257, 258]);
+    let expired = EventFilter {
+        event_type: Some(EventType::CreditsExpired),
+        ..EventFilter::default()
+    };
+    let of_type = db.events_page(None, &expired, 1_000).await.unwrap();
+    assert_eq!(of_type.len(), 150);
+    assert!(of_type.iter().all(|e| e.event.sequence.is_multiple_of(2)));
+    let of_b = EventFilter {
+        account: Some(id("b")),
+        ..EventFilter::default()
+    };
+    assert_eq!(db.events_page(None, &of_b, 1_000).await.unwrap().len(), 2);
+    // By number: the first, the last and the middle of runs; one never recorded.
+    for n in [1, 128, 256, 257, 300, 301] {
+        let found = db.event(&id("a"), n).await.unwrap().unwrap();
+        let expected = recorded
+            .iter()
+            .find(|e| e.account_id == id("a") && e.sequence == n);
+        assert_eq!(Some(&found.event), expected);
+    }
+    assert!(db.event(&id("a"), 302).await.unwrap().is_none());
+    let newest: Vec<u64> = db
+        .account_events(&id("a"), Some(258), 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.sequence)
+        .collect();
+    assert_eq!(newest, [257, 256, 255]);
+    // Handed out: the endpoint's type only, each event with its own data.
+    db.dispatch_events(now, 1_000).await.unwrap();
+    let claimed = db
+        .claim_deliveries("we_expired", now, "n1", wall_in(60), 1_000)
+        .await
+        .unwrap();
+    let mut handed: Vec<EventRecord> = claimed.into_iter().map(|c| c.event).collect();
+    handed.sort_by_key(|e| e.sequence);
+    let expected: Vec<EventRecord> = recorded
+        .iter()
+        .filter(|e| e.event_type == EventType::CreditsExpired)
+        .cloned()
+        .collect();
+    assert_eq!(handed, expected);
+    assert_eq!(db.purge_events(now + 1.second()).await.unwrap(), 303);
 }
 
 fn attempt(

@@ -4,7 +4,7 @@
 //! rows this version writes; format 2 rows read back beside format 3 ones. (SQLite's,
 //! whose columns take either, in `backlog.rs`.)
 
-use creditd_store::Changes;
+use creditd_store::{Changes, EventFilter};
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::conformance::{assert_reads, batch, commit, history_in, stored_in};
@@ -116,10 +116,12 @@ async fn a_postgres_database_of_format_2_reads_back_beside_format_3_rows() {
     assert_eq!(after, [("bytea".to_owned(), 2), ("bytea".to_owned(), 3)]);
 }
 
-/// Events' data an earlier version stored as JSON `text` reads back, after migration 13,
-/// beside the compressed data this version stores.
+/// Events an earlier version stored, a row each with their data as JSON `text`, read
+/// back after migrations 13 (data as bytes) and 15 (a batch's events of one account in
+/// one row) beside the compressed runs this version writes, at the positions they had;
+/// the positions of new events go on after theirs.
 #[tokio::test]
-async fn event_data_stored_as_text_reads_back_after_its_migration() {
+async fn events_stored_a_row_each_as_text_read_back_after_their_migrations() {
     let Some(database) = postgres_or_skip().await else {
         return;
     };
@@ -128,32 +130,63 @@ async fn event_data_stored_as_text_reads_back_after_its_migration() {
     commit(&db, &old).await.unwrap();
     db.close().await;
     let mut connection = PgConnection::connect(database.url()).await.unwrap();
+    let (created_at, recorded_at): (i64, i64) =
+        sqlx::query_as("SELECT created_ats[1], recorded_at FROM event_runs")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+    // The table as migrations 4 and 14 left it, the old event in it at position 7.
     connection
         .execute(
-            "ALTER TABLE events ALTER COLUMN data TYPE text USING '';
-             DELETE FROM _sqlx_migrations WHERE version = 13;",
+            r#"DROP VIEW events;
+               DROP TABLE event_runs;
+               DROP SEQUENCE event_positions;
+               CREATE TABLE events (
+                   position    bigserial NOT NULL,
+                   account_id  text COLLATE "C" NOT NULL,
+                   sequence    bigint NOT NULL,
+                   type        text NOT NULL,
+                   created_at  bigint NOT NULL,
+                   recorded_at bigint NOT NULL,
+                   data        text NOT NULL,
+                   PRIMARY KEY (account_id, sequence));
+               CREATE UNIQUE INDEX events_in_order ON events (position);
+               CREATE INDEX events_by_age ON events (recorded_at);
+               SELECT setval('events_position_seq', 6);
+               DELETE FROM _sqlx_migrations WHERE version IN (13, 15);"#,
         )
         .await
         .unwrap();
-    sqlx::query("UPDATE events SET data = $1")
-        .bind(&old.events[0].data)
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO events (account_id, sequence, type, created_at, recorded_at, data)
+         VALUES ('a', 1, 'credits.granted', $1, $2, $3)",
+    )
+    .bind(created_at)
+    .bind(recorded_at)
+    .bind(&old.events[0].data)
+    .execute(&mut connection)
+    .await
+    .unwrap();
 
     let db = creditd_store::open(database.url()).await.unwrap();
     let new = events_of_a(&[2]);
     commit(&db, &new).await.unwrap();
-    let first_bytes: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT substr(data, 1, 1) FROM events ORDER BY position")
+    let first_bytes: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT position, substr(data, 1, 1) FROM events ORDER BY position")
             .fetch_all(&mut connection)
             .await
             .unwrap();
-    assert_eq!(first_bytes, [b"{".to_vec(), vec![2]]);
+    assert_eq!(first_bytes, [(7, b"{".to_vec()), (8, vec![2])]);
     assert_eq!(
         event_data(&db).await,
         [old.events[0].data.clone(), new.events[0].data.clone()]
     );
+    let page = db
+        .events_page(Some(7), &EventFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].event, new.events[0]);
     db.close().await;
     connection.close().await.unwrap();
     database.drop().await;
