@@ -69,8 +69,6 @@ const INSERT_RUNS: &str = "WITH taken AS (
 /// other in the batch for one account, recorded at one instant, at most [`RUN_LIMIT`].
 #[derive(Default)]
 struct EventRuns<'a> {
-    /// Every event of the batch.
-    events: u64,
     /// Each run's first event, counted from the batch's first.
     offsets: Vec<i64>,
     accounts: Vec<&'a str>,
@@ -86,17 +84,12 @@ struct EventRuns<'a> {
 
 impl<'a> EventRuns<'a> {
     fn of(events: &'a [EventRecord]) -> Result<EventRuns<'a>, StoreError> {
-        let mut runs = EventRuns {
-            events: u64::try_from(events.len()).map_err(corrupt)?,
-            ..EventRuns::default()
-        };
-        let mut offset = 0;
-        while let Some(rest) = events.get(offset..).filter(|rest| !rest.is_empty()) {
-            let run = rest.get(..run_length(rest)).unwrap_or(rest);
-            runs.push(offset, run)?;
-            offset = offset
-                .checked_add(run.len())
-                .ok_or_else(|| corrupt("events"))?;
+        let mut runs = EventRuns::default();
+        let mut rest = events;
+        while !rest.is_empty() {
+            let (run, after) = rest.split_at(run_length(rest));
+            runs.push(events.len().saturating_sub(rest.len()), run)?;
+            rest = after;
         }
         Ok(runs)
     }
@@ -273,7 +266,7 @@ pub(super) async fn write_events(
             .execute(&mut **tx)
             .await?;
         sqlx::query(INSERT_RUNS)
-            .bind(db_count(runs.events)?)
+            .bind(i64::try_from(changes.events.len()).map_err(corrupt)?)
             .bind(&runs.offsets)
             .bind(&runs.accounts)
             .bind(&runs.first_sequences)
